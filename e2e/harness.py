@@ -1,0 +1,293 @@
+"""Test harness for the end-to-end suites: a cluster to talk to (a kubesim started for the test,
+or the real cluster named by E2E_KUBECONFIG), real kubectl, and the official Python client.
+
+    with Cluster.start() as c:
+        c.kubectl("get", "ns")
+        v1 = c.core()
+"""
+
+import base64
+import http.client
+import json
+import os
+import secrets
+import shutil
+import signal
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import uuid
+
+import yaml
+
+E2E_DIR = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(E2E_DIR)
+TOOLS = os.path.join(ROOT, ".tools", "bin")
+PYTHON = "/usr/bin/python3"
+
+
+def kubectl_path():
+    p = os.path.join(TOOLS, "kubectl")
+    if os.path.exists(p):
+        return p
+    found = shutil.which("kubectl")
+    if not found:
+        raise RuntimeError("kubectl not found: run `make deps` (it unpacks kubectl into .tools/bin)")
+    return found
+
+
+class CommandResult:
+    def __init__(self, args, proc):
+        self.args, self.returncode = args, proc.returncode
+        self.stdout, self.stderr = proc.stdout, proc.stderr
+
+    def __repr__(self):
+        return (f"<{' '.join(self.args)} -> {self.returncode}\nstdout: {self.stdout}\n"
+                f"stderr: {self.stderr}>")
+
+
+class Cluster:
+    """A Kubernetes API to test against. is_kubesim tells tests that need the emulator's own
+    features (fault injection, compaction) whether they can run."""
+
+    def __init__(self, kubeconfig, workdir, proc=None, url=None, admin_token=None, cert_dir=None):
+        self.kubeconfig = kubeconfig
+        self.workdir = workdir
+        self.proc = proc
+        self.url = url
+        self.admin_token = admin_token
+        self.cert_dir = cert_dir
+        self.is_kubesim = proc is not None
+        self._api_client = None
+
+    # ---- lifecycle ----
+
+    @classmethod
+    def start(cls, *extra_args, env=None):
+        """Starts kubesim (or binds to E2E_KUBECONFIG's cluster) and waits until it serves."""
+        workdir = tempfile.mkdtemp(prefix="e2e-")
+        real = os.environ.get("E2E_KUBECONFIG")
+        if real:
+            return cls(real, workdir)
+        kubeconfig = os.path.join(workdir, "kubeconfig")
+        cert_dir = os.path.join(workdir, "pki")
+        token = secrets.token_urlsafe(24)
+        log = open(os.path.join(workdir, "kubesim.log"), "wb")
+        proc = subprocess.Popen(
+            [PYTHON, "-m", "kubesim", "--port", "0", "--kubeconfig-out", kubeconfig,
+             "--cert-dir", cert_dir, f"--admin-token={token}", "--log-level", "INFO", *extra_args],
+            cwd=E2E_DIR, stdout=subprocess.PIPE, stderr=log, env=env)
+        deadline = time.time() + 30
+        line = b""
+        while time.time() < deadline:
+            line = proc.stdout.readline()
+            if line.startswith(b"ready"):
+                break
+            if proc.poll() is not None:
+                break
+        if not line.startswith(b"ready"):
+            proc.kill()
+            log.close()
+            raise RuntimeError("kubesim did not start: " + open(os.path.join(workdir, "kubesim.log")).read())
+        url = line.decode().split()[1]
+        return cls(kubeconfig, workdir, proc, url, token, cert_dir)
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self._api_client is not None:
+            self._api_client.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def log_text(self):
+        p = os.path.join(self.workdir, "kubesim.log")
+        return open(p).read() if os.path.exists(p) else ""
+
+    # ---- kubectl ----
+
+    def kubectl(self, *args, input=None, check=True, timeout=60, kubeconfig=None, token=None):
+        cmd = [kubectl_path(), f"--kubeconfig={kubeconfig or self.kubeconfig}",
+               f"--cache-dir={os.path.join(self.workdir, 'kubectl-cache')}"]
+        if token is not None:
+            cmd.append(f"--token={token}")
+        cmd += list(args)
+        proc = subprocess.run(cmd, input=input, capture_output=True, text=True, timeout=timeout)
+        res = CommandResult(cmd[3:], proc)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"kubectl failed: {res!r}")
+        return res
+
+    def kubectl_json(self, *args, **kw):
+        return json.loads(self.kubectl(*args, "-o", "json", **kw).stdout)
+
+    def apply(self, manifest, namespace=None):
+        text = manifest if isinstance(manifest, str) else yaml.safe_dump_all(
+            manifest if isinstance(manifest, list) else [manifest])
+        args = ["apply", "-f", "-"]
+        if namespace:
+            args += ["-n", namespace]
+        return self.kubectl(*args, input=text)
+
+    # ---- Python client ----
+
+    def api_client(self):
+        if self._api_client is None:
+            from kubernetes import client, config
+            cfg = client.Configuration()
+            config.load_kube_config(config_file=self.kubeconfig, client_configuration=cfg)
+            self._api_client = client.ApiClient(cfg)
+        return self._api_client
+
+    def core(self):
+        from kubernetes import client
+        return client.CoreV1Api(self.api_client())
+
+    def custom(self):
+        from kubernetes import client
+        return client.CustomObjectsApi(self.api_client())
+
+    def rbac(self):
+        from kubernetes import client
+        return client.RbacAuthorizationV1Api(self.api_client())
+
+    def client_for_token(self, token):
+        """A Python ApiClient that authenticates with the given bearer token."""
+        from kubernetes import client, config
+        cfg = client.Configuration()
+        config.load_kube_config(config_file=self.kubeconfig, client_configuration=cfg)
+        cfg.api_key = {"authorization": "Bearer " + token}
+        return client.ApiClient(cfg)
+
+    # ---- raw HTTP (for what clients hide: exact Status bodies, headers) ----
+
+    def _cluster_info(self):
+        cfg = yaml.safe_load(open(self.kubeconfig))
+        ctx_name = cfg["current-context"]
+        ctx = next(c["context"] for c in cfg["contexts"] if c["name"] == ctx_name)
+        cluster = next(c["cluster"] for c in cfg["clusters"] if c["name"] == ctx["cluster"])
+        user = next(u["user"] for u in cfg["users"] if u["name"] == ctx["user"])
+        return cluster, user
+
+    def _connection(self, timeout):
+        """A kept-alive HTTPS connection to the API server (TLS handshakes dominate otherwise)."""
+        cluster, _ = self._cluster_info()
+        if getattr(self, "_conn", None) is None:
+            ctx = ssl.create_default_context()
+            if "certificate-authority-data" in cluster:
+                ctx.load_verify_locations(
+                    cadata=base64.b64decode(cluster["certificate-authority-data"]).decode())
+            elif "certificate-authority" in cluster:
+                ctx.load_verify_locations(cluster["certificate-authority"])
+            u = urllib.parse.urlsplit(cluster["server"])
+            self._conn = http.client.HTTPSConnection(u.hostname, u.port or 443, context=ctx,
+                                                     timeout=timeout)
+        self._conn.timeout = timeout
+        return self._conn
+
+    def request(self, method, path, body=None, token=None, content_type="application/json",
+                headers=None, raw=False, timeout=30):
+        """Returns (status, headers, parsed JSON or bytes)."""
+        _, user = self._cluster_info()
+        data = body if isinstance(body, (bytes, type(None))) else (
+            json.dumps(body).encode() if not isinstance(body, str) else body.encode())
+        hdrs = {}
+        tok = token if token is not None else user.get("token")
+        if tok:
+            hdrs["Authorization"] = f"Bearer {tok}"
+        if data is not None:
+            hdrs["Content-Type"] = content_type
+        hdrs.update(headers or {})
+        for attempt in range(2):
+            conn = self._connection(timeout)
+            try:
+                conn.request(method, path, body=data, headers=hdrs)
+                r = conn.getresponse()
+                payload = r.read()
+                status, rhdrs = r.status, r.headers
+                break
+            except (http.client.HTTPException, OSError):
+                conn.close()
+                self._conn = None
+                if attempt == 1:
+                    raise
+        if raw:
+            return status, rhdrs, payload
+        try:
+            return status, rhdrs, json.loads(payload) if payload else None
+        except ValueError:
+            return status, rhdrs, payload
+
+    # ---- kubesim admin ----
+
+    def _admin(self, method, path, body=None):
+        if not self.is_kubesim:
+            raise RuntimeError("kubesim admin API is not available on a real cluster")
+        status, _, out = self.request(method, path, body, token=self.admin_token)
+        if status >= 300:
+            raise AssertionError(f"kubesim admin {method} {path}: {status} {out}")
+        return out
+
+    def set_faults(self, cfg):
+        return self._admin("PUT", "/kubesim/faults", cfg)
+
+    def clear_faults(self):
+        return self._admin("DELETE", "/kubesim/faults")
+
+    def compact(self):
+        return self._admin("POST", "/kubesim/compact")
+
+    def add_user(self, name, groups=(), token=None):
+        """Declares a bearer-token user (kubesim) and returns the token."""
+        token = token or secrets.token_urlsafe(24)
+        self._admin("POST", "/kubesim/users", {"token": token, "name": name, "groups": list(groups)})
+        return token
+
+    # ---- helpers ----
+
+    def namespace(self, prefix="t", labels=None):
+        name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+        body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+        if labels:
+            body["metadata"]["labels"] = labels
+        self.apply(body)
+        return name
+
+    def wait_for(self, fn, timeout=20, interval=0.1, what="condition"):
+        deadline = time.time() + timeout
+        last = None
+        while time.time() < deadline:
+            last = fn()
+            if last:
+                return last
+            time.sleep(interval)
+        raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+def sa_token(cluster, namespace, name, seconds=3600, audiences=None, bound=None):
+    body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+            "spec": {"expirationSeconds": seconds}}
+    if audiences:
+        body["spec"]["audiences"] = audiences
+    if bound:
+        body["spec"]["boundObjectRef"] = bound
+    status, _, out = cluster.request("POST", f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token", body)
+    if status != 201:
+        raise AssertionError(f"TokenRequest failed: {status} {out}")
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit("harness.py is a library for the e2e tests")
