@@ -44,8 +44,8 @@ import base64
 import datetime
 import struct
 
-__all__ = ["decode", "decode_message", "SUPPORTED_KINDS", "UnsupportedKindError",
-           "MAGIC", "CONTENT_TYPE"]
+__all__ = ["decode", "decode_message", "unwrap", "iter_fields", "Schema", "KINDS",
+           "SUPPORTED_KINDS", "UnsupportedKindError", "MAGIC", "CONTENT_TYPE"]
 
 MAGIC = b"k8s\x00"
 CONTENT_TYPE = "application/vnd.kubernetes.protobuf"
@@ -341,6 +341,15 @@ def _decode(schema, data, path="", depth=0):
     """Decode message bytes ``data`` with ``schema`` into a JSON-shaped dict."""
     if depth > MAX_DEPTH:
         raise _Malformed(f"{path or schema.name}: messages nested too deeply")
+    try:
+        return _decode_fields(schema, data, path, depth)
+    except _Malformed as e:
+        if path and not str(e).startswith(path):
+            raise _Malformed(f"{path}: {e}") from None
+        raise
+
+
+def _decode_fields(schema, data, path, depth):
     out = {}
     merged = {}     # non-repeated message fields: protobuf merges repeated occurrences
     for num, wt, v in iter_fields(data):

@@ -13,7 +13,7 @@ import yaml
 from aiohttp import web
 from multidict import CIMultiDict
 
-from . import builtins, openapi, tables
+from . import builtins, openapi, protobuf, tables
 from .admission import Admission
 from .api import Api
 from .auth import Authenticator, TokenAuthority, User
@@ -108,6 +108,25 @@ def _dumps(obj):
     return json.dumps(obj, separators=(",", ":")).encode()
 
 
+class _EncodeCache:
+    """Serialized bytes of stored objects, which are never mutated after they are stored, so
+    that an event fanned out to many watches is encoded once."""
+
+    def __init__(self, size=8192):
+        self.size = size
+        self.entries = {}
+
+    def encode(self, obj):
+        hit = self.entries.get(id(obj))
+        if hit is not None and hit[0] is obj:
+            return hit[1]
+        data = _dumps(obj)
+        if len(self.entries) >= self.size:
+            self.entries.clear()
+        self.entries[id(obj)] = (obj, data)
+        return data
+
+
 class Server:
     def __init__(self, pki, static_tokens, admin_token, history=2000, bookmark_interval=10.0,
                  min_request_timeout=1800):
@@ -129,6 +148,7 @@ class Server:
         self.requests = 0
         self.started = time.time()
         self.watch_tasks = set()
+        self.encoded = _EncodeCache()
         self._bootstrap()
 
     # ---- bootstrap and internal writes ----
@@ -328,10 +348,16 @@ class Server:
         if len(raw) > MAX_BODY:
             raise ApiError(413, "RequestEntityTooLarge", f"Request entity too large: limit is {MAX_BODY}")
         ct = (request.headers.get("Content-Type") or "application/json").split(";")[0].strip()
-        if "protobuf" in ct:
-            raise ApiError(415, "UnsupportedMediaType",
-                           'the body of the request was in an unknown format - accepted media '
-                           'types include: application/json, application/yaml')
+        if ct == "application/vnd.kubernetes.protobuf":
+            try:
+                return protobuf.decode(raw)
+            except protobuf.UnsupportedKindError as e:
+                raise ApiError(415, "UnsupportedMediaType",
+                               f"the body of the request was in an unknown format - accepted "
+                               f"media types include: application/json, application/yaml "
+                               f"(kubesim decodes protobuf only for: {e})")
+            except ValueError as e:
+                raise bad_request(f"the object provided is unrecognized: {e}")
         if not raw.strip():
             if request.method == "DELETE":
                 return None
@@ -528,10 +554,15 @@ class Server:
         await resp.prepare(request)
         gv = f"{rt.group}/{info.version}" if rt.group else info.version
 
-        async def send(type_, obj):
+        def line(type_, obj):
             if as_table and type_ in ("ADDED", "MODIFIED", "DELETED"):
-                obj = tables.table(rt, info.version, [obj], {"resourceVersion": obj["metadata"]["resourceVersion"]}, include)
-            await resp.write(_dumps({"type": type_, "object": obj}) + b"\n")
+                obj = tables.table(rt, info.version, [obj],
+                                   {"resourceVersion": obj["metadata"]["resourceVersion"]}, include)
+                return _dumps({"type": type_, "object": obj}) + b"\n"
+            return b'{"type":"' + type_.encode() + b'","object":' + self.encoded.encode(obj) + b"}\n"
+
+        async def send(type_, obj):
+            await resp.write(line(type_, obj))
 
         if expire:
             err = ApiError(410, "Expired", f"too old resource version: {rv} ({self.store.rv})")
@@ -583,8 +614,24 @@ class Server:
                         "resourceVersion": str(self.store.rv),
                         "annotations": {"k8s.io/initial-events-end": "true"}}})
                     continue
-                await send(type_, self.api.present(obj, rt, info.version))
+                # Send what is queued in one write: fewer syscalls when events come in bursts.
+                batch = [line(type_, self.api.present(obj, rt, info.version))]
                 sent += 1
+                closed = False
+                while not watcher.queue.empty() and len(batch) < 256 and \
+                        not (drop_events and sent >= drop_events):
+                    nxt = watcher.queue.get_nowait()
+                    if nxt is None:
+                        closed = True
+                        break
+                    if nxt[0] == "BOOKMARK-INITIAL":
+                        watcher.queue.put_nowait(nxt)
+                        break
+                    batch.append(line(nxt[0], self.api.present(nxt[1], rt, info.version)))
+                    sent += 1
+                await resp.write(b"".join(batch))
+                if closed:
+                    break
                 if drop_events and sent >= drop_events:
                     self.faults.counts["watchDrops"] += 1
                     if abrupt and request.transport:
