@@ -1,0 +1,143 @@
+#include "webhook/identity_exception.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "tests/webhook/fixtures.h"
+
+namespace tasklease::webhook {
+namespace {
+
+using ::testing::HasSubstr;
+using testing::testNow;
+
+Json exceptionObject(const Json& spec) {
+  return {{"apiVersion", "tasklease.io/v1alpha1"},
+          {"kind", "IdentityException"},
+          {"metadata", {{"name", "legacy"}, {"namespace", "team-a"}}},
+          {"spec", spec}};
+}
+
+Json validSpec() {
+  return {{"reason", "legacy billing job until migration"},
+          {"approvedBy", "security@example.com"},
+          {"expiresAt", "2026-03-08T12:00:00Z"},
+          {"rules", {"TL001", "TL006"}},
+          {"serviceAccountNames", {"billing"}}};
+}
+
+std::vector<std::string> fields(const std::vector<FieldProblem>& problems) {
+  std::vector<std::string> out;
+  for (const auto& p : problems) out.push_back(p.field);
+  return out;
+}
+
+TEST(IdentityExceptionTest, ValidExceptionHasNoProblems) {
+  EXPECT_TRUE(
+      validateIdentityException(exceptionObject(validSpec()), testNow(), testNow()).empty());
+}
+
+TEST(IdentityExceptionTest, ExpiryIsRequired) {
+  Json spec = validSpec();
+  spec.erase("expiresAt");
+  auto p = validateIdentityException(exceptionObject(spec), testNow(), testNow());
+  EXPECT_THAT(fields(p), ::testing::ElementsAre("spec.expiresAt"));
+}
+
+TEST(IdentityExceptionTest, ExpiryAtMostThirtyDaysAfterCreation) {
+  Json spec = validSpec();
+  spec["expiresAt"] = "2026-03-31T12:00:00Z";  // exactly 30 days
+  EXPECT_TRUE(validateIdentityException(exceptionObject(spec), testNow(), testNow()).empty());
+  spec["expiresAt"] = "2026-03-31T12:00:01Z";
+  auto p = validateIdentityException(exceptionObject(spec), testNow(), testNow());
+  ASSERT_THAT(fields(p), ::testing::ElementsAre("spec.expiresAt"));
+  EXPECT_THAT(p[0].message, HasSubstr("2026-03-31T12:00:00Z"));
+}
+
+TEST(IdentityExceptionTest, UpdateCannotPushExpiryPastThirtyDaysFromCreation) {
+  Json spec = validSpec();
+  spec["expiresAt"] = "2026-03-20T12:00:00Z";
+  TimePoint created = *parseRfc3339("2026-02-15T12:00:00Z");
+  auto p = validateIdentityException(exceptionObject(spec), testNow(), created);
+  EXPECT_THAT(fields(p), ::testing::ElementsAre("spec.expiresAt"));
+}
+
+TEST(IdentityExceptionTest, ExpiryInThePastOrUnparsable) {
+  Json spec = validSpec();
+  spec["expiresAt"] = "2026-02-01T00:00:00Z";
+  EXPECT_THAT(fields(validateIdentityException(exceptionObject(spec), testNow(), testNow())),
+              ::testing::ElementsAre("spec.expiresAt"));
+  spec["expiresAt"] = "next week";
+  EXPECT_THAT(fields(validateIdentityException(exceptionObject(spec), testNow(), testNow())),
+              ::testing::ElementsAre("spec.expiresAt"));
+}
+
+TEST(IdentityExceptionTest, ApproverReasonAndKnownRulesRequired) {
+  Json spec = validSpec();
+  spec["approvedBy"] = " ";
+  spec.erase("reason");
+  spec["rules"] = {"TL001", "TL042"};
+  auto p = validateIdentityException(exceptionObject(spec), testNow(), testNow());
+  EXPECT_THAT(fields(p), ::testing::ElementsAre("spec.reason", "spec.approvedBy", "spec.rules[1]"));
+  spec = validSpec();
+  spec["rules"] = Json::array();
+  EXPECT_THAT(fields(validateIdentityException(exceptionObject(spec), testNow(), testNow())),
+              ::testing::ElementsAre("spec.rules"));
+}
+
+TEST(IdentityExceptionTest, MustNameThePodsItCovers) {
+  Json spec = validSpec();
+  spec.erase("serviceAccountNames");
+  EXPECT_THAT(fields(validateIdentityException(exceptionObject(spec), testNow(), testNow())),
+              ::testing::ElementsAre("spec"));
+  spec["podSelector"] = Json::object();
+  EXPECT_THAT(fields(validateIdentityException(exceptionObject(spec), testNow(), testNow())),
+              ::testing::ElementsAre("spec"));
+  spec["podSelector"] = {{"matchLabels", {{"app", "billing"}}}};
+  EXPECT_TRUE(validateIdentityException(exceptionObject(spec), testNow(), testNow()).empty());
+}
+
+TEST(IdentityExceptionTest, MalformedSelectorIsReportedByPath) {
+  Json spec = validSpec();
+  spec["podSelector"] = {{"matchExpressions", {{{"key", "app"}, {"operator", "Like"}}}}};
+  EXPECT_THAT(fields(validateIdentityException(exceptionObject(spec), testNow(), testNow())),
+              ::testing::ElementsAre("spec.podSelector.matchExpressions[0].operator"));
+}
+
+TEST(IdentityExceptionTest, CoversOnlyItsRulesPodsAndTime) {
+  Json spec = validSpec();
+  spec["podSelector"] = {{"matchLabels", {{"app", "billing"}}}};
+  auto e = parseIdentityException(exceptionObject(spec));
+  ASSERT_TRUE(e.ok()) << e.status().toString();
+  Json labels = {{"app", "billing"}};
+  EXPECT_TRUE(e->covers(RuleId::kTL001, "billing", labels, testNow()));
+  EXPECT_FALSE(e->covers(RuleId::kTL004, "billing", labels, testNow()));          // other rule
+  EXPECT_FALSE(e->covers(RuleId::kTL001, "other", labels, testNow()));            // other SA
+  EXPECT_FALSE(e->covers(RuleId::kTL001, "billing", {{"app", "x"}}, testNow()));  // labels
+  EXPECT_FALSE(e->covers(RuleId::kTL001, "billing", labels,
+                         *parseRfc3339("2026-03-08T12:00:00Z")));  // expired at expiresAt
+}
+
+TEST(IdentityExceptionTest, ParseRefusesAnExceptionCreatedWithTooLongALife) {
+  Json obj = exceptionObject(validSpec());
+  obj["metadata"]["creationTimestamp"] = "2026-01-01T00:00:00Z";
+  auto e = parseIdentityException(obj);
+  ASSERT_FALSE(e.ok());
+  EXPECT_THAT(e.status().message(), HasSubstr("30 days"));
+}
+
+TEST(IdentityExceptionTest, LabelSelectorOperators) {
+  Json labels = {{"app", "web"}, {"tier", "front"}};
+  auto sel = [](Json exprs) { return Json{{"matchExpressions", exprs}}; };
+  EXPECT_TRUE(labelSelectorMatches(
+      sel({{{"key", "app"}, {"operator", "In"}, {"values", {"web", "api"}}}}), labels));
+  EXPECT_FALSE(labelSelectorMatches(
+      sel({{{"key", "app"}, {"operator", "NotIn"}, {"values", {"web"}}}}), labels));
+  EXPECT_TRUE(labelSelectorMatches(sel({{{"key", "tier"}, {"operator", "Exists"}}}), labels));
+  EXPECT_TRUE(labelSelectorMatches(sel({{{"key", "db"}, {"operator", "DoesNotExist"}}}), labels));
+  EXPECT_FALSE(labelSelectorMatches({{"matchLabels", {{"app", "api"}}}}, labels));
+  EXPECT_FALSE(labelSelectorMatches({{"matchLabels", {{"app", 1}}}}, labels));  // malformed
+}
+
+}  // namespace
+}  // namespace tasklease::webhook

@@ -1,0 +1,368 @@
+#include "webhook/review.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "tests/webhook/fixtures.h"
+#include "webhook/admission.h"
+
+namespace tasklease::webhook {
+namespace {
+
+using namespace testing;  // NOLINT: the fixtures
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::SizeIs;
+
+Json reviewJson(const Json& object, const std::string& operation = "CREATE",
+                const Json& oldObject = nullptr) {
+  std::string kind = object["kind"];
+  std::string apiVersion = object["apiVersion"];
+  std::string group =
+      apiVersion.find('/') == std::string::npos ? "" : apiVersion.substr(0, apiVersion.find('/'));
+  Json req = {{"uid", "705ab4f5-6393-11e8-b7cc-42010a800002"},
+              {"kind", {{"group", group}, {"version", "v1"}, {"kind", kind}}},
+              {"resource", {{"group", group}, {"version", "v1"}, {"resource", "x"}}},
+              {"name", object["metadata"].value("name", "")},
+              {"namespace", "team-a"},
+              {"operation", operation},
+              {"userInfo", {{"username", "alice"}, {"uid", "u-1"}, {"groups", {"devs"}}}},
+              {"object", object},
+              {"oldObject", oldObject},
+              {"dryRun", false}};
+  return {{"apiVersion", "admission.k8s.io/v1"}, {"kind", "AdmissionReview"}, {"request", req}};
+}
+
+AdmissionRequest request(const Json& object, const std::string& operation = "CREATE",
+                         const Json& oldObject = nullptr) {
+  auto r = decodeAdmissionReview(reviewJson(object, operation, oldObject).dump());
+  EXPECT_TRUE(r.ok()) << r.status().toString();
+  return r.ok() ? *r : AdmissionRequest{};
+}
+
+Json badPodSpec() {
+  Json spec = cleanSpec();
+  Json init = container("init");
+  init["env"] = {envSecretRef("DB_PASSWORD", "db")};
+  spec["initContainers"] = {init};
+  spec["serviceAccountName"] = "shared";
+  return spec;
+}
+
+class ReviewTest : public ::testing::Test {
+ protected:
+  ReviewOutcome review(const AdmissionRequest& r) {
+    return reviewAdmission(r, state_, ReviewConfig{}, testNow());
+  }
+  ObjectSetClusterState state_ = standardState("enforce");
+};
+
+TEST_F(ReviewTest, DecodesTheRequestFields) {
+  auto r = request(pod(cleanSpec()));
+  EXPECT_EQ(r.uid, "705ab4f5-6393-11e8-b7cc-42010a800002");
+  EXPECT_EQ(r.kind, "Pod");
+  EXPECT_EQ(r.ns, "team-a");
+  EXPECT_EQ(r.operation, "CREATE");
+  EXPECT_EQ(r.userInfo.username, "alice");
+  EXPECT_THAT(r.userInfo.groups, ElementsAre("devs"));
+  EXPECT_TRUE(r.oldObject.is_null());
+  EXPECT_EQ(r.object["metadata"]["name"], "web");
+}
+
+TEST_F(ReviewTest, MalformedReviewsAreClearErrors) {
+  struct Case {
+    std::string body;
+    std::string says;
+  };
+  Json noUid = reviewJson(pod(cleanSpec()));
+  noUid["request"].erase("uid");
+  Json numericUid = reviewJson(pod(cleanSpec()));
+  numericUid["request"]["uid"] = 7;
+  Json v1beta1 = reviewJson(pod(cleanSpec()));
+  v1beta1["apiVersion"] = "admission.k8s.io/v1beta1";
+  Json badOp = reviewJson(pod(cleanSpec()));
+  badOp["request"]["operation"] = "PATCH";
+  Json noObject = reviewJson(pod(cleanSpec()));
+  noObject["request"].erase("object");
+  Json objectString = reviewJson(pod(cleanSpec()));
+  objectString["request"]["object"] = "pod";
+  std::vector<Case> cases = {
+      {"", "not valid JSON"},
+      {"{\"apiVersion\": \"admission.k8s.io/v1\", \"kind\": \"Admissi", "not valid JSON"},
+      {"[]", "JSON object"},
+      {std::string(200, '[') + std::string(200, ']'), "nested deeper"},
+      {noUid.dump(), "request.uid"},
+      {numericUid.dump(), "request.uid: must be a string"},
+      {v1beta1.dump(), "admission.k8s.io/v1"},
+      {badOp.dump(), "request.operation"},
+      {noObject.dump(), "request.object"},
+      {objectString.dump(), "request.object: must be an object"},
+  };
+  for (const auto& c : cases) {
+    auto r = decodeAdmissionReview(c.body);
+    ASSERT_FALSE(r.ok()) << c.body.substr(0, 80);
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_THAT(r.status().message(), HasSubstr(c.says)) << c.body.substr(0, 80);
+  }
+}
+
+TEST_F(ReviewTest, EncodedResponseEchoesTheUidAndCarriesStatusAndWarnings) {
+  AdmissionResponse resp;
+  resp.uid = "abc";
+  resp.allowed = false;
+  resp.code = 403;
+  resp.reason = "Forbidden";
+  resp.message = "no";
+  resp.warnings = {"w1"};
+  Json j = Json::parse(encodeAdmissionReview(resp));
+  EXPECT_EQ(j["apiVersion"], "admission.k8s.io/v1");
+  EXPECT_EQ(j["kind"], "AdmissionReview");
+  EXPECT_EQ(j["response"]["uid"], "abc");
+  EXPECT_EQ(j["response"]["allowed"], false);
+  EXPECT_EQ(j["response"]["status"]["code"], 403);
+  EXPECT_EQ(j["response"]["status"]["reason"], "Forbidden");
+  EXPECT_EQ(j["response"]["warnings"], Json({"w1"}));
+}
+
+TEST_F(ReviewTest, EnforceDeniesWith403ListingEveryViolation) {
+  auto out = review(request(pod(badPodSpec())));
+  EXPECT_EQ(out.decision, Decision::kDenied);
+  EXPECT_FALSE(out.response.allowed);
+  EXPECT_EQ(out.response.code, 403);
+  EXPECT_EQ(out.response.uid, "705ab4f5-6393-11e8-b7cc-42010a800002");
+  EXPECT_THAT(out.response.message, HasSubstr("[TL001] spec.initContainers[0].env[0]"));
+  EXPECT_THAT(out.response.message, HasSubstr("[TL006] spec.serviceAccountName"));
+  EXPECT_THAT(out.violatedRules, ElementsAre(RuleId::kTL001, RuleId::kTL006));
+  ASSERT_THAT(out.evidence, SizeIs(1));
+  EXPECT_EQ(out.evidence[0].kind, EvidenceKind::kRejected);
+  EXPECT_EQ(out.evidence[0].actor, "alice");
+  EXPECT_EQ(out.evidence[0].details["violations"][0]["rule"], "TL001");
+  EXPECT_EQ(out.evidence[0].details["object"], "Pod/web");
+}
+
+TEST_F(ReviewTest, CompliantPodIsAllowedWithoutEvidence) {
+  auto out = review(request(pod(cleanSpec())));
+  EXPECT_EQ(out.decision, Decision::kAllowed);
+  EXPECT_TRUE(out.response.allowed);
+  EXPECT_THAT(out.response.warnings, IsEmpty());
+  EXPECT_THAT(out.evidence, IsEmpty());
+}
+
+TEST_F(ReviewTest, WarnModeAllowsWithAWarningPerViolation) {
+  state_ = standardState("warn");
+  auto out = review(request(pod(badPodSpec())));
+  EXPECT_EQ(out.decision, Decision::kWarned);
+  EXPECT_TRUE(out.response.allowed);
+  ASSERT_THAT(out.response.warnings, SizeIs(2));
+  EXPECT_THAT(out.response.warnings[0], HasSubstr("[TL001] spec.initContainers[0].env[0]"));
+  ASSERT_THAT(out.evidence, SizeIs(1));
+  EXPECT_EQ(out.evidence[0].kind, EvidenceKind::kAdmitted);
+  EXPECT_EQ(out.evidence[0].details["mode"], "warn");
+}
+
+TEST_F(ReviewTest, AuditModeAllowsSilentlyWithEvidence) {
+  state_ = standardState("audit");
+  auto out = review(request(pod(badPodSpec())));
+  EXPECT_EQ(out.decision, Decision::kAudited);
+  EXPECT_TRUE(out.response.allowed);
+  EXPECT_THAT(out.response.warnings, IsEmpty());
+  EXPECT_THAT(out.response.auditAnnotations.at("violations"), HasSubstr("TL001@"));
+  ASSERT_THAT(out.evidence, SizeIs(1));
+  EXPECT_EQ(out.evidence[0].details["mode"], "audit");
+}
+
+TEST_F(ReviewTest, NamespaceWithoutTheLabelIsNotEvaluated) {
+  Json p = pod(badPodSpec());
+  auto r = request(p);
+  r.ns = "plain";
+  auto out = review(r);
+  EXPECT_EQ(out.decision, Decision::kSkipped);
+  EXPECT_TRUE(out.response.allowed);
+  EXPECT_THAT(out.evidence, IsEmpty());
+}
+
+TEST_F(ReviewTest, UnknownEnforcementValueIsEnforcedWithAWarning) {
+  state_.add(namespaceObject("team-a", "enforced"));
+  auto out = review(request(pod(badPodSpec())));
+  EXPECT_EQ(out.decision, Decision::kDenied);
+  EXPECT_THAT(out.response.warnings, ElementsAre(HasSubstr("treated as enforce")));
+}
+
+TEST_F(ReviewTest, ExemptNamespaceIsNeverEvaluated) {
+  auto r = request(pod(badPodSpec()));
+  r.ns = "kube-system";
+  r.object["metadata"]["namespace"] = "kube-system";
+  EXPECT_EQ(review(r).decision, Decision::kSkipped);
+}
+
+TEST_F(ReviewTest, DryRunGivesTheSameAnswerAndNoEvidence) {
+  auto r = request(pod(badPodSpec()));
+  r.dryRun = true;
+  auto out = review(r);
+  EXPECT_EQ(out.decision, Decision::kDenied);
+  EXPECT_EQ(out.response.code, 403);
+  EXPECT_THAT(out.evidence, IsEmpty());
+}
+
+TEST_F(ReviewTest, IdentityExceptionAllowsWithAWarningAndEvidence) {
+  state_.add({{"apiVersion", "tasklease.io/v1alpha1"},
+              {"kind", "IdentityException"},
+              {"metadata", {{"name", "legacy"}, {"namespace", "team-a"}}},
+              {"spec",
+               {{"reason", "migration"},
+                {"approvedBy", "bob"},
+                {"expiresAt", "2026-03-05T00:00:00Z"},
+                {"rules", {"TL001", "TL006"}},
+                {"serviceAccountNames", {"shared"}}}}});
+  auto out = review(request(pod(badPodSpec())));
+  EXPECT_EQ(out.decision, Decision::kExcepted);
+  EXPECT_TRUE(out.response.allowed);
+  ASSERT_THAT(out.response.warnings, SizeIs(2));
+  EXPECT_THAT(out.response.warnings[0], HasSubstr("IdentityException \"legacy\" (approved by bob"));
+  ASSERT_THAT(out.evidence, SizeIs(1));
+  EXPECT_EQ(out.evidence[0].kind, EvidenceKind::kExceptionUsed);
+  EXPECT_EQ(out.evidence[0].details["exception"], "legacy");
+  EXPECT_THAT(out.evidence[0].details["allowed"], SizeIs(2));
+
+  // After expiry it allows nothing.
+  auto later = reviewAdmission(request(pod(badPodSpec())), state_, ReviewConfig{},
+                               *parseRfc3339("2026-03-05T00:00:01Z"));
+  EXPECT_EQ(later.decision, Decision::kDenied);
+}
+
+TEST_F(ReviewTest, ExceptionCoversOnlyItsRules) {
+  state_.add({{"apiVersion", "tasklease.io/v1alpha1"},
+              {"kind", "IdentityException"},
+              {"metadata", {{"name", "partial"}, {"namespace", "team-a"}}},
+              {"spec",
+               {{"reason", "r"},
+                {"approvedBy", "bob"},
+                {"expiresAt", "2026-03-05T00:00:00Z"},
+                {"rules", {"TL006"}},
+                {"serviceAccountNames", {"shared"}}}}});
+  auto out = review(request(pod(badPodSpec())));
+  EXPECT_EQ(out.decision, Decision::kDenied);
+  EXPECT_THAT(out.violatedRules, ElementsAre(RuleId::kTL001));
+  EXPECT_THAT(out.exceptedRules, ElementsAre(RuleId::kTL006));
+  EXPECT_THAT(out.response.message, Not(HasSubstr("TL006")));
+  ASSERT_THAT(out.evidence, SizeIs(2));
+  EXPECT_EQ(out.evidence[0].kind, EvidenceKind::kRejected);
+  EXPECT_EQ(out.evidence[1].kind, EvidenceKind::kExceptionUsed);
+}
+
+TEST_F(ReviewTest, PodUnderAnActiveTaskIsAdmittedWithEvidenceNamingTheTask) {
+  Json spec = cleanSpec();
+  spec["serviceAccountName"] = "tl-build";
+  auto out = review(request(pod(spec, {{"tasklease.io/task", "build"}})));
+  EXPECT_EQ(out.decision, Decision::kAllowed);
+  ASSERT_THAT(out.evidence, SizeIs(1));
+  EXPECT_EQ(out.evidence[0].kind, EvidenceKind::kAdmitted);
+  EXPECT_EQ(out.evidence[0].task.name, "build");
+  EXPECT_EQ(out.evidence[0].task.uid, "uid-build");
+  EXPECT_EQ(out.evidence[0].task.ns, "team-a");
+}
+
+TEST_F(ReviewTest, EphemeralContainersUpdateJudgesOnlyTheNewContainers) {
+  Json old = pod(badPodSpec());
+  Json updated = old;
+  Json debug = container("debug");
+  debug["env"] = {envSecretRef("T", "t")};
+  updated["spec"]["ephemeralContainers"] = {debug};
+  auto r = request(updated, "UPDATE", old);
+  r.subResource = "ephemeralcontainers";
+  auto out = review(r);
+  EXPECT_EQ(out.decision, Decision::kDenied);
+  EXPECT_THAT(out.violatedRules, ElementsAre(RuleId::kTL001));
+  EXPECT_THAT(out.response.message, HasSubstr("spec.ephemeralContainers[0].env[0]"));
+  // A clean debug container is admitted even though the pod itself predates the rules.
+  updated["spec"]["ephemeralContainers"][0].erase("env");
+  r = request(updated, "UPDATE", old);
+  r.subResource = "ephemeralcontainers";
+  EXPECT_EQ(review(r).decision, Decision::kAllowed);
+}
+
+TEST_F(ReviewTest, PodUpdatesAndOtherSubresourcesAreNotJudgedAgain) {
+  Json p = pod(badPodSpec());
+  EXPECT_EQ(review(request(p, "UPDATE", p)).decision, Decision::kSkipped);
+  auto r = request(p, "UPDATE", p);
+  r.subResource = "status";
+  EXPECT_EQ(review(r).decision, Decision::kSkipped);
+  EXPECT_EQ(review(request(p, "DELETE", p)).decision, Decision::kSkipped);
+}
+
+TEST_F(ReviewTest, WorkloadUpdateIsJudgedOnlyWhenThePodTemplateChanges) {
+  Json d = workload("Deployment", badPodSpec());
+  Json scaled = d;
+  scaled["spec"]["replicas"] = 3;
+  EXPECT_EQ(review(request(scaled, "UPDATE", d)).decision, Decision::kSkipped);
+  Json changed = d;
+  changed["spec"]["template"]["spec"]["containers"][0]["image"] = "registry.example/app:2";
+  auto out = review(request(changed, "UPDATE", d));
+  EXPECT_EQ(out.decision, Decision::kDenied);
+  EXPECT_THAT(out.response.message, HasSubstr("spec.template.spec.initContainers[0].env[0]"));
+}
+
+TEST_F(ReviewTest, ObjectBeingDeletedIsNotJudged) {
+  Json d = workload("Deployment", badPodSpec());
+  Json deleting = d;
+  deleting["metadata"]["deletionTimestamp"] = "2026-03-01T11:00:00Z";
+  deleting["spec"]["template"]["metadata"]["labels"]["x"] = "y";
+  EXPECT_EQ(review(request(deleting, "UPDATE", d)).decision, Decision::kSkipped);
+}
+
+TEST_F(ReviewTest, OtherKindsAndSameNamedKindsOfOtherGroupsAreSkipped) {
+  Json cm = {{"apiVersion", "v1"}, {"kind", "ConfigMap"}, {"metadata", {{"name", "c"}}}};
+  EXPECT_EQ(review(request(cm)).decision, Decision::kSkipped);
+  Json crd = workload("Deployment", badPodSpec());
+  crd["apiVersion"] = "example.com/v1";
+  EXPECT_EQ(review(request(crd)).decision, Decision::kSkipped);
+}
+
+TEST_F(ReviewTest, UnreadableWorkloadIsRefusedWith400) {
+  Json d = {{"apiVersion", "apps/v1"},
+            {"kind", "Deployment"},
+            {"metadata", {{"name", "web"}}},
+            {"spec", {{"template", "nope"}}}};
+  auto out = review(request(d));
+  EXPECT_EQ(out.decision, Decision::kInvalid);
+  EXPECT_FALSE(out.response.allowed);
+  EXPECT_EQ(out.response.code, 400);
+  EXPECT_THAT(out.response.message, HasSubstr("spec.template"));
+}
+
+Json exceptionObj(const std::string& expiresAt) {
+  return {{"apiVersion", "tasklease.io/v1alpha1"},
+          {"kind", "IdentityException"},
+          {"metadata", {{"name", "legacy"}, {"namespace", "team-a"}}},
+          {"spec",
+           {{"reason", "r"},
+            {"approvedBy", "bob"},
+            {"expiresAt", expiresAt},
+            {"rules", {"TL001"}},
+            {"serviceAccountNames", {"shared"}}}}};
+}
+
+TEST_F(ReviewTest, IdentityExceptionObjectsAreValidatedInAnyNamespace) {
+  auto r = request(exceptionObj("2026-06-01T00:00:00Z"));
+  r.ns = "plain";
+  auto out = review(r);
+  EXPECT_EQ(out.decision, Decision::kDenied);
+  EXPECT_EQ(out.response.code, 422);
+  EXPECT_EQ(out.response.reason, "Invalid");
+  EXPECT_THAT(out.response.message, HasSubstr("spec.expiresAt"));
+  EXPECT_EQ(review(request(exceptionObj("2026-03-10T00:00:00Z"))).decision, Decision::kAllowed);
+}
+
+TEST_F(ReviewTest, IdentityExceptionMetadataOnlyUpdateIsAllowedAfterExpiry) {
+  Json old = exceptionObj("2026-02-20T00:00:00Z");
+  old["metadata"]["creationTimestamp"] = "2026-02-10T00:00:00Z";
+  Json updated = old;
+  updated["metadata"]["labels"] = {{"team", "a"}};
+  EXPECT_EQ(review(request(updated, "UPDATE", old)).decision, Decision::kSkipped);
+  updated["spec"]["expiresAt"] = "2026-03-20T00:00:00Z";  // 38 days after creation
+  EXPECT_EQ(review(request(updated, "UPDATE", old)).decision, Decision::kDenied);
+}
+
+}  // namespace
+}  // namespace tasklease::webhook

@@ -1,0 +1,65 @@
+#pragma once
+// admission.k8s.io/v1 AdmissionReview: the request the API server sends and the response it
+// expects, decoded from and encoded to JSON. Decoding is strict about what the rules rely on
+// and names the field that is wrong; it never throws.
+//
+//   StatusOr<AdmissionRequest> req = decodeAdmissionReview(body);
+//   if (!req.ok()) return badRequest(req.status().message());
+//   std::string reply = encodeAdmissionReview(response);
+
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/json.h"
+#include "common/status.h"
+
+namespace tasklease::webhook {
+
+struct UserInfo {
+  std::string username;
+  std::string uid;
+  std::vector<std::string> groups;
+};
+
+struct AdmissionRequest {
+  std::string uid;
+  std::string group;        // kind.group: "" for core, "apps", "tasklease.io"
+  std::string version;      // kind.version
+  std::string kind;         // kind.kind
+  std::string resource;     // resource.resource: "pods"
+  std::string subResource;  // "ephemeralcontainers", "status", ...
+  std::string name;
+  std::string ns;
+  std::string operation;  // CREATE, UPDATE, DELETE, CONNECT
+  UserInfo userInfo;
+  Json object;     // null when absent (DELETE)
+  Json oldObject;  // null when absent (CREATE)
+  bool dryRun = false;
+};
+
+struct AdmissionResponse {
+  std::string uid;
+  bool allowed = true;
+  int code = 200;      // the HTTP code the API server reports for a denial (403, 422, 400)
+  std::string reason;  // metav1.Status reason: Forbidden, Invalid, BadRequest
+  std::string message;
+  std::vector<std::string> warnings;
+  std::map<std::string, std::string> auditAnnotations;
+};
+
+// Deepest nesting of arrays and objects accepted; Kubernetes objects stay far below it.
+inline constexpr size_t kMaxJsonDepth = 128;
+
+// Errors (kInvalidArgument) say what is wrong: not JSON, too deeply nested, not an
+// admission.k8s.io/v1 AdmissionReview, or a request field missing or of the wrong type.
+StatusOr<AdmissionRequest> decodeAdmissionReview(std::string_view body);
+
+// {"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{...}}
+std::string encodeAdmissionReview(const AdmissionResponse& response);
+
+// Parses JSON with the nesting limit, for any outside input. nullopt-like error when not JSON.
+StatusOr<Json> parseJsonLimited(std::string_view text, size_t maxDepth = kMaxJsonDepth);
+
+}  // namespace tasklease::webhook

@@ -1,0 +1,223 @@
+#include "webhook/identity_exception.h"
+
+#include <algorithm>
+
+#include "webhook/json_access.h"
+
+namespace tasklease::webhook {
+namespace {
+
+bool stringIn(const Json& values, std::string_view v) {
+  return std::any_of(values.begin(), values.end(), [&](const Json& x) {
+    return x.is_string() && x.get_ref<const std::string&>() == v;
+  });
+}
+
+}  // namespace
+
+std::vector<FieldProblem> validateLabelSelector(const Json& selector, const std::string& path) {
+  std::vector<FieldProblem> problems;
+  if (!selector.is_object()) {
+    problems.push_back({path, "must be a label selector object (matchLabels, matchExpressions)"});
+    return problems;
+  }
+  for (const auto& [key, value] : selector.items()) {
+    if (key != "matchLabels" && key != "matchExpressions") {
+      problems.push_back({path + "." + key, "unknown field; use matchLabels or matchExpressions"});
+    }
+  }
+  if (const Json* ml = member(selector, "matchLabels"); ml != nullptr) {
+    if (!ml->is_object()) {
+      problems.push_back({path + ".matchLabels", "must be a map of label keys to values"});
+    } else {
+      for (const auto& [key, value] : ml->items()) {
+        if (!value.is_string()) {
+          problems.push_back({path + ".matchLabels[" + key + "]", "value must be a string"});
+        }
+      }
+    }
+  }
+  if (const Json* me = member(selector, "matchExpressions"); me != nullptr) {
+    if (!me->is_array()) {
+      problems.push_back({path + ".matchExpressions", "must be a list"});
+      return problems;
+    }
+    for (size_t i = 0; i < me->size(); ++i) {
+      const Json& e = (*me)[i];
+      std::string epath = indexPath(path + ".matchExpressions", i);
+      std::string_view op = stringMember(e, "operator");
+      const Json* values = member(e, "values");
+      bool hasValues = values != nullptr && values->is_array() && !values->empty();
+      if (stringMember(e, "key").empty()) problems.push_back({epath + ".key", "required"});
+      if (op == "In" || op == "NotIn") {
+        if (!hasValues || !std::all_of(values->begin(), values->end(),
+                                       [](const Json& v) { return v.is_string(); })) {
+          problems.push_back({epath + ".values", "In and NotIn need a non-empty list of strings"});
+        }
+      } else if (op == "Exists" || op == "DoesNotExist") {
+        if (hasValues)
+          problems.push_back({epath + ".values", "must be empty for " + std::string(op)});
+      } else {
+        problems.push_back({epath + ".operator", "must be In, NotIn, Exists or DoesNotExist"});
+      }
+    }
+  }
+  return problems;
+}
+
+bool labelSelectorMatches(const Json& selector, const Json& labels) {
+  if (!validateLabelSelector(selector, "selector").empty()) return false;
+  for (const auto& [key, value] : objectMember(selector, "matchLabels").items()) {
+    const Json* have = member(labels, key);
+    if (have == nullptr || !have->is_string() || *have != value) return false;
+  }
+  for (const Json& e : arrayMember(selector, "matchExpressions")) {
+    std::string_view key = stringMember(e, "key");
+    std::string_view op = stringMember(e, "operator");
+    const Json* have = member(labels, key);
+    bool present = have != nullptr && have->is_string();
+    const Json& values = arrayMember(e, "values");
+    bool in = present && stringIn(values, have->get_ref<const std::string&>());
+    if ((op == "In" && !in) || (op == "NotIn" && in) || (op == "Exists" && !present) ||
+        (op == "DoesNotExist" && present)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+std::vector<FieldProblem> validateIdentityException(const Json& object, TimePoint now,
+                                                    TimePoint createdAt) {
+  std::vector<FieldProblem> problems;
+  const Json* spec = member(object, "spec");
+  if (spec == nullptr || !spec->is_object()) {
+    problems.push_back({"spec", "required: reason, approvedBy, expiresAt, rules and a selector"});
+    return problems;
+  }
+  for (const char* field : {"reason", "approvedBy"}) {
+    const Json* v = member(*spec, field);
+    if (v == nullptr || !v->is_string() ||
+        v->get_ref<const std::string&>().find_first_not_of(" \t\n") == std::string::npos) {
+      problems.push_back({std::string("spec.") + field,
+                          std::string("required: ") + (std::string(field) == "reason"
+                                                           ? "say why the exception is needed"
+                                                           : "name who approved the exception")});
+    }
+  }
+  const Json* expires = member(*spec, "expiresAt");
+  if (expires == nullptr || !expires->is_string()) {
+    problems.push_back({"spec.expiresAt",
+                        "required: an RFC 3339 time at most 30 days after creation, e.g. "
+                        "\"" +
+                            formatRfc3339(createdAt + std::chrono::hours(24 * 7)) + "\""});
+  } else if (auto t = parseRfc3339(expires->get_ref<const std::string&>()); !t.ok()) {
+    problems.push_back({"spec.expiresAt", t.status().message()});
+  } else if (*t <= now) {
+    problems.push_back(
+        {"spec.expiresAt", "is in the past; an exception must expire in the future"});
+  } else if (*t > createdAt + kMaxExceptionLifetime) {
+    problems.push_back({"spec.expiresAt", "is more than 30 days after the exception's creation (" +
+                                              formatRfc3339(createdAt) +
+                                              "); the latest allowed is " +
+                                              formatRfc3339(createdAt + kMaxExceptionLifetime) +
+                                              ". Create a new, re-approved exception to go on"});
+  }
+  const Json* rules = member(*spec, "rules");
+  if (rules == nullptr || !rules->is_array() || rules->empty()) {
+    problems.push_back({"spec.rules", "required: the rule IDs it allows, e.g. [TL001]"});
+  } else {
+    for (size_t i = 0; i < rules->size(); ++i) {
+      const Json& r = (*rules)[i];
+      if (!r.is_string() || !parseRuleId(r.get_ref<const std::string&>())) {
+        problems.push_back({indexPath("spec.rules", i),
+                            "unknown rule " + (r.is_string() ? r.get<std::string>() : r.dump()) +
+                                "; known rules are TL001 to TL008"});
+      }
+    }
+  }
+  const Json* sas = member(*spec, "serviceAccountNames");
+  bool hasSas = false;
+  if (sas != nullptr) {
+    if (!sas->is_array() || !std::all_of(sas->begin(), sas->end(), [](const Json& v) {
+          return v.is_string() && !v.get_ref<const std::string&>().empty();
+        })) {
+      problems.push_back({"spec.serviceAccountNames", "must be a list of ServiceAccount names"});
+    } else {
+      hasSas = !sas->empty();
+    }
+  }
+  const Json* selector = member(*spec, "podSelector");
+  bool hasSelector = false;
+  if (selector != nullptr && !selector->is_null()) {
+    auto selectorProblems = validateLabelSelector(*selector, "spec.podSelector");
+    problems.insert(problems.end(), selectorProblems.begin(), selectorProblems.end());
+    hasSelector = selectorProblems.empty() && (!objectMember(*selector, "matchLabels").empty() ||
+                                               !arrayMember(*selector, "matchExpressions").empty());
+  }
+  if (!hasSas && !hasSelector) {
+    problems.push_back({"spec",
+                        "name the pods it covers: serviceAccountNames and/or a non-empty "
+                        "podSelector (an exception never covers a whole namespace)"});
+  }
+  return problems;
+}
+
+StatusOr<IdentityException> parseIdentityException(const Json& object) {
+  const Json& meta = objectMember(object, "metadata");
+  IdentityException e;
+  e.ns = std::string(stringMember(meta, "namespace"));
+  e.name = std::string(stringMember(meta, "name"));
+  const Json& spec = objectMember(object, "spec");
+  e.reason = std::string(stringMember(spec, "reason"));
+  e.approvedBy = std::string(stringMember(spec, "approvedBy"));
+  e.expiresAtText = std::string(stringMember(spec, "expiresAt"));
+  const std::string where = "IdentityException " + e.ns + "/" + e.name + ": ";
+  auto expires = parseRfc3339(e.expiresAtText);
+  if (!expires.ok())
+    return invalidArgument(where + "spec.expiresAt: " + expires.status().message());
+  e.expiresAt = *expires;
+  if (auto created = parseRfc3339(stringMember(meta, "creationTimestamp")); created.ok()) {
+    e.createdAt = *created;
+    if (e.expiresAt > *created + kMaxExceptionLifetime) {
+      return invalidArgument(where + "spec.expiresAt is more than 30 days after creation");
+    }
+  }
+  if (e.reason.empty() || e.approvedBy.empty()) {
+    return invalidArgument(where + "spec.reason and spec.approvedBy are required");
+  }
+  for (const Json& r : arrayMember(spec, "rules")) {
+    if (!r.is_string()) continue;
+    if (auto id = parseRuleId(r.get_ref<const std::string&>())) e.rules.push_back(*id);
+  }
+  for (const Json& sa : arrayMember(spec, "serviceAccountNames")) {
+    if (sa.is_string() && !sa.get_ref<const std::string&>().empty()) {
+      e.serviceAccountNames.push_back(sa.get<std::string>());
+    }
+  }
+  if (const Json* sel = member(spec, "podSelector"); sel != nullptr && !sel->is_null()) {
+    if (!validateLabelSelector(*sel, "spec.podSelector").empty()) {
+      return invalidArgument(where + "spec.podSelector is not a valid label selector");
+    }
+    if (!objectMember(*sel, "matchLabels").empty() ||
+        !arrayMember(*sel, "matchExpressions").empty()) {
+      e.podSelector = *sel;
+    }
+  }
+  if (e.serviceAccountNames.empty() && e.podSelector.is_null()) {
+    return invalidArgument(where + "names no pods (serviceAccountNames or podSelector)");
+  }
+  return e;
+}
+
+bool IdentityException::covers(RuleId rule, std::string_view serviceAccount, const Json& podLabels,
+                               TimePoint now) const {
+  if (expired(now) || std::find(rules.begin(), rules.end(), rule) == rules.end()) return false;
+  if (!serviceAccountNames.empty() &&
+      std::find(serviceAccountNames.begin(), serviceAccountNames.end(), serviceAccount) ==
+          serviceAccountNames.end()) {
+    return false;
+  }
+  return podSelector.is_null() || labelSelectorMatches(podSelector, podLabels);
+}
+
+}  // namespace tasklease::webhook

@@ -1,0 +1,342 @@
+#include "webhook/rules.h"
+
+#include <algorithm>
+#include <cctype>
+
+#include "webhook/json_access.h"
+#include "webhook/secret_detectors.h"
+
+namespace tasklease::webhook {
+namespace {
+
+const std::vector<RuleInfo> kRules = {
+    {RuleId::kTL001, "TL001", "secret-env", "env[].valueFrom.secretKeyRef"},
+    {RuleId::kTL002, "TL002", "secret-envfrom", "envFrom[].secretRef"},
+    {RuleId::kTL003, "TL003", "secret-volume",
+     "volumes[].secret and projected.sources[].secret, except the pod's own active task "
+     "credential"},
+    {RuleId::kTL004, "TL004", "literal-secret",
+     "an env[].value that is a secret (provider key formats, PEM private keys, JWTs, passwords in "
+     "URLs, high-entropy values under secret-like names)"},
+    {RuleId::kTL005, "TL005", "default-service-account", "no serviceAccountName, or default"},
+    {RuleId::kTL006, "TL006", "shared-service-account",
+     "a ServiceAccount neither issued for a task nor annotated tasklease.io/dedicated-to with the "
+     "pod's own workload"},
+    {RuleId::kTL007, "TL007", "long-lived-token",
+     "a projected serviceAccountToken whose expirationSeconds exceeds the maximum"},
+    {RuleId::kTL008, "TL008", "task-inactive",
+     "a pod under a task's ServiceAccount whose task is not Active, or without the label "
+     "tasklease.io/task naming that task"},
+};
+
+constexpr std::string_view kInstead =
+    "Declare an AgentTask and run under the ServiceAccount and short-lived credential it is issued";
+
+bool equalsIgnoreCase(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+// "Deployment/web" names identity "Deployment/web" (kinds compared without case: kubectl
+// users write deployment/web).
+bool namesIdentity(std::string_view annotation, const std::string& identity) {
+  size_t a = annotation.find('/');
+  size_t b = identity.find('/');
+  if (a == std::string_view::npos || b == std::string::npos) return false;
+  return equalsIgnoreCase(annotation.substr(0, a), std::string_view(identity).substr(0, b)) &&
+         annotation.substr(a + 1) == std::string_view(identity).substr(b + 1);
+}
+
+std::string inQuotes(std::string_view s) {
+  return "\"" + std::string(s) + "\"";
+}
+
+bool isListed(const std::vector<std::string>& names, std::string_view name) {
+  return std::find(names.begin(), names.end(), name) != names.end();
+}
+
+void checkContainers(const PodUnderReview& pod, PodFindings& out) {
+  for (std::string_view list : {"containers", "initContainers", "ephemeralContainers"}) {
+    if (pod.onlyEphemeralContainers && list != "ephemeralContainers") continue;
+    const Json& containers = arrayMember(*pod.spec, list);
+    for (size_t i = 0; i < containers.size(); ++i) {
+      const Json& c = containers[i];
+      std::string_view cname = stringMember(c, "name");
+      if (pod.onlyEphemeralContainers && !isListed(*pod.onlyEphemeralContainers, cname)) continue;
+      const std::string cpath = indexPath(pod.specPath + "." + std::string(list), i);
+      const Json& env = arrayMember(c, "env");
+      for (size_t j = 0; j < env.size(); ++j) {
+        const Json& e = env[j];
+        std::string_view name = stringMember(e, "name");
+        const std::string epath = indexPath(cpath + ".env", j);
+        const Json* ref = member(objectMember(e, "valueFrom"), "secretKeyRef");
+        if (ref != nullptr) {
+          out.violations.push_back(
+              {RuleId::kTL001, epath,
+               "container " + inQuotes(cname) + " reads env " + inQuotes(name) + " from Secret " +
+                   inQuotes(stringMember(*ref, "name")) +
+                   " (secretKeyRef): a static secret outlives the task that uses it. " +
+                   std::string(kInstead) + ", or approve an IdentityException for TL001"});
+        }
+        const Json* value = member(e, "value");
+        if (value != nullptr && value->is_string()) {
+          if (auto hit = detectLiteralSecret(name, value->get_ref<const std::string&>())) {
+            out.violations.push_back(
+                {RuleId::kTL004, epath,
+                 "container " + inQuotes(cname) + " env " + inQuotes(name) + " holds " +
+                     hit->description + " as a literal value (detector " + hit->detector +
+                     "; value not shown). Remove it, revoke it if it was real, and use a "
+                     "credential issued for an AgentTask instead"});
+          }
+        }
+      }
+      const Json& envFrom = arrayMember(c, "envFrom");
+      for (size_t j = 0; j < envFrom.size(); ++j) {
+        const Json* ref = member(envFrom[j], "secretRef");
+        if (ref == nullptr) continue;
+        out.violations.push_back(
+            {RuleId::kTL002, indexPath(cpath + ".envFrom", j),
+             "container " + inQuotes(cname) + " imports every key of Secret " +
+                 inQuotes(stringMember(*ref, "name")) + " as environment (envFrom.secretRef). " +
+                 std::string(kInstead) + ", or approve an IdentityException for TL002"});
+      }
+    }
+  }
+}
+
+// What TL008 found about the pod's task, and whether the pod may mount the task's credential.
+struct TaskCheck {
+  bool credentialUsable = false;
+  std::string credentialSecret;
+  std::string whyNot;  // why the credential may not be mounted
+};
+
+TaskCheck checkTask(const PodUnderReview& pod, const std::string& sa, const Json& saObject,
+                    const ClusterState& state, TimePoint now, PodFindings& out) {
+  TaskCheck result;
+  const Json& saMeta = objectMember(saObject, "metadata");
+  const std::string taskName(labelOf(saMeta, kTaskLabel));
+  const std::string saTaskUid(labelOf(saMeta, kTaskUidLabel));
+  out.task = TaskBinding{taskName, saTaskUid};
+  const std::string saPath = pod.specPath + ".serviceAccountName";
+  auto violate = [&](std::string path, std::string message) {
+    if (result.whyNot.empty()) result.whyNot = message;
+    out.violations.push_back({RuleId::kTL008, std::move(path), std::move(message)});
+  };
+
+  if (stringMember(*pod.labels, kTaskLabel) != taskName) {
+    violate(pod.labelsPath + "[" + std::string(kTaskLabel) + "]",
+            "the pod runs under ServiceAccount " + inQuotes(sa) + " of AgentTask " +
+                inQuotes(taskName) + " but is not labelled " + std::string(kTaskLabel) + ": " +
+                taskName + "; add the label so the pod is tied to its task");
+  }
+
+  Lookup task = state.agentTask(pod.ns, taskName);
+  if (task.state == LookupState::kUnknown) {
+    out.notes.push_back({RuleId::kTL008, saPath,
+                         "AgentTask " + pod.ns + "/" + taskName +
+                             " is not known here, so whether it is Active was not checked"});
+    result.whyNot = "AgentTask " + inQuotes(taskName) + " is not known here";
+    return result;
+  }
+  if (task.state == LookupState::kAbsent) {
+    violate(saPath, "ServiceAccount " + inQuotes(sa) + " was issued for AgentTask " +
+                        inQuotes(taskName) +
+                        ", which no longer exists; create a new AgentTask for this work");
+    return result;
+  }
+  const Json& taskMeta = objectMember(task.object, "metadata");
+  const Json& status = objectMember(task.object, "status");
+  const Json& credential = objectMember(status, "credential");
+  std::string_view phase = stringMember(status, "phase");
+  if (!saTaskUid.empty() && saTaskUid != stringMember(taskMeta, "uid")) {
+    violate(saPath, "ServiceAccount " + inQuotes(sa) +
+                        " was issued for an earlier AgentTask named " + inQuotes(taskName) +
+                        " (uid " + saTaskUid +
+                        "); the current one is a different task. Use its own ServiceAccount");
+  }
+  std::string_view issuedSa = stringMember(credential, "serviceAccountName");
+  if (!issuedSa.empty() && issuedSa != sa) {
+    violate(saPath, "ServiceAccount " + inQuotes(sa) + " claims AgentTask " + inQuotes(taskName) +
+                        " but that task's credential is ServiceAccount " + inQuotes(issuedSa) +
+                        "; run under " + inQuotes(issuedSa));
+  }
+  if (phase != "Active") {
+    violate(saPath, "AgentTask " + inQuotes(taskName) + " is " +
+                        (phase.empty() ? std::string("not yet decided") : std::string(phase)) +
+                        ", not Active: pods may run under its ServiceAccount only while it is "
+                        "Active");
+  } else if (auto expires = parseRfc3339(stringMember(credential, "expiresAt"));
+             expires.ok() && *expires <= now) {
+    violate(saPath, "the credential of AgentTask " + inQuotes(taskName) + " expired at " +
+                        std::string(stringMember(credential, "expiresAt")) +
+                        "; create a new AgentTask to continue");
+  }
+  if (result.whyNot.empty()) {
+    result.credentialSecret = std::string(stringMember(credential, "secretName"));
+    result.credentialUsable = !result.credentialSecret.empty();
+    if (!result.credentialUsable) {
+      result.whyNot = "AgentTask " + inQuotes(taskName) + " has no credential Secret in its status";
+    }
+  }
+  return result;
+}
+
+void checkServiceAccount(const PodUnderReview& pod, const ClusterState& state, TimePoint now,
+                         PodFindings& out, TaskCheck& task) {
+  std::string_view sa = stringMember(*pod.spec, "serviceAccountName");
+  std::string path = pod.specPath + ".serviceAccountName";
+  if (sa.empty()) {
+    // The deprecated field still decides when the current one is unset.
+    sa = stringMember(*pod.spec, "serviceAccount");
+    if (!sa.empty()) path = pod.specPath + ".serviceAccount";
+  }
+  out.serviceAccountName = sa.empty() ? "default" : std::string(sa);
+  if (sa.empty() || sa == "default") {
+    out.violations.push_back(
+        {RuleId::kTL005, path,
+         std::string(sa.empty() ? "no serviceAccountName is set, so the pod runs as "
+                                  "ServiceAccount \"default\""
+                                : "the pod runs as ServiceAccount \"default\"") +
+             ", which every pod in the namespace shares. " + std::string(kInstead) +
+             ", or create a ServiceAccount for this workload alone and annotate it " +
+             std::string(kDedicatedToAnnotation) + ": " +
+             (pod.identities.empty() ? std::string("<Kind>/<name>") : pod.identities.front())});
+    task.whyNot = "the pod runs under the default ServiceAccount";
+    return;
+  }
+  Lookup found = state.serviceAccount(pod.ns, sa);
+  if (found.state == LookupState::kUnknown) {
+    out.notes.push_back({RuleId::kTL006, path,
+                         "ServiceAccount " + pod.ns + "/" + std::string(sa) +
+                             " is not known here, so whether it is shared was not checked"});
+    task.whyNot = "ServiceAccount " + inQuotes(sa) + " is not known here";
+    return;
+  }
+  if (found.state == LookupState::kAbsent) {
+    out.violations.push_back({RuleId::kTL006, path,
+                              "ServiceAccount " + inQuotes(sa) + " does not exist in namespace " +
+                                  pod.ns + "; create it (dedicated to this workload) first"});
+    task.whyNot = "ServiceAccount " + inQuotes(sa) + " does not exist";
+    return;
+  }
+  const Json& meta = objectMember(found.object, "metadata");
+  if (!labelOf(meta, kTaskLabel).empty() && labelOf(meta, kManagedByLabel) == kManagedByValue) {
+    task = checkTask(pod, std::string(sa), found.object, state, now, out);
+    return;
+  }
+  task.whyNot = "ServiceAccount " + inQuotes(sa) + " was not issued for an AgentTask";
+  std::string_view dedicated = annotationOf(meta, kDedicatedToAnnotation);
+  std::string own = pod.identities.empty() ? std::string("<Kind>/<name>") : pod.identities.front();
+  if (dedicated.empty()) {
+    out.violations.push_back({RuleId::kTL006, path,
+                              "ServiceAccount " + inQuotes(sa) +
+                                  " is neither issued for an AgentTask nor dedicated to one "
+                                  "workload. Annotate it " +
+                                  std::string(kDedicatedToAnnotation) + ": " + own +
+                                  " if only this workload uses it, or run under an AgentTask's "
+                                  "ServiceAccount"});
+    return;
+  }
+  bool ours = std::any_of(pod.identities.begin(), pod.identities.end(),
+                          [&](const std::string& id) { return namesIdentity(dedicated, id); });
+  if (!ours) {
+    out.violations.push_back({RuleId::kTL006, path,
+                              "ServiceAccount " + inQuotes(sa) + " is dedicated to " +
+                                  std::string(dedicated) + ", not to this workload (" + own +
+                                  "); give this workload its own ServiceAccount"});
+  }
+}
+
+void checkVolumes(const PodUnderReview& pod, const RuleConfig& config, const TaskCheck& task,
+                  PodFindings& out) {
+  auto secretVolume = [&](std::string path, std::string_view secretName) {
+    if (task.credentialUsable && secretName == task.credentialSecret) return;
+    std::string why =
+        task.whyNot.empty() ? std::string() : " (not the task credential: " + task.whyNot + ")";
+    out.violations.push_back(
+        {RuleId::kTL003, std::move(path),
+         "volume mounts Secret " + inQuotes(secretName) + why +
+             ": a static secret outlives the task that uses it. " + std::string(kInstead) +
+             " (its credential Secret may be mounted while the task is Active), or approve an "
+             "IdentityException for TL003"});
+  };
+  const Json& volumes = arrayMember(*pod.spec, "volumes");
+  for (size_t k = 0; k < volumes.size(); ++k) {
+    const Json& v = volumes[k];
+    const std::string vpath = indexPath(pod.specPath + ".volumes", k);
+    if (const Json* secret = member(v, "secret"); secret != nullptr) {
+      secretVolume(vpath, stringMember(*secret, "secretName"));
+    }
+    const Json& sources = arrayMember(objectMember(v, "projected"), "sources");
+    for (size_t m = 0; m < sources.size(); ++m) {
+      const std::string spath = indexPath(vpath + ".projected.sources", m);
+      if (const Json* secret = member(sources[m], "secret"); secret != nullptr) {
+        secretVolume(spath, stringMember(*secret, "name"));
+      }
+      const Json* token = member(sources[m], "serviceAccountToken");
+      if (token == nullptr) continue;
+      const Json* exp = member(*token, "expirationSeconds");
+      // The API server's default lifetime for a projected token is one hour.
+      int64_t seconds = 3600;
+      std::string epath = spath + ".serviceAccountToken.expirationSeconds";
+      if (exp != nullptr && exp->is_number_integer()) {
+        seconds = exp->get<int64_t>();
+      } else if (exp != nullptr) {
+        out.violations.push_back({RuleId::kTL007, epath, "expirationSeconds is not an integer"});
+        continue;
+      }
+      if (seconds > config.maxTokenExpirationSeconds) {
+        out.violations.push_back(
+            {RuleId::kTL007, epath,
+             "a projected ServiceAccount token lives " + std::to_string(seconds) +
+                 " s, more than the allowed " + std::to_string(config.maxTokenExpirationSeconds) +
+                 " s" + (exp == nullptr ? " (the default when expirationSeconds is unset)" : "") +
+                 "; set expirationSeconds to at most " +
+                 std::to_string(config.maxTokenExpirationSeconds)});
+      }
+    }
+  }
+}
+
+}  // namespace
+
+const std::vector<RuleInfo>& allRules() {
+  return kRules;
+}
+
+const RuleInfo& ruleInfo(RuleId id) {
+  return kRules[static_cast<size_t>(id)];
+}
+
+std::string_view ruleCode(RuleId id) {
+  return ruleInfo(id).code;
+}
+
+std::optional<RuleId> parseRuleId(std::string_view code) {
+  for (const auto& r : kRules) {
+    if (r.code == code) return r.id;
+  }
+  return std::nullopt;
+}
+
+PodFindings checkPod(const PodUnderReview& pod, const ClusterState& state, const RuleConfig& config,
+                     TimePoint now) {
+  static const Json kEmpty = Json::object();
+  PodUnderReview p = pod;
+  if (p.spec == nullptr || !p.spec->is_object()) p.spec = &kEmpty;
+  if (p.labels == nullptr || !p.labels->is_object()) p.labels = &kEmpty;
+  PodFindings out;
+  checkContainers(p, out);
+  if (p.onlyEphemeralContainers) return out;
+  TaskCheck task;
+  checkServiceAccount(p, state, now, out, task);
+  checkVolumes(p, config, task, out);
+  std::stable_sort(out.violations.begin(), out.violations.end(),
+                   [](const Violation& a, const Violation& b) { return a.rule < b.rule; });
+  return out;
+}
+
+}  // namespace tasklease::webhook
