@@ -443,9 +443,10 @@ class Api:
             await self.server.admission.validate(req, warnings)
         if dry_run:
             return current, False
-        return self.delete_now(rt, current, options.get("propagationPolicy"))
+        return self.delete_now(rt, current, options.get("propagationPolicy"),
+                               options.get("gracePeriodSeconds"))
 
-    def delete_now(self, rt, current, propagation=None):
+    def delete_now(self, rt, current, propagation=None, grace=None):
         """Deletes without admission (the path controllers take). Returns (object, removed)."""
         current = self.store.get(rt, current["metadata"].get("namespace") or "",
                                  current["metadata"]["name"]) or current
@@ -463,10 +464,11 @@ class Api:
                 new["metadata"]["finalizers"] = finalizers
                 return self.store.update(rt, new, current), False
             return current, False
-        if finalizers or builtins.has_pending_spec_finalizers(rt, current):
+        graceful = builtins.graceful_deletion_seconds(rt, current, grace)
+        if finalizers or graceful or builtins.has_pending_spec_finalizers(rt, current):
             new = copy.deepcopy(current)
             new["metadata"]["deletionTimestamp"] = now_rfc3339()
-            new["metadata"]["deletionGracePeriodSeconds"] = 0
+            new["metadata"]["deletionGracePeriodSeconds"] = graceful
             if finalizers:
                 new["metadata"]["finalizers"] = finalizers
             if rt.tracks_generation:

@@ -158,6 +158,19 @@ def default_propagation(rt):
     return "Background"
 
 
+def graceful_deletion_seconds(rt, obj, requested):
+    """Seconds of graceful deletion: pods running on a node get it (the kubelet then removes
+    them); everything else, and pods never scheduled or already finished, go at once."""
+    if rt.key != ("", "pods"):
+        return 0
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    if not spec.get("nodeName") or status.get("phase") in ("Succeeded", "Failed"):
+        return 0
+    if requested is not None:
+        return max(int(requested), 0)
+    return int(spec.get("terminationGracePeriodSeconds", 30))
+
+
 def has_pending_spec_finalizers(rt, obj):
     return rt.key == ("", "namespaces") and bool((obj.get("spec") or {}).get("finalizers"))
 

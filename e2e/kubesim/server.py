@@ -25,6 +25,7 @@ from .rbac import Attributes, Authorizer, bootstrap_policy
 from .resources import Registry
 from .selectors import parse_field_selector, parse_label_selector
 from .store import Store
+from .workloads import Workloads
 
 log = logging.getLogger("kubesim")
 
@@ -143,6 +144,7 @@ class Server:
         self.faults = Faults()
         self.api = Api(self)
         self.controllers = Controllers(self)
+        self.workloads = Workloads(self)
         self.bookmark_interval = bookmark_interval
         self.min_request_timeout = min_request_timeout
         self.requests = 0
@@ -204,9 +206,11 @@ class Server:
     async def _on_startup(self, app):
         self.store.listeners.append(self._listener)
         self.controllers.start()
+        self.workloads.start()
 
     async def _on_shutdown(self, app):
         await self.controllers.stop()
+        await self.workloads.stop()
         for rs in self.store.resources.values():
             for w in list(rs.watchers):
                 w.close()
