@@ -1,0 +1,583 @@
+#include "common/http_server.h"
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <sys/stat.h>
+
+#include <atomic>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <condition_variable>
+#include <cstdio>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include "common/json.h"
+
+namespace tasklease {
+namespace {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+namespace ssl = net::ssl;
+using tcp = net::ip::tcp;
+using SslContextPtr = std::shared_ptr<ssl::context>;
+
+// After answering a request that was not read to its end (413, 400), the rest of what the
+// client is still sending is read and dropped for a while before closing: closing a socket with
+// unread input resets the connection and can destroy the answer in flight.
+constexpr std::chrono::milliseconds kLingerTime{2000};
+constexpr size_t kLingerBytes = 16 * 1024 * 1024;
+constexpr std::chrono::milliseconds kTlsShutdownTime{1000};
+
+std::string opensslErrors() {
+  std::string out;
+  unsigned long e = 0;
+  while ((e = ERR_get_error()) != 0) {
+    char buf[256];
+    ERR_error_string_n(e, buf, sizeof buf);
+    if (!out.empty()) out += "; ";
+    out += buf;
+  }
+  return out.empty() ? "unknown OpenSSL error" : out;
+}
+
+StatusOr<SslContextPtr> loadTlsContext(const TlsFiles& files) {
+  auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
+  beast::error_code ec;
+  ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                       ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 |
+                       ssl::context::single_dh_use,
+                   ec);
+  SSL_CTX* native = ctx->native_handle();
+  if (ec || SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION) != 1) {
+    return internalError("configuring TLS: " + opensslErrors());
+  }
+  SSL_CTX_set_options(
+      native, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+  ERR_clear_error();
+  if (SSL_CTX_use_certificate_chain_file(native, files.certFile.c_str()) != 1) {
+    return invalidArgument("loading TLS certificate chain from " + files.certFile + ": " +
+                           opensslErrors());
+  }
+  if (SSL_CTX_use_PrivateKey_file(native, files.keyFile.c_str(), SSL_FILETYPE_PEM) != 1) {
+    return invalidArgument("loading TLS private key from " + files.keyFile + ": " +
+                           opensslErrors());
+  }
+  if (SSL_CTX_check_private_key(native) != 1) {
+    return invalidArgument("TLS private key " + files.keyFile + " does not match certificate " +
+                           files.certFile);
+  }
+  return ctx;
+}
+
+// What identifies a file's content without reading it: Kubernetes updates mounted Secrets by
+// swapping a symlink, which changes the inode; editors change size or mtime.
+struct FileStamp {
+  bool exists = false;
+  dev_t dev = 0;
+  ino_t ino = 0;
+  off_t size = 0;
+  int64_t mtimeNs = 0;
+  bool operator==(const FileStamp&) const = default;
+};
+
+FileStamp stampOf(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return {};
+  return {true, st.st_dev, st.st_ino, st.st_size,
+          static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec};
+}
+
+class SessionBase {
+ public:
+  virtual ~SessionBase() = default;
+  virtual void beginShutdown() = 0;
+  virtual void forceClose() = 0;
+};
+
+// What the listener and every session share. Sessions hold it by shared_ptr, so it outlives
+// the last of them however the server is torn down.
+struct SharedState {
+  HttpServerOptions options;
+  HttpRoutes routes;
+  std::atomic<bool> shuttingDown{false};
+  std::atomic<uint64_t> reloads{0};
+
+  std::mutex ctxMu;
+  SslContextPtr ctx;  // guarded by ctxMu: the context new connections get
+
+  std::mutex sessionsMu;
+  std::condition_variable sessionsGone;
+  std::map<SessionBase*, std::weak_ptr<SessionBase>> sessions;  // guarded by sessionsMu
+
+  void error(HttpServerError e, const std::string& detail) const {
+    if (options.onError) options.onError(e, detail);
+  }
+  SslContextPtr currentContext() {
+    std::lock_guard<std::mutex> lock(ctxMu);
+    return ctx;
+  }
+  size_t sessionCount() {
+    std::lock_guard<std::mutex> lock(sessionsMu);
+    return sessions.size();
+  }
+};
+using SharedStatePtr = std::shared_ptr<SharedState>;
+
+http::response<http::string_body> toBeast(const HttpResponse& r, unsigned version) {
+  http::response<http::string_body> res{static_cast<http::status>(r.status), version};
+  res.set(http::field::content_type, r.contentType);
+  for (const auto& [k, v] : r.headers) res.set(k, v);
+  res.body() = r.body;
+  return res;
+}
+
+template <class Stream>
+class Session : public SessionBase, public std::enable_shared_from_this<Session<Stream>> {
+ public:
+  Session(SharedStatePtr shared, Stream stream, SslContextPtr ctx)
+      : shared_(std::move(shared)), ctx_(std::move(ctx)), stream_(std::move(stream)) {}
+
+  ~Session() override {
+    std::lock_guard<std::mutex> lock(shared_->sessionsMu);
+    shared_->sessions.erase(this);
+    if (shared_->sessions.empty()) shared_->sessionsGone.notify_all();
+  }
+
+  void run() {
+    {
+      std::lock_guard<std::mutex> lock(shared_->sessionsMu);
+      shared_->sessions[this] = this->shared_from_this();
+    }
+    net::dispatch(stream_.get_executor(), [self = this->shared_from_this()] { self->start(); });
+  }
+
+  void beginShutdown() override {
+    net::post(stream_.get_executor(), [self = this->shared_from_this()] {
+      if (!self->busy_) self->lowest().close();
+    });
+  }
+
+  void forceClose() override {
+    net::post(stream_.get_executor(),
+              [self = this->shared_from_this()] { self->lowest().close(); });
+  }
+
+ private:
+  static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
+
+  beast::tcp_stream& lowest() { return beast::get_lowest_layer(stream_); }
+  const HttpServerOptions& opts() const { return shared_->options; }
+
+  void start() {
+    if constexpr (kTls) {
+      lowest().expires_after(opts().handshakeTimeout);
+      stream_.async_handshake(
+          ssl::stream_base::server,
+          [self = this->shared_from_this()](beast::error_code ec) { self->onHandshake(ec); });
+    } else {
+      waitForRequest();
+    }
+  }
+
+  void onHandshake(beast::error_code ec) {
+    if (ec) {
+      if (ec != net::error::operation_aborted) {
+        shared_->error(HttpServerError::kTlsHandshake, ec.message());
+      }
+      return;  // the session ends; the socket closes with it
+    }
+    waitForRequest();
+  }
+
+  // Idle until the first byte of the next request, under the idle timeout; then the whole
+  // request must arrive within the read timeout.
+  void waitForRequest() {
+    busy_ = false;
+    if (shared_->shuttingDown) return closeNow();
+    if (buffer_.size() > 0) return readRequest();
+    lowest().expires_after(opts().idleTimeout);
+    stream_.async_read_some(buffer_.prepare(4096),
+                            [self = this->shared_from_this()](beast::error_code ec, size_t n) {
+                              self->onFirstBytes(ec, n);
+                            });
+  }
+
+  void onFirstBytes(beast::error_code ec, size_t n) {
+    if (ec) {
+      if (ec == beast::error::timeout) shared_->error(HttpServerError::kTimeout, "idle connection");
+      return closeNow();
+    }
+    buffer_.commit(n);
+    readRequest();
+  }
+
+  void readRequest() {
+    busy_ = true;
+    parser_.emplace();
+    parser_->body_limit(opts().bodyLimit);
+    parser_->header_limit(static_cast<std::uint32_t>(opts().headerLimit));
+    lowest().expires_after(opts().readTimeout);
+    http::async_read(
+        stream_, buffer_, *parser_,
+        [self = this->shared_from_this()](beast::error_code ec, size_t) { self->onRead(ec); });
+  }
+
+  void onRead(beast::error_code ec) {
+    if (ec == http::error::body_limit) {
+      shared_->error(HttpServerError::kBodyTooLarge, "");
+      return respondAndClose(statusResponse(
+          413, "RequestEntityTooLarge",
+          "request body larger than " + std::to_string(opts().bodyLimit) + " bytes"));
+    }
+    if (ec == http::error::header_limit) {
+      shared_->error(HttpServerError::kHeaderTooLarge, "");
+      return respondAndClose(statusResponse(
+          431, "RequestHeaderFieldsTooLarge",
+          "request headers larger than " + std::to_string(opts().headerLimit) + " bytes"));
+    }
+    if (ec == beast::error::timeout) {
+      shared_->error(HttpServerError::kTimeout, "request not received in time");
+      return closeNow();
+    }
+    if (ec && ec.category() == http::make_error_code(http::error::end_of_stream).category() &&
+        ec != http::error::end_of_stream && ec != http::error::partial_message) {
+      shared_->error(HttpServerError::kMalformedRequest, ec.message());
+      return respondAndClose(
+          statusResponse(400, "BadRequest", "malformed HTTP request: " + ec.message()));
+    }
+    if (ec) return closeNow();  // the client went away
+    handle(parser_->release());
+  }
+
+  void handle(http::request<http::string_body> req) {
+    HttpRequest r;
+    r.method = std::string(req.method_string());
+    std::string_view target(req.target().data(), req.target().size());
+    size_t q = target.find('?');
+    r.path = std::string(target.substr(0, q));
+    if (q != std::string_view::npos) r.query = std::string(target.substr(q + 1));
+    for (const auto& f : req) {
+      std::string name(f.name_string());
+      for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      r.headers[name] = std::string(f.value());
+    }
+    r.body = std::move(req.body());
+    bool pathKnown = false;
+    const HttpHandler* handler = shared_->routes.find(r.method, r.path, &pathKnown);
+    HttpResponse out;
+    if (handler == nullptr) {
+      out = pathKnown
+                ? statusResponse(405, "MethodNotAllowed", r.method + " is not allowed on " + r.path)
+                : statusResponse(404, "NotFound", "no such path: " + r.path);
+    } else {
+      try {
+        out = (*handler)(r);
+      } catch (const std::exception& e) {
+        shared_->error(HttpServerError::kHandlerFailed, e.what());
+        out = statusResponse(500, "InternalError", "internal error");
+      }
+    }
+    bool keepAlive = req.keep_alive() && !shared_->shuttingDown;
+    write(toBeast(out, req.version()), !keepAlive, false);
+  }
+
+  void respondAndClose(const HttpResponse& r) { write(toBeast(r, 11), true, true); }
+
+  void write(http::response<http::string_body> res, bool close, bool linger) {
+    res.keep_alive(!close);
+    res.prepare_payload();
+    response_ = std::make_shared<http::response<http::string_body>>(std::move(res));
+    lowest().expires_after(opts().writeTimeout);
+    http::async_write(
+        stream_, *response_,
+        [self = this->shared_from_this(), close, linger](beast::error_code ec, size_t) {
+          self->response_.reset();
+          if (ec) return self->closeNow();
+          if (linger) return self->lingerThenClose();
+          if (close) return self->closeGracefully();
+          self->waitForRequest();
+        });
+  }
+
+  void lingerThenClose() {
+    if constexpr (!kTls) {
+      beast::error_code ignored;
+      lowest().socket().shutdown(tcp::socket::shutdown_send, ignored);
+    }
+    lowest().expires_after(kLingerTime);
+    drain(0);
+  }
+
+  void drain(size_t drained) {
+    if (drained > kLingerBytes) return closeNow();
+    buffer_.consume(buffer_.size());
+    stream_.async_read_some(buffer_.prepare(64 * 1024), [self = this->shared_from_this(), drained](
+                                                            beast::error_code ec, size_t n) {
+      if (ec) return self->closeNow();
+      self->drain(drained + n);
+    });
+  }
+
+  void closeGracefully() {
+    if constexpr (kTls) {
+      lowest().expires_after(kTlsShutdownTime);
+      stream_.async_shutdown(
+          [self = this->shared_from_this()](beast::error_code) { self->closeNow(); });
+    } else {
+      beast::error_code ignored;
+      lowest().socket().shutdown(tcp::socket::shutdown_send, ignored);
+      closeNow();
+    }
+  }
+
+  void closeNow() {
+    busy_ = false;
+    lowest().close();
+  }
+
+  SharedStatePtr shared_;
+  SslContextPtr ctx_;  // keeps the context this connection was accepted with
+  Stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  std::shared_ptr<http::response<http::string_body>> response_;
+  bool busy_ = false;  // a request has started arriving and is not answered yet
+};
+
+class HttpServerImpl : public HttpServer {
+ public:
+  HttpServerImpl(SharedStatePtr shared, int threads)
+      : shared_(std::move(shared)),
+        acceptor_(net::make_strand(ioc_)),
+        reloadTimer_(net::make_strand(ioc_)) {
+    threadCount_ = threads < 1 ? 1 : threads;
+  }
+
+  ~HttpServerImpl() override { shutdown(std::chrono::milliseconds(0)); }
+
+  Status listen() {
+    beast::error_code ec;
+    auto address = net::ip::make_address(shared_->options.address, ec);
+    if (ec) return invalidArgument("bad listen address \"" + shared_->options.address + "\"");
+    tcp::endpoint endpoint(address, shared_->options.port);
+    acceptor_.open(endpoint.protocol(), ec);
+    if (!ec) acceptor_.set_option(net::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor_.bind(endpoint, ec);
+    if (!ec) acceptor_.listen(net::socket_base::max_listen_connections, ec);
+    if (ec) {
+      return unavailable("listening on " + shared_->options.address + ":" +
+                         std::to_string(shared_->options.port) + ": " + ec.message());
+    }
+    port_ = acceptor_.local_endpoint(ec).port();
+    return {};
+  }
+
+  void startThreads() {
+    accept();
+    if (shared_->options.tls) {
+      certStamps_ = {stampOf(shared_->options.tls->certFile),
+                     stampOf(shared_->options.tls->keyFile)};
+      scheduleReload();
+    }
+    for (int i = 0; i < threadCount_; ++i) {
+      threads_.emplace_back([this] {
+        // Handlers catch their own exceptions; this keeps the thread serving if anything
+        // else escapes.
+        for (;;) {
+          try {
+            ioc_.run();
+            return;
+          } catch (const std::exception& e) {
+            shared_->error(HttpServerError::kHandlerFailed, e.what());
+          }
+        }
+      });
+    }
+  }
+
+  uint16_t port() const override { return port_; }
+  uint64_t certificateReloads() const override { return shared_->reloads.load(); }
+  size_t openConnections() const override { return shared_->sessionCount(); }
+
+  void shutdown(std::chrono::milliseconds grace) override {
+    std::lock_guard<std::mutex> once(shutdownMu_);
+    if (threads_.empty()) return;
+    shared_->shuttingDown = true;
+    net::post(acceptor_.get_executor(), [this] {
+      beast::error_code ignored;
+      acceptor_.close(ignored);
+    });
+    net::post(reloadTimer_.get_executor(), [this] { reloadTimer_.cancel(); });
+    for (auto& s : liveSessions()) s->beginShutdown();
+    {
+      std::unique_lock<std::mutex> lock(shared_->sessionsMu);
+      shared_->sessionsGone.wait_for(lock, grace, [&] { return shared_->sessions.empty(); });
+    }
+    for (auto& s : liveSessions()) s->forceClose();
+    // With the acceptor, the timer and every socket closed, run() returns once the last
+    // handler has finished.
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+  }
+
+ private:
+  std::vector<std::shared_ptr<SessionBase>> liveSessions() {
+    std::vector<std::shared_ptr<SessionBase>> out;
+    std::lock_guard<std::mutex> lock(shared_->sessionsMu);
+    for (auto& [ptr, weak] : shared_->sessions) {
+      if (auto s = weak.lock()) out.push_back(std::move(s));
+    }
+    return out;
+  }
+
+  void accept() {
+    acceptor_.async_accept(net::make_strand(ioc_),
+                           [this](beast::error_code ec, tcp::socket socket) {
+                             if (ec == net::error::operation_aborted || !acceptor_.is_open())
+                               return;
+                             if (!ec) onAccept(std::move(socket));
+                             accept();
+                           });
+  }
+
+  void onAccept(tcp::socket socket) {
+    if (shared_->shuttingDown) return;
+    if (shared_->sessionCount() >= shared_->options.maxConnections) {
+      shared_->error(HttpServerError::kTooManyConnections, "");
+      return;  // the socket closes as it goes out of scope
+    }
+    if (shared_->options.tls) {
+      SslContextPtr ctx = shared_->currentContext();
+      auto session = std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(
+          shared_, beast::ssl_stream<beast::tcp_stream>(beast::tcp_stream(std::move(socket)), *ctx),
+          ctx);
+      session->run();
+    } else {
+      auto session = std::make_shared<Session<beast::tcp_stream>>(
+          shared_, beast::tcp_stream(std::move(socket)), nullptr);
+      session->run();
+    }
+  }
+
+  void scheduleReload() {
+    reloadTimer_.expires_after(shared_->options.certReloadInterval);
+    reloadTimer_.async_wait([this](beast::error_code ec) {
+      if (ec || shared_->shuttingDown) return;
+      checkCertificate();
+      scheduleReload();
+    });
+  }
+
+  void checkCertificate() {
+    const TlsFiles& files = *shared_->options.tls;
+    std::pair<FileStamp, FileStamp> now{stampOf(files.certFile), stampOf(files.keyFile)};
+    if (now == certStamps_) return;
+    certStamps_ = now;
+    StatusOr<SslContextPtr> ctx = loadTlsContext(files);
+    if (!ctx.ok()) {
+      // A half-written pair (new certificate, old key) fails here and is retried when the
+      // other file changes; until then the previous pair stays in use.
+      shared_->error(HttpServerError::kCertificateReload, ctx.status().message());
+      return;
+    }
+    {
+      std::lock_guard<std::mutex> lock(shared_->ctxMu);
+      shared_->ctx = std::move(*ctx);
+    }
+    shared_->reloads.fetch_add(1);
+    if (shared_->options.onCertificateReload) shared_->options.onCertificateReload();
+  }
+
+  SharedStatePtr shared_;
+  net::io_context ioc_;
+  tcp::acceptor acceptor_;
+  net::steady_timer reloadTimer_;  // on its own strand: the reload handler and cancel()
+  std::pair<FileStamp, FileStamp> certStamps_;
+  int threadCount_ = 1;
+  uint16_t port_ = 0;
+  std::mutex shutdownMu_;
+  std::vector<std::thread> threads_;  // guarded by shutdownMu_ after start
+};
+
+}  // namespace
+
+HttpResponse statusResponse(int code, std::string reason, std::string message) {
+  HttpResponse r;
+  r.status = code;
+  Json body = {{"kind", "Status"},
+               {"apiVersion", "v1"},
+               {"metadata", Json::object()},
+               {"status", "Failure"},
+               {"code", code},
+               {"reason", std::move(reason)},
+               {"message", std::move(message)}};
+  r.body = body.dump(-1, ' ', false, Json::error_handler_t::replace);
+  return r;
+}
+
+void HttpRoutes::add(std::string method, std::string path, HttpHandler handler) {
+  routes_[{std::move(method), std::move(path)}] = std::move(handler);
+}
+
+const HttpHandler* HttpRoutes::find(std::string_view method, std::string_view path,
+                                    bool* pathKnown) const {
+  *pathKnown = false;
+  for (const auto& [key, handler] : routes_) {
+    if (key.second != path) continue;
+    *pathKnown = true;
+    if (key.first == method) return &handler;
+  }
+  return nullptr;
+}
+
+const char* httpServerErrorName(HttpServerError e) {
+  switch (e) {
+    case HttpServerError::kBodyTooLarge:
+      return "body_too_large";
+    case HttpServerError::kHeaderTooLarge:
+      return "header_too_large";
+    case HttpServerError::kMalformedRequest:
+      return "malformed_request";
+    case HttpServerError::kTimeout:
+      return "timeout";
+    case HttpServerError::kTlsHandshake:
+      return "tls_handshake";
+    case HttpServerError::kTooManyConnections:
+      return "too_many_connections";
+    case HttpServerError::kHandlerFailed:
+      return "handler_failed";
+    case HttpServerError::kCertificateReload:
+      return "certificate_reload";
+  }
+  return "unknown";
+}
+
+StatusOr<std::unique_ptr<HttpServer>> HttpServer::start(HttpServerOptions options,
+                                                        HttpRoutes routes) {
+  auto shared = std::make_shared<SharedState>();
+  if (options.tls) {
+    StatusOr<SslContextPtr> ctx = loadTlsContext(*options.tls);
+    if (!ctx.ok()) return ctx.status();
+    shared->ctx = std::move(*ctx);
+  }
+  int threads = options.threads;
+  shared->options = std::move(options);
+  shared->routes = std::move(routes);
+  auto server = std::make_unique<HttpServerImpl>(shared, threads);
+  Status s = server->listen();
+  if (!s.ok()) return s;
+  server->startThreads();
+  return std::unique_ptr<HttpServer>(std::move(server));
+}
+
+}  // namespace tasklease

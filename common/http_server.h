@@ -1,0 +1,117 @@
+#pragma once
+// A small HTTP/1.1 server, with or without TLS, for the webhook's admission endpoint and for
+// every component's health and metrics endpoints. Handlers are plain functions from a request
+// to a response; they run on the server's threads and must not block for long.
+//
+//   HttpServerOptions opts;
+//   opts.port = 8443;
+//   opts.tls = TlsFiles{"tls.crt", "tls.key"};
+//   HttpRoutes routes;
+//   routes.add("POST", "/validate", [&](const HttpRequest& r) { return review(r.body); });
+//   auto server = HttpServer::start(opts, std::move(routes));
+//   ...
+//   (*server)->shutdown(std::chrono::seconds(10));   // answers what is in flight, then stops
+//
+// What it guarantees (docs/webhook.md): TLS 1.2 or later; the certificate and key are
+// re-read when their files change, for new connections, without touching open ones; bodies
+// over the limit get 413, malformed HTTP gets 400, and both close the connection; a
+// connection idle between requests, or too slow to deliver one, is closed; shutdown stops
+// accepting, closes idle connections and lets requests in flight be answered.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+
+namespace tasklease {
+
+struct HttpRequest {
+  std::string method;
+  std::string path;                            // without the query
+  std::string query;                           // after '?', or empty
+  std::map<std::string, std::string> headers;  // names in lower case
+  std::string body;
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string contentType = "application/json";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
+
+// A metav1.Status body ({"kind":"Status","status":"Failure","code":...,"reason":...,"message":...})
+// with that HTTP status: what Kubernetes clients expect from an error.
+HttpResponse statusResponse(int code, std::string reason, std::string message);
+
+class HttpRoutes {
+ public:
+  void add(std::string method, std::string path, HttpHandler handler);
+  // nullptr when no route has this path; *pathKnown tells 404 from 405.
+  const HttpHandler* find(std::string_view method, std::string_view path, bool* pathKnown) const;
+
+ private:
+  std::map<std::pair<std::string, std::string>, HttpHandler> routes_;
+};
+
+struct TlsFiles {
+  std::string certFile;  // PEM chain, leaf first
+  std::string keyFile;   // PEM private key
+};
+
+// Why a connection or request failed before reaching a handler: for metrics and logs.
+enum class HttpServerError {
+  kBodyTooLarge,        // answered 413
+  kHeaderTooLarge,      // answered 431
+  kMalformedRequest,    // answered 400
+  kTimeout,             // closed
+  kTlsHandshake,        // closed
+  kTooManyConnections,  // closed at accept
+  kHandlerFailed,       // a handler threw: answered 500
+  kCertificateReload,   // new files could not be loaded; the previous ones stay in use
+};
+const char* httpServerErrorName(HttpServerError e);
+
+struct HttpServerOptions {
+  std::string address = "0.0.0.0";
+  uint16_t port = 0;  // 0: any free port, see HttpServer::port()
+  std::optional<TlsFiles> tls;
+  std::chrono::milliseconds certReloadInterval{10000};
+  size_t bodyLimit = 3 * 1024 * 1024;
+  size_t headerLimit = 16 * 1024;
+  std::chrono::milliseconds handshakeTimeout{10000};
+  std::chrono::milliseconds idleTimeout{90000};  // between requests on a kept-alive connection
+  std::chrono::milliseconds readTimeout{10000};  // to receive a whole request once it started
+  std::chrono::milliseconds writeTimeout{10000};
+  size_t maxConnections = 4096;
+  int threads = 2;
+  std::function<void(HttpServerError, const std::string& detail)> onError;
+  std::function<void()> onCertificateReload;
+};
+
+class HttpServer {
+ public:
+  // Binds, loads the certificate (errors name the file), and starts serving.
+  static StatusOr<std::unique_ptr<HttpServer>> start(HttpServerOptions options, HttpRoutes routes);
+
+  virtual ~HttpServer() = default;
+  virtual uint16_t port() const = 0;
+  // Stops accepting, closes idle connections, waits up to `grace` for requests in flight to be
+  // answered, then closes everything. Idempotent.
+  virtual void shutdown(std::chrono::milliseconds grace) = 0;
+  // Successful certificate reloads so far.
+  virtual uint64_t certificateReloads() const = 0;
+  virtual size_t openConnections() const = 0;
+};
+using HttpServerPtr = std::unique_ptr<HttpServer>;
+
+}  // namespace tasklease

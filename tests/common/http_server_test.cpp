@@ -1,0 +1,320 @@
+#include "common/http_server.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <openssl/ssl.h>
+
+#include <atomic>
+#include <filesystem>
+#include <future>
+#include <thread>
+
+#include "common/crypto.h"
+#include "common/json.h"
+#include "tests/common/http_test_client.h"
+#include "tests/common/tls_test_pki.h"
+
+namespace tasklease {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+using testing::TestClient;
+using testing::TestClientOptions;
+
+// Waits for cond, polling, at most `limit` (an upper bound for waiting, not a measurement).
+bool eventually(const std::function<bool()>& cond,
+                std::chrono::milliseconds limit = std::chrono::seconds(10)) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return cond();
+}
+
+class HttpServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::path(::testing::TempDir()) / ("https-" + randomHex(6));
+    fs::create_directories(dir_);
+    ca_ = testing::makeTestCa("test-ca");
+    auto leaf = testing::issueTestServerCert(ca_, "server-1", {"IP:127.0.0.1", "DNS:localhost"});
+    certFile_ = (dir_ / "tls.crt").string();
+    keyFile_ = (dir_ / "tls.key").string();
+    testing::writeFile(certFile_, leaf.certPem);
+    testing::writeFile(keyFile_, leaf.keyPem);
+    routes_.add("POST", "/echo", [](const HttpRequest& r) {
+      HttpResponse out;
+      out.body = r.body;
+      return out;
+    });
+    routes_.add("GET", "/healthz", [](const HttpRequest&) {
+      HttpResponse out;
+      out.contentType = "text/plain";
+      out.body = "ok";
+      return out;
+    });
+    routes_.add("GET", "/throw",
+                [](const HttpRequest&) -> HttpResponse { throw std::runtime_error("boom"); });
+    options_.address = "127.0.0.1";
+    options_.port = 0;
+    options_.tls = TlsFiles{certFile_, keyFile_};
+    options_.certReloadInterval = std::chrono::milliseconds(50);
+    options_.onError = [this](HttpServerError e, const std::string&) {
+      std::lock_guard<std::mutex> lock(errorsMu_);
+      errors_.push_back(e);
+    };
+  }
+
+  void TearDown() override {
+    if (server_) server_->shutdown(std::chrono::seconds(1));
+    fs::remove_all(dir_);
+  }
+
+  void start() {
+    auto s = HttpServer::start(options_, routes_);
+    ASSERT_TRUE(s.ok()) << s.status().toString();
+    server_ = std::move(*s);
+  }
+
+  std::unique_ptr<TestClient> client(const std::string& caPem = "") {
+    TestClientOptions o;
+    o.caPem = caPem.empty() ? ca_.certPem : caPem;
+    std::string error;
+    auto c = TestClient::connect(server_->port(), o, &error);
+    EXPECT_NE(c, nullptr) << error;
+    return c;
+  }
+
+  bool sawError(HttpServerError e) {
+    std::lock_guard<std::mutex> lock(errorsMu_);
+    return std::find(errors_.begin(), errors_.end(), e) != errors_.end();
+  }
+
+  fs::path dir_;
+  testing::TestCert ca_;
+  std::string certFile_, keyFile_;
+  HttpRoutes routes_;
+  HttpServerOptions options_;
+  HttpServerPtr server_;
+  std::mutex errorsMu_;
+  std::vector<HttpServerError> errors_;  // guarded by errorsMu_
+};
+
+TEST_F(HttpServerTest, TlsHandshakeVerifiesAgainstTheCaWithTls12OrLater) {
+  start();
+  auto c = client();
+  ASSERT_NE(c, nullptr);
+  EXPECT_GE(c->tlsVersion(), TLS1_2_VERSION);
+  EXPECT_EQ(c->peerCommonName(), "server-1");
+  auto r = c->request("GET", "/healthz");
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "ok");
+}
+
+TEST_F(HttpServerTest, RefusesClientsOlderThanTls12) {
+  start();
+  TestClientOptions o;
+  o.caPem = ca_.certPem;
+  o.maxTlsVersion = TLS1_1_VERSION;
+  std::string error;
+  EXPECT_EQ(TestClient::connect(server_->port(), o, &error), nullptr);
+  EXPECT_THAT(error, HasSubstr("handshake"));
+  EXPECT_TRUE(eventually([&] { return sawError(HttpServerError::kTlsHandshake); }));
+}
+
+TEST_F(HttpServerTest, StartFailsWithTheFileNameWhenTheKeyDoesNotMatch) {
+  auto other = testing::issueTestServerCert(ca_, "other", {"IP:127.0.0.1"});
+  testing::writeFile(keyFile_, other.keyPem);
+  auto s = HttpServer::start(options_, routes_);
+  ASSERT_FALSE(s.ok());
+  EXPECT_THAT(s.status().message(), HasSubstr(keyFile_));
+}
+
+TEST_F(HttpServerTest, KeepsOneConnectionAliveAcrossRequests) {
+  start();
+  auto c = client();
+  for (int i = 0; i < 5; ++i) {
+    auto r = c->request("POST", "/echo", "{\"n\":" + std::to_string(i) + "}");
+    ASSERT_TRUE(r.ok) << r.error;
+    EXPECT_EQ(r.body, "{\"n\":" + std::to_string(i) + "}");
+    EXPECT_TRUE(r.keepAlive);
+  }
+  EXPECT_EQ(server_->openConnections(), 1U);
+}
+
+TEST_F(HttpServerTest, BodyOverTheLimitGets413) {
+  options_.bodyLimit = 1024 * 1024;
+  start();
+  auto c = client();
+  auto r = c->request("POST", "/echo", std::string(2 * 1024 * 1024, 'x'));
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.status, 413);
+  EXPECT_FALSE(r.keepAlive);
+  EXPECT_EQ(Json::parse(r.body)["reason"], "RequestEntityTooLarge");
+  EXPECT_TRUE(sawError(HttpServerError::kBodyTooLarge));
+  // A body at the limit is fine.
+  auto ok = client()->request("POST", "/echo", std::string(1024 * 1024, 'x'));
+  EXPECT_EQ(ok.status, 200);
+}
+
+TEST_F(HttpServerTest, MalformedHttpGets400WithAMessage) {
+  start();
+  auto r = client()->raw("NOT AN HTTP REQUEST\r\n\r\n");
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.status, 400);
+  EXPECT_THAT(Json::parse(r.body)["message"].get<std::string>(), HasSubstr("malformed HTTP"));
+  auto bad = client()->raw("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n");
+  EXPECT_EQ(bad.status, 400);
+}
+
+TEST_F(HttpServerTest, UnknownPathIs404AndWrongMethodIs405) {
+  start();
+  auto c = client();
+  EXPECT_EQ(c->request("GET", "/nope").status, 404);
+  EXPECT_EQ(c->request("GET", "/echo").status, 405);
+}
+
+TEST_F(HttpServerTest, HandlerThatThrowsGets500AndTheServerGoesOn) {
+  start();
+  auto c = client();
+  EXPECT_EQ(c->request("GET", "/throw").status, 500);
+  EXPECT_EQ(c->request("GET", "/healthz").status, 200);
+  EXPECT_TRUE(sawError(HttpServerError::kHandlerFailed));
+}
+
+TEST_F(HttpServerTest, TlsGarbageIsClosedAndTheServerGoesOn) {
+  start();
+  TestClientOptions plain;
+  // Plain HTTP to the TLS port, then a TLS record whose handshake message is nonsense.
+  for (std::string garbage : {std::string("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"),
+                              std::string("\x16\x03\x01\x00\x05hello", 10)}) {
+    auto raw = TestClient::connect(server_->port(), plain);
+    ASSERT_NE(raw, nullptr);
+    raw->send(garbage);
+    EXPECT_TRUE(raw->closedByServer());
+  }
+  EXPECT_TRUE(eventually([&] { return sawError(HttpServerError::kTlsHandshake); }));
+  EXPECT_EQ(client()->request("GET", "/healthz").status, 200);
+}
+
+TEST_F(HttpServerTest, IdleConnectionIsClosedAfterTheIdleTimeout) {
+  options_.idleTimeout = std::chrono::milliseconds(200);
+  start();
+  auto c = client();
+  EXPECT_EQ(c->request("GET", "/healthz").status, 200);
+  EXPECT_TRUE(c->closedByServer());
+  EXPECT_TRUE(eventually([&] { return sawError(HttpServerError::kTimeout); }));
+}
+
+TEST_F(HttpServerTest, SlowClientIsClosedAfterTheReadTimeout) {
+  options_.readTimeout = std::chrono::milliseconds(200);
+  start();
+  auto c = client();
+  ASSERT_TRUE(c->send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"partial"));
+  EXPECT_TRUE(c->closedByServer());
+  EXPECT_TRUE(eventually([&] { return sawError(HttpServerError::kTimeout); }));
+}
+
+TEST_F(HttpServerTest, CertificateReloadKeepsOpenConnectionsAndServesTheNewOneToNewOnes) {
+  std::atomic<int> reloaded{0};
+  options_.onCertificateReload = [&] { reloaded++; };
+  start();
+  auto before = client();
+  ASSERT_EQ(before->request("GET", "/healthz").status, 200);
+
+  auto ca2 = testing::makeTestCa("test-ca-2");
+  auto leaf2 = testing::issueTestServerCert(ca2, "server-2", {"IP:127.0.0.1"});
+  // As Kubernetes updates a mounted Secret: new files, swapped in by rename.
+  testing::writeFile(certFile_ + ".new", leaf2.certPem);
+  testing::writeFile(keyFile_ + ".new", leaf2.keyPem);
+  fs::rename(keyFile_ + ".new", keyFile_);
+  fs::rename(certFile_ + ".new", certFile_);
+  ASSERT_TRUE(eventually([&] { return server_->certificateReloads() >= 1; }));
+  EXPECT_GE(reloaded.load(), 1);
+
+  auto r = before->request("POST", "/echo", "still here");
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.body, "still here");
+  EXPECT_EQ(before->peerCommonName(), "server-1");
+
+  auto after = client(ca2.certPem);
+  ASSERT_NE(after, nullptr);
+  EXPECT_EQ(after->peerCommonName(), "server-2");
+}
+
+TEST_F(HttpServerTest, UnloadableNewCertificateKeepsTheOldOne) {
+  start();
+  testing::writeFile(certFile_, "-----BEGIN CERTIFICATE-----\nnot base64\n");
+  ASSERT_TRUE(eventually([&] { return sawError(HttpServerError::kCertificateReload); }));
+  EXPECT_EQ(server_->certificateReloads(), 0U);
+  auto c = client();
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->peerCommonName(), "server-1");
+}
+
+TEST_F(HttpServerTest, GracefulShutdownAnswersTheRequestInFlight) {
+  std::promise<void> entered;
+  std::promise<void> release;
+  auto releaseFuture = release.get_future().share();
+  routes_.add("POST", "/slow", [&](const HttpRequest& r) {
+    entered.set_value();
+    releaseFuture.wait();
+    HttpResponse out;
+    out.body = r.body;
+    return out;
+  });
+  start();
+  auto idle = client();
+  ASSERT_EQ(idle->request("GET", "/healthz").status, 200);
+  auto busy = client();
+  auto answer =
+      std::async(std::launch::async, [&] { return busy->request("POST", "/slow", "review"); });
+  entered.get_future().wait();
+
+  auto stopped =
+      std::async(std::launch::async, [&] { server_->shutdown(std::chrono::seconds(10)); });
+  // Idle connections are closed at once; new ones are refused.
+  EXPECT_TRUE(idle->closedByServer());
+  EXPECT_TRUE(eventually([&] {
+    TestClientOptions o;
+    o.caPem = ca_.certPem;
+    return TestClient::connect(server_->port(), o) == nullptr;
+  }));
+  release.set_value();
+  testing::TestResponse r = answer.get();
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "review");
+  EXPECT_FALSE(r.keepAlive);
+  busy.reset();
+  stopped.get();
+  EXPECT_EQ(server_->openConnections(), 0U);
+}
+
+TEST_F(HttpServerTest, ConnectionsBeyondTheLimitAreClosed) {
+  options_.maxConnections = 1;
+  start();
+  auto first = client();
+  ASSERT_EQ(first->request("GET", "/healthz").status, 200);
+  TestClientOptions o;
+  o.caPem = ca_.certPem;
+  EXPECT_EQ(TestClient::connect(server_->port(), o), nullptr);
+  EXPECT_TRUE(eventually([&] { return sawError(HttpServerError::kTooManyConnections); }));
+}
+
+TEST_F(HttpServerTest, PlainHttpWithoutTls) {
+  options_.tls.reset();
+  start();
+  TestClientOptions plain;
+  auto c = TestClient::connect(server_->port(), plain);
+  ASSERT_NE(c, nullptr);
+  auto r = c->request("GET", "/healthz");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.headers["content-type"], "text/plain");
+}
+
+}  // namespace
+}  // namespace tasklease
