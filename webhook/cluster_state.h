@@ -22,11 +22,15 @@ enum class LookupState {
   kUnknown,  // the source cannot tell (offline check without that object)
 };
 
+using ObjectRef = std::shared_ptr<const Json>;
+
 struct Lookup {
   LookupState state = LookupState::kUnknown;
-  Json object;  // the whole object when found
+  ObjectRef object;  // the whole object when found; shared with the cache, never copied
 
-  bool found() const { return state == LookupState::kFound; }
+  bool found() const { return state == LookupState::kFound && object != nullptr; }
+  // The object, or an empty object when not found.
+  const Json& get() const;
 };
 
 class ClusterState {
@@ -36,7 +40,9 @@ class ClusterState {
   virtual Lookup serviceAccount(std::string_view ns, std::string_view name) const = 0;
   virtual Lookup agentTask(std::string_view ns, std::string_view name) const = 0;
   // Every IdentityException in the namespace (none when the source has none).
-  virtual std::vector<Json> identityExceptions(std::string_view ns) const = 0;
+  virtual std::vector<ObjectRef> identityExceptions(std::string_view ns) const = 0;
+  // Whether the state is complete enough to answer reviews (informer caches synced).
+  virtual bool synced() const { return true; }
 };
 using ClusterStatePtr = std::unique_ptr<ClusterState>;
 
@@ -53,13 +59,13 @@ class ObjectSetClusterState : public ClusterState {
   Lookup namespaceObject(std::string_view name) const override;
   Lookup serviceAccount(std::string_view ns, std::string_view name) const override;
   Lookup agentTask(std::string_view ns, std::string_view name) const override;
-  std::vector<Json> identityExceptions(std::string_view ns) const override;
+  std::vector<ObjectRef> identityExceptions(std::string_view ns) const override;
 
  private:
   Lookup find(std::string_view kind, std::string_view ns, std::string_view name) const;
 
   LookupState missing_;
-  std::vector<Json> objects_;
+  std::vector<ObjectRef> objects_;
 };
 
 }  // namespace tasklease::webhook

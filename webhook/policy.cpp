@@ -19,8 +19,8 @@ WorkloadEvaluation evaluateWorkload(const Workload& workload, const ClusterState
     if (!f.violations.empty() && !exceptionsLoaded) {
       // Invalid exceptions can exist only if created while the webhook was away; they cover
       // nothing. Sorted by name so that the same one is reported every time.
-      for (const Json& obj : state.identityExceptions(workload.ns)) {
-        if (auto e = parseIdentityException(obj); e.ok()) exceptions.push_back(std::move(*e));
+      for (const ObjectRef& obj : state.identityExceptions(workload.ns)) {
+        if (auto e = parseIdentityException(*obj); e.ok()) exceptions.push_back(std::move(*e));
       }
       std::sort(
           exceptions.begin(), exceptions.end(),

@@ -201,7 +201,7 @@ ReviewOutcome reviewAdmission(const AdmissionRequest& req, const ClusterState& s
   Lookup nsObject = state.namespaceObject(ns);
   if (!nsObject.found()) return skipped(std::move(out));
   bool unknownMode = false;
-  out.mode = enforcementModeOf(nsObject.object, &unknownMode);
+  out.mode = enforcementModeOf(nsObject.get(), &unknownMode);
   if (out.mode == EnforcementMode::kNone) return skipped(std::move(out));
   if (unknownMode) {
     out.response.warnings.push_back("namespace " + ns + ": label " +

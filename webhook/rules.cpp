@@ -147,8 +147,8 @@ TaskCheck checkTask(const PodUnderReview& pod, const std::string& sa, const Json
                         ", which no longer exists; create a new AgentTask for this work");
     return result;
   }
-  const Json& taskMeta = objectMember(task.object, "metadata");
-  const Json& status = objectMember(task.object, "status");
+  const Json& taskMeta = objectMember(task.get(), "metadata");
+  const Json& status = objectMember(task.get(), "status");
   const Json& credential = objectMember(status, "credential");
   std::string_view phase = stringMember(status, "phase");
   if (!saTaskUid.empty() && saTaskUid != stringMember(taskMeta, "uid")) {
@@ -222,9 +222,9 @@ void checkServiceAccount(const PodUnderReview& pod, const ClusterState& state, T
     task.whyNot = "ServiceAccount " + inQuotes(sa) + " does not exist";
     return;
   }
-  const Json& meta = objectMember(found.object, "metadata");
+  const Json& meta = objectMember(found.get(), "metadata");
   if (!labelOf(meta, kTaskLabel).empty() && labelOf(meta, kManagedByLabel) == kManagedByValue) {
-    task = checkTask(pod, std::string(sa), found.object, state, now, out);
+    task = checkTask(pod, std::string(sa), found.get(), state, now, out);
     return;
   }
   task.whyNot = "ServiceAccount " + inQuotes(sa) + " was not issued for an AgentTask";

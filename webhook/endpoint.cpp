@@ -1,0 +1,157 @@
+#include "webhook/endpoint.h"
+
+#include <chrono>
+
+#include "common/log.h"
+#include "webhook/identity_exception.h"
+#include "webhook/workload.h"
+
+namespace tasklease::webhook {
+namespace {
+
+// A label value from outside input must not create unbounded series: kinds the webhook does
+// not judge are all "other".
+std::string kindLabel(const std::string& kind) {
+  if (isPodBearingKind(kind) || kind == kIdentityExceptionKind) return kind;
+  return "other";
+}
+
+HttpResponse textResponse(int status, std::string body) {
+  HttpResponse r;
+  r.status = status;
+  r.contentType = "text/plain; charset=utf-8";
+  r.body = std::move(body);
+  return r;
+}
+
+}  // namespace
+
+AdmissionEndpoint::AdmissionEndpoint(const ClusterState& state, ReviewConfig config,
+                                     EvidenceChain* evidence, MetricsRegistry& metrics, Clock clock)
+    : state_(state),
+      config_(std::move(config)),
+      evidence_(evidence),
+      metrics_(metrics),
+      clock_(clock ? std::move(clock) : Clock([] { return std::chrono::system_clock::now(); })),
+      reviews_(metrics.counter("tasklease_webhook_reviews_total",
+                               "Admission reviews answered, by object kind, decision and the "
+                               "namespace's enforcement mode.",
+                               {"kind", "decision", "mode"})),
+      violations_(metrics.counter("tasklease_webhook_violations_total",
+                                  "Rule violations found, by object kind, rule, decision and "
+                                  "enforcement mode.",
+                                  {"kind", "rule", "decision", "mode"})),
+      latency_(metrics.histogram("tasklease_webhook_review_duration_seconds",
+                                 "Time to decode, review and answer one AdmissionReview.")),
+      errors_(metrics.counter("tasklease_webhook_errors_total",
+                              "Requests or connections that failed, by type.", {"type"})),
+      synced_(metrics.gauge("tasklease_webhook_cache_synced",
+                            "1 when the cluster-state caches are synced, else 0.")),
+      reloads_(metrics.counter("tasklease_webhook_certificate_reloads_total",
+                               "Serving certificate reloads after the files changed.")),
+      evidenceRecords_(metrics.counter("tasklease_webhook_evidence_records_total",
+                                       "Evidence records written, by kind.", {"kind"})) {}
+
+HttpResponse AdmissionEndpoint::validate(const HttpRequest& request) {
+  auto started = std::chrono::steady_clock::now();
+  if (!state_.synced()) {
+    errors_.labels({"not_ready"}).inc();
+    return statusResponse(503, "ServiceUnavailable",
+                          "tasklease-webhook: cluster state caches are not synced yet");
+  }
+  StatusOr<AdmissionRequest> decoded = decodeAdmissionReview(request.body);
+  if (!decoded.ok()) {
+    errors_.labels({"bad_review"}).inc();
+    logWarn("bad admission review", {{"error", decoded.status().message()}});
+    return statusResponse(400, "BadRequest", decoded.status().message());
+  }
+  ReviewOutcome outcome = reviewAdmission(*decoded, state_, config_, clock_());
+  writeEvidence(outcome.evidence, decoded->uid);
+  HttpResponse response;
+  response.body = encodeAdmissionReview(outcome.response);
+  double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  record(*decoded, outcome, seconds);
+  return response;
+}
+
+void AdmissionEndpoint::record(const AdmissionRequest& request, const ReviewOutcome& outcome,
+                               double seconds) {
+  const std::string kind = kindLabel(outcome.kind);
+  const char* decision = decisionName(outcome.decision);
+  const char* mode = enforcementModeName(outcome.mode);
+  reviews_.labels({kind, decision, mode}).inc();
+  for (RuleId rule : outcome.violatedRules) {
+    violations_.labels({kind, std::string(ruleCode(rule)), decision, mode}).inc();
+  }
+  for (RuleId rule : outcome.exceptedRules) {
+    violations_.labels({kind, std::string(ruleCode(rule)), "excepted", mode}).inc();
+  }
+  latency_.labels({}).observe(seconds);
+
+  Json fields = {{"uid", request.uid},
+                 {"kind", request.kind},
+                 {"namespace", request.ns},
+                 {"name", request.name},
+                 {"operation", request.operation},
+                 {"user", request.userInfo.username},
+                 {"decision", decision},
+                 {"mode", mode},
+                 {"dryRun", request.dryRun}};
+  if (!outcome.violatedRules.empty() || !outcome.exceptedRules.empty()) {
+    Json rules = Json::array();
+    for (RuleId r : outcome.violatedRules) rules.push_back(ruleCode(r));
+    fields["rules"] = std::move(rules);
+    Json excepted = Json::array();
+    for (RuleId r : outcome.exceptedRules) excepted.push_back(ruleCode(r));
+    fields["excepted"] = std::move(excepted);
+  }
+  // Messages hold field paths and names, never values; the log line holds only rule IDs.
+  if (outcome.decision == Decision::kAllowed || outcome.decision == Decision::kSkipped) {
+    logDebug("admission review", fields);
+  } else {
+    logInfo("admission review", fields);
+  }
+}
+
+void AdmissionEndpoint::writeEvidence(std::vector<EvidenceEvent>& events, const std::string& uid) {
+  if (evidence_ == nullptr) return;
+  for (EvidenceEvent& e : events) {
+    const char* kind = evidenceKindName(e.kind);
+    StatusOr<EvidenceRecord> written = evidence_->append(std::move(e));
+    if (!written.ok()) {
+      errors_.labels({"evidence_write"}).inc();
+      logError("evidence record not written",
+               {{"uid", uid}, {"kind", kind}, {"error", written.status().message()}});
+      continue;
+    }
+    evidenceRecords_.labels({kind}).inc();
+  }
+}
+
+HttpResponse AdmissionEndpoint::healthz() const {
+  return textResponse(200, "ok");
+}
+
+HttpResponse AdmissionEndpoint::readyz() const {
+  if (state_.synced()) return textResponse(200, "ok");
+  return textResponse(503, "cluster state caches are not synced yet");
+}
+
+HttpResponse AdmissionEndpoint::metricsText() {
+  synced_.labels({}).set(state_.synced() ? 1 : 0);
+  HttpResponse r;
+  r.contentType = "text/plain; version=0.0.4; charset=utf-8";
+  r.body = metrics_.render();
+  return r;
+}
+
+void AdmissionEndpoint::countServerError(HttpServerError error) {
+  errors_.labels({httpServerErrorName(error)}).inc();
+}
+
+void AdmissionEndpoint::countCertificateReload() {
+  reloads_.labels({}).inc();
+}
+
+}  // namespace tasklease::webhook
