@@ -68,7 +68,8 @@ bool isReview(const ResourceRef& resource) {
   return resource.resource == "tokenreviews" || resource.resource == "subjectaccessreviews" ||
          resource.resource == "selfsubjectaccessreviews" ||
          resource.resource == "localsubjectaccessreviews" ||
-         resource.resource == "selfsubjectrulesreviews";
+         resource.resource == "selfsubjectrulesreviews" ||
+         resource.resource == "selfsubjectreviews";
 }
 
 }  // namespace

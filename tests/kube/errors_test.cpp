@@ -42,7 +42,10 @@ INSTANTIATE_TEST_SUITE_P(
                       MappingCase{429, "TooManyRequests", StatusCode::kResourceExhausted},
                       MappingCase{500, "InternalError", StatusCode::kInternal},
                       MappingCase{503, "ServiceUnavailable", StatusCode::kUnavailable},
-                      MappingCase{504, "Timeout", StatusCode::kDeadlineExceeded}));
+                      MappingCase{504, "Timeout", StatusCode::kDeadlineExceeded}),
+    [](const ::testing::TestParamInfo<MappingCase>& p) {
+      return std::to_string(p.param.http) + p.param.reason;
+    });
 
 TEST(ErrorsTest, CarriesCausesFromDetails) {
   const Json body = {
