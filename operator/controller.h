@@ -1,0 +1,68 @@
+#pragma once
+// Controller: the running loop around the Reconciler. Informer events put task keys on one
+// rate-limited work queue (a Job's events name its task, a new or changed AgentPolicy re-queues
+// the undecided tasks); several workers take keys, never the same key twice at once; a failed
+// reconcile comes back with per-key exponential backoff, an Active task at its deadline. A
+// timer runs the orphan sweep and the periodic upkeep (CA rotation, CRL re-signing).
+//
+//   Controller controller(view, reconciler, sweeper, &metrics, {.workers = 4});
+//   Status s = controller.run(stop);      // blocks until stop; errors if caches never sync
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <stop_token>
+
+#include "common/status.h"
+#include "kube/workqueue.h"
+#include "operator/cluster_view.h"
+#include "operator/metrics.h"
+#include "operator/reconciler.h"
+#include "operator/sweeper.h"
+
+namespace tasklease::op {
+
+struct ControllerOptions {
+  int workers = 4;
+  std::chrono::milliseconds sweepInterval{std::chrono::seconds(60)};
+  std::chrono::milliseconds syncTimeout{std::chrono::minutes(5)};
+  // Retries: per key 5 ms doubling to 1000 s, under this overall token bucket. client-go's
+  // default bucket (10/s, burst 100) is too slow to drain a burst of API errors over hundreds
+  // of tasks.
+  double retryQps = 50;
+  int retryBurst = 300;
+  // Runs before each sweep (CA rotation, CRL refresh); its errors are logged and counted.
+  std::function<Status()> upkeep;
+};
+
+class Controller {
+ public:
+  Controller(InformerClusterView& view, Reconciler& reconciler, Sweeper& sweeper,
+             OperatorMetrics* metrics, ControllerOptions options);
+
+  // Starts the informers, waits for their caches, reconciles until `stop`, then stops the
+  // workers (a key in progress finishes) and the informers.
+  Status run(const std::stop_token& stop);
+
+  bool synced() const { return synced_.load(); }
+  // Sets the gauges computed from state (tasks by phase, queue depth): call before rendering.
+  void updateGauges();
+
+ private:
+  void addHandlers();
+  void addJobsTask(const Json& job);
+  void addUndecidedTasks();
+  void work(const std::stop_token& stop);
+  void sweepLoop(const std::stop_token& stop);
+  void sweepOnce();
+
+  InformerClusterView& view_;
+  Reconciler& reconciler_;
+  Sweeper& sweeper_;
+  OperatorMetrics* metrics_;
+  const ControllerOptions options_;
+  kube::WorkQueue queue_;
+  std::atomic<bool> synced_{false};
+};
+
+}  // namespace tasklease::op

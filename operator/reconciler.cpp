@@ -1,0 +1,550 @@
+#include "operator/reconciler.h"
+
+#include <algorithm>
+
+#include "common/duration.h"
+#include "common/log.h"
+#include "operator/conditions.h"
+#include "operator/objects.h"
+
+namespace tasklease::op {
+namespace {
+
+using std::chrono::milliseconds;
+
+std::string keyText(const TaskRef& t) {
+  return t.ns + "/" + t.name;
+}
+
+double secondsBetween(TimePoint from, TimePoint to) {
+  return std::chrono::duration<double>(to - from).count();
+}
+
+int64_t millisBetween(TimePoint from, TimePoint to) {
+  return std::chrono::duration_cast<milliseconds>(to - from).count();
+}
+
+EvidenceTask evidenceTask(const TaskRef& t) {
+  return {t.ns, t.name, t.uid};
+}
+
+bool ownedBy(const Json& object, const TaskRef& task) {
+  return stringAt(object, {"metadata", "labels", kTaskUidLabel}) == task.uid;
+}
+
+Json ruleList(const std::vector<PolicyRule>& rules) {
+  Json out = Json::array();
+  for (const auto& r : rules) out.push_back(policyRuleToJson(r));
+  return out;
+}
+
+std::string joinDeleted(const std::vector<std::string>& deleted) {
+  std::string out;
+  for (const auto& d : deleted) out += (out.empty() ? "" : ", ") + d;
+  return out.empty() ? "nothing was left to delete" : out + " deleted";
+}
+
+}  // namespace
+
+Reconciler::Reconciler(ReconcilerDeps deps) : deps_(std::move(deps)) {}
+
+StatusOr<ReconcileResult> Reconciler::reconcile(const std::string& key) {
+  const kube::ObjectKey objectKey = kube::ObjectKey::parse(key);
+  kube::ObjectPtr cached = deps_.view.task(objectKey);
+  if (!cached) return gone(objectKey);
+  Json task = *cached;
+  // Cached list items may lack these; Events need them to name the object.
+  task["kind"] = kAgentTasks.kind;
+  task["apiVersion"] = kAgentTasks.apiVersion();
+  if (isBeingDeleted(task)) return finalize(task);
+  if (!hasFinalizer(task, kFinalizer)) {
+    Status s = addFinalizer(task);
+    if (!s.ok()) return s;
+  }
+  const Phase phase = parsePhase(stringAt(task, {"status", "phase"}));
+  if (phase == Phase::kActive) return active(task);
+  if (isTerminal(phase)) return ReconcileResult{};
+  if (stringAt(task, {"status", "policy", "decision"}).empty()) {
+    Status s = decide(task);
+    if (!s.ok()) return s;
+    if (parsePhase(stringAt(task, {"status", "phase"})) == Phase::kDenied) {
+      return ReconcileResult{};
+    }
+  }
+  return issue(task);
+}
+
+// ---- gone and being deleted ----
+
+StatusOr<ReconcileResult> Reconciler::gone(const kube::ObjectKey& key) {
+  {
+    std::lock_guard lock(mu_);
+    // Revoked and verified before the finalizer came off: nothing can be left.
+    if (finalized_.erase(key.toString()) != 0) return ReconcileResult{};
+  }
+  auto report = deps_.sweeper.sweepTask(key);
+  if (!report.ok()) return report.status();
+  if (!report->errors.empty()) {
+    return unavailable("sweeping what is left of " + key.toString() + ": " +
+                       report->errors.front());
+  }
+  return ReconcileResult{};
+}
+
+StatusOr<ReconcileResult> Reconciler::finalize(Json& task) {
+  if (!hasFinalizer(task, kFinalizer)) return ReconcileResult{};
+  const TaskRef ref = taskRefOf(task);
+  const TimePoint now = deps_.now();
+  const Phase phase = parsePhase(stringAt(task, {"status", "phase"}));
+  auto spec = parseTaskSpec(task);
+  RevocationReport report;
+  if (phase != Phase::kDenied) {
+    Status stopped = stopWorkload(task);
+    if (!stopped.ok()) return stopped;
+    const Json credential = objectAt(task, {"status", "credential"});
+    auto revoked = deps_.revoker.revoke(
+        {ref, taskNames(ref.name, ref.uid),
+         spec.ok() ? std::optional<CredentialType>(spec->credentialType) : std::nullopt,
+         credential},
+        now);
+    if (!revoked.ok()) return revoked.status();
+    report = *revoked;
+  }
+  const bool issued = !stringAt(task, {"status", "credential", "issuedAt"}).empty();
+  const bool alreadyRevoked = !stringAt(task, {"status", "credential", "revokedAt"}).empty();
+  if (!alreadyRevoked && (issued || report.anything())) {
+    recordOnce(EvidenceKind::kRevoked, ref, kOperatorActor,
+               {{"reason", "TaskDeleted"},
+                {"deleted", report.deleted},
+                {"fingerprint", stringAt(task, {"status", "credential", "fingerprint"})}});
+    const std::string message = "task deleted: " + joinDeleted(report.deleted);
+    Status s = writeStatus(task, [&](Json& st) {
+      st["credential"]["revokedAt"] = formatRfc3339(now);
+      setCondition(st, kConditionRevoked, true, "TaskDeleted", message, generationOf(task), now);
+      setCondition(st, kConditionReady, false, "Deleting", message, generationOf(task), now);
+    });
+    if (!s.ok() && !s.isNotFound()) return s;
+    if (deps_.metrics != nullptr && spec.ok()) {
+      deps_.metrics->revocation.labels({credentialTypeName(spec->credentialType), "deletion"})
+          .observe(secondsBetween(
+              parseRfc3339(stringAt(task, {"metadata", "deletionTimestamp"})).valueOr(now), now));
+    }
+    event(task, kube::EventType::kNormal, "CredentialRevoked", message);
+  }
+  Json next = task;
+  Json kept = Json::array();
+  for (const Json& f : objectAt(task, {"metadata"}).value("finalizers", Json::array())) {
+    if (!(f.is_string() && f.get<std::string>() == kFinalizer)) kept.push_back(f);
+  }
+  next["metadata"]["finalizers"] = kept;
+  auto updated = deps_.client.update(kAgentTasks, next);
+  if (!updated.ok() && !updated.status().isNotFound()) {
+    return updated.status().annotate("removing the finalizer of " + keyText(ref));
+  }
+  std::lock_guard lock(mu_);
+  finalized_.insert(keyText(ref));
+  for (auto it = recorded_.lower_bound(ref.uid + "/");
+       it != recorded_.end() && it->rfind(ref.uid + "/", 0) == 0;) {
+    it = recorded_.erase(it);
+  }
+  return ReconcileResult{};
+}
+
+Status Reconciler::addFinalizer(Json& task) {
+  Json next = task;
+  Json& finalizers = next["metadata"]["finalizers"];
+  if (!finalizers.is_array()) finalizers = Json::array();
+  finalizers.push_back(kFinalizer);
+  auto updated = deps_.client.update(kAgentTasks, next);
+  if (!updated.ok()) {
+    return updated.status().annotate("adding the finalizer to " + keyText(taskRefOf(task)));
+  }
+  const Json status = task.value("status", Json::object());
+  task = std::move(*updated);
+  if (!task.contains("status")) task["status"] = status;
+  task["kind"] = kAgentTasks.kind;
+  task["apiVersion"] = kAgentTasks.apiVersion();
+  return {};
+}
+
+// ---- the decision ----
+
+Status Reconciler::decide(Json& task) {
+  const TimePoint now = deps_.now();
+  const TaskRef ref = taskRefOf(task);
+  const int64_t generation = generationOf(task);
+  const Delegation who = deps_.delegation.delegationOf(task);
+  auto spec = parseTaskSpec(task);
+  PolicyDecision decision;
+  std::optional<TimePoint> deadline;
+  bool invalid = false;
+  if (!spec.ok()) {
+    invalid = true;
+    decision.reason = "invalid spec: " + spec.status().message();
+  } else {
+    auto d = taskDeadline(task, spec->ttl);
+    if (!d.ok()) {
+      invalid = true;
+      decision.reason = "invalid task: " + d.status().message();
+    } else {
+      deadline = *d;
+      decision = evaluatePolicies({ref.ns, *spec, who}, deps_.view.policies());
+    }
+  }
+
+  if (who.present) {
+    recordOnce(EvidenceKind::kDelegated, ref, who.username,
+               {{"uid", who.uid}, {"groups", who.groups}, {"verified", who.verified}});
+  }
+  Json details = {{"policy", decision.policy}, {"reason", decision.reason}};
+  if (spec.ok()) {
+    details["agent"] = spec->agent;
+    details["purpose"] = spec->purpose;
+    details["tool"] = spec->tool;
+    details["environment"] = spec->environment;
+    details["dataSensitivity"] = spec->dataSensitivity;
+    details["ttl"] = formatDuration(spec->ttl);
+    details["credentialType"] = credentialTypeName(spec->credentialType);
+    details["rules"] = ruleList(spec->rules);
+  }
+  recordOnce(decision.allowed ? EvidenceKind::kAuthorized : EvidenceKind::kDenied, ref,
+             kOperatorActor, details);
+
+  const TaskNames names = taskNames(ref.name, ref.uid);
+  Status s = writeStatus(task, [&](Json& st) {
+    st["phase"] = phaseName(decision.allowed ? Phase::kPending : Phase::kDenied);
+    if (deadline) st["expiresAt"] = formatRfc3339(*deadline);
+    if (who.present) {
+      st["delegation"] = {{"username", who.username},
+                          {"uid", who.uid},
+                          {"groups", who.groups},
+                          {"verified", who.verified}};
+    }
+    Json policy = {{"decision", decision.allowed ? "Allowed" : "Denied"},
+                   {"reason", decision.reason},
+                   {"evaluatedAt", formatRfc3339(now)}};
+    if (!decision.policy.empty()) policy["name"] = decision.policy;
+    st["policy"] = policy;
+    if (decision.allowed) {
+      // What will be created, recorded before any of it is.
+      st["credential"] = {{"type", credentialTypeName(spec->credentialType)},
+                          {"serviceAccountName", names.serviceAccount()},
+                          {"secretName", names.secret()}};
+    }
+    const char* authReason = decision.allowed ? "PolicyAllowed"
+                             : invalid        ? "InvalidSpec"
+                                              : "PolicyDenied";
+    setCondition(st, kConditionAuthorized, decision.allowed, authReason, decision.reason,
+                 generation, now);
+    setCondition(st, kConditionIssued, false, decision.allowed ? "Pending" : "NotIssued",
+                 decision.allowed ? "the credential is being issued"
+                                  : "no credential is issued for a denied task",
+                 generation, now);
+    setCondition(st, kConditionReady, false, decision.allowed ? "Pending" : "Denied",
+                 decision.allowed ? "authorized; the credential is being issued" : decision.reason,
+                 generation, now);
+  });
+  if (!s.ok()) return s;
+  if (decision.allowed) {
+    event(task, kube::EventType::kNormal, "Authorized", decision.reason);
+    countTransition(Phase::kPending);
+  } else {
+    event(task, kube::EventType::kWarning, "Denied", decision.reason);
+    countTransition(Phase::kDenied);
+  }
+  return {};
+}
+
+// ---- issuance ----
+
+StatusOr<Json> Reconciler::ensureObject(const kube::ResourceRef& resource, const Json& desired,
+                                        const TaskRef& task) {
+  auto created = deps_.client.create(resource, desired);
+  if (created.ok()) return created;
+  const kube::ObjectKey key = kube::objectKeyOf(desired);
+  const std::string what = resource.kind + " " + key.toString();
+  if (!created.status().isAlreadyExists()) return created.status().annotate("creating " + what);
+  auto existing = deps_.client.get(resource, key);
+  if (!existing.ok()) return existing.status().annotate("reading " + what);
+  if (!ownedBy(*existing, task)) {
+    return failedPrecondition(what + " exists but is not labelled " + kTaskUidLabel + "=" +
+                              task.uid + "; it was not created for this task");
+  }
+  if (isBeingDeleted(*existing)) {
+    return unavailable(what + " is being deleted; it will be created again once it is gone");
+  }
+  return existing;
+}
+
+StatusOr<ReconcileResult> Reconciler::issue(Json& task) {
+  auto spec = parseTaskSpec(task);
+  if (!spec.ok()) return spec.status();
+  auto deadline = taskDeadline(task, spec->ttl);
+  if (!deadline.ok()) return deadline.status();
+  const TimePoint now = deps_.now();
+  if (spec->completed) {
+    return finish(task, *spec,
+                  {Phase::kSucceeded, "completed", "Completed",
+                   "spec.completed was set before a credential was issued", now});
+  }
+  if (now >= *deadline) {
+    return finish(task, *spec,
+                  {Phase::kExpired, "deadline", "Expired",
+                   "the deadline " + formatRfc3339(*deadline) + " passed before issuance",
+                   *deadline});
+  }
+  const auto issuer = deps_.issuers.find(spec->credentialType);
+  if (issuer == deps_.issuers.end()) {
+    return failedPrecondition(std::string("no issuer is configured for ") +
+                              credentialTypeName(spec->credentialType));
+  }
+  const TaskRef ref = taskRefOf(task);
+  const TaskNames names = taskNames(ref.name, ref.uid);
+
+  auto sa = ensureObject(kube::resources::kServiceAccounts,
+                         buildServiceAccount(ref, names, spec->credentialType), ref);
+  if (!sa.ok()) return sa.status();
+  const Json role = buildRole(ref, names, spec->rules);
+  auto storedRole = ensureObject(kube::resources::kRoles, role, ref);
+  if (!storedRole.ok()) return storedRole.status();
+  if (storedRole->value("rules", Json::array()) != role["rules"]) {
+    Json next = *storedRole;
+    next["rules"] = role["rules"];
+    auto updated = deps_.client.update(kube::resources::kRoles, next);
+    if (!updated.ok()) return updated.status().annotate("updating the rules of Role " + names.role());
+  }
+  auto binding = ensureObject(kube::resources::kRoleBindings, buildRoleBinding(ref, names), ref);
+  if (!binding.ok()) return binding.status();
+
+  const TimePoint created =
+      parseRfc3339(stringAt(task, {"metadata", "creationTimestamp"})).valueOr(now);
+  auto credential = issuer->second->issue(
+      {ref, *spec, names, kube::uidOf(*sa), created, now, *deadline});
+  if (!credential.ok()) return credential.status();
+
+  const char* type = credentialTypeName(spec->credentialType);
+  Json details = {{"type", type},
+                  {"serviceAccount", names.serviceAccount()},
+                  {"secret", names.secret()},
+                  {"fingerprint", credential->fingerprint},
+                  {"issuedAt", formatRfc3339(credential->issuedAt)},
+                  {"expiresAt", formatRfc3339(credential->expiresAt)},
+                  {"adopted", credential->adopted}};
+  if (!credential->tokenId.empty()) details["tokenID"] = credential->tokenId;
+  if (!credential->serial.empty()) details["serial"] = credential->serial;
+  recordOnce(EvidenceKind::kIssued, ref, kOperatorActor, details);
+
+  const std::string message = std::string(type) + " for ServiceAccount " +
+                              names.serviceAccount() + " in Secret " + names.secret() +
+                              ", expires at " + formatRfc3339(credential->expiresAt);
+  const int64_t generation = generationOf(task);
+  Status s = writeStatus(task, [&](Json& st) {
+    st["phase"] = phaseName(Phase::kActive);
+    Json c = {{"type", type},
+              {"serviceAccountName", names.serviceAccount()},
+              {"secretName", names.secret()},
+              {"issuedAt", formatRfc3339(credential->issuedAt)},
+              {"expiresAt", formatRfc3339(credential->expiresAt)},
+              {"fingerprint", credential->fingerprint}};
+    if (!credential->tokenId.empty()) c["tokenID"] = credential->tokenId;
+    if (!credential->serial.empty()) c["serial"] = credential->serial;
+    st["credential"] = c;
+    setCondition(st, kConditionIssued, true, "Issued", message, generation, now);
+    setCondition(st, kConditionRevoked, false, "NotRevoked", "the credential is in use",
+                 generation, now);
+    setCondition(st, kConditionReady, true, "Active", message, generation, now);
+  });
+  if (!s.ok()) return s;
+  event(task, kube::EventType::kNormal, "CredentialIssued", message);
+  countTransition(Phase::kActive);
+  if (deps_.metrics != nullptr) {
+    deps_.metrics->issuance.labels({type}).observe(secondsBetween(created, now));
+  }
+  return active(task);
+}
+
+// ---- Active ----
+
+StatusOr<ReconcileResult> Reconciler::active(Json& task) {
+  auto spec = parseTaskSpec(task);
+  if (!spec.ok()) return spec.status();
+  auto deadline = taskDeadline(task, spec->ttl);
+  if (!deadline.ok()) return deadline.status();
+  const TimePoint now = deps_.now();
+  const TaskRef ref = taskRefOf(task);
+
+  if (spec->completed) {
+    return finish(task, *spec, {Phase::kSucceeded, "completed", "Completed",
+                                "spec.completed is true", now});
+  }
+  const std::string jobName = stringAt(task, {"status", "workload", "jobName"});
+  if (spec->workloadTemplate && !jobName.empty()) {
+    kube::ObjectPtr job = deps_.view.job({ref.ns, jobName});
+    std::optional<Json> found = job ? std::optional<Json>(*job) : std::nullopt;
+    if (!found) {
+      // Just created, perhaps, and not in the cache yet: ask the API server.
+      auto read = deps_.client.get(kube::resources::kJobs, {ref.ns, jobName});
+      if (!read.ok() && !read.status().isNotFound()) return read.status();
+      if (read.ok()) found = *read;
+    }
+    if (!found) {
+      return finish(task, *spec, {Phase::kFailed, "workload", "WorkloadDeleted",
+                                  "the workload Job " + jobName + " was deleted", now});
+    }
+    const JobOutcome outcome = jobOutcome(*found);
+    if (outcome == JobOutcome::kSucceeded) {
+      return finish(task, *spec, {Phase::kSucceeded, "workload", "WorkloadSucceeded",
+                                  "the workload Job " + jobName + " completed", now});
+    }
+    if (outcome == JobOutcome::kFailed) {
+      return finish(task, *spec, {Phase::kFailed, "workload", "WorkloadFailed",
+                                  "the workload Job " + jobName + " failed", now});
+    }
+  }
+  if (now >= *deadline) {
+    return finish(task, *spec, {Phase::kExpired, "deadline", "Expired",
+                                "the deadline " + formatRfc3339(*deadline) + " passed",
+                                *deadline});
+  }
+  if (spec->workloadTemplate && jobName.empty()) {
+    Status s = startWorkload(task, *spec, *deadline);
+    if (!s.ok()) return s;
+  }
+  const auto left = std::chrono::duration_cast<milliseconds>(*deadline - now);
+  return ReconcileResult{std::max(left, milliseconds(1))};
+}
+
+Status Reconciler::startWorkload(Json& task, const TaskSpec& spec, TimePoint deadline) {
+  const TaskRef ref = taskRefOf(task);
+  const TaskNames names = taskNames(ref.name, ref.uid);
+  const TimePoint now = deps_.now();
+  auto job = buildJob(ref, names, *spec.workloadTemplate,
+                      std::chrono::duration_cast<std::chrono::seconds>(deadline - now));
+  if (!job.ok()) return job.status();
+  auto created = deps_.client.create(kube::resources::kJobs, *job);
+  if (!created.ok() && !created.status().isAlreadyExists()) {
+    // An admission webhook that has not yet seen the task Active refuses the Job once; any
+    // refusal is retried with backoff, never taken as the task's failure.
+    event(task, kube::EventType::kWarning, "WorkloadRefused",
+          "creating Job " + names.job() + ": " + created.status().message());
+    return created.status().annotate("creating the workload Job " + names.job());
+  }
+  Status s = writeStatus(task, [&](Json& st) { st["workload"] = {{"jobName", names.job()}}; });
+  if (!s.ok()) return s;
+  event(task, kube::EventType::kNormal, "WorkloadStarted",
+        "Job " + names.job() + " runs under ServiceAccount " + names.serviceAccount());
+  return {};
+}
+
+Status Reconciler::stopWorkload(const Json& task) {
+  const TaskRef ref = taskRefOf(task);
+  const std::string jobName = taskNames(ref.name, ref.uid).job();
+  kube::ObjectPtr job = deps_.view.job({ref.ns, jobName});
+  if (!job || !ownedBy(*job, ref) || jobOutcome(*job) != JobOutcome::kRunning) return {};
+  kube::DeleteOptions options;
+  options.propagation = kube::PropagationPolicy::kBackground;
+  Status s = deps_.client.remove(kube::resources::kJobs, {ref.ns, jobName}, options);
+  if (!s.ok() && !s.isNotFound()) return s.annotate("stopping the workload Job " + jobName);
+  return {};
+}
+
+StatusOr<ReconcileResult> Reconciler::finish(Json& task, const TaskSpec& spec,
+                                             const Ending& ending) {
+  const TaskRef ref = taskRefOf(task);
+  const TaskNames names = taskNames(ref.name, ref.uid);
+  const bool issued = !stringAt(task, {"status", "credential", "issuedAt"}).empty();
+  recordOnce(ending.phase == Phase::kExpired ? EvidenceKind::kExpired : EvidenceKind::kCompleted,
+             ref, kOperatorActor,
+             {{"outcome", phaseName(ending.phase)},
+              {"reason", ending.reason},
+              {"message", ending.message}});
+  if (ending.trigger != "workload") {
+    Status stopped = stopWorkload(task);
+    if (!stopped.ok()) return stopped;
+  }
+  const Json credential = objectAt(task, {"status", "credential"});
+  auto report = deps_.revoker.revoke({ref, names, spec.credentialType, credential}, deps_.now());
+  if (!report.ok()) return report.status();
+  const TimePoint now = deps_.now();
+  const std::string message = ending.message + "; " + joinDeleted(report->deleted);
+  if (issued || report->anything()) {
+    recordOnce(EvidenceKind::kRevoked, ref, kOperatorActor,
+               {{"reason", ending.reason},
+                {"deleted", report->deleted},
+                {"fingerprint", stringAt(credential, {"fingerprint"})},
+                {"latencyMs", millisBetween(ending.since, now)}});
+  }
+  const int64_t generation = generationOf(task);
+  Status s = writeStatus(task, [&](Json& st) {
+    st["phase"] = phaseName(ending.phase);
+    if (issued) {
+      st["credential"]["revokedAt"] = formatRfc3339(now);
+      setCondition(st, kConditionRevoked, true, "Revoked", message, generation, now);
+    } else {
+      setCondition(st, kConditionIssued, false, "NotIssued", ending.message, generation, now);
+    }
+    setCondition(st, kConditionReady, false, ending.reason, message, generation, now);
+  });
+  if (!s.ok()) return s;
+  event(task, ending.phase == Phase::kSucceeded ? kube::EventType::kNormal : kube::EventType::kWarning,
+        ending.reason, message);
+  if (issued) event(task, kube::EventType::kNormal, "CredentialRevoked", message);
+  countTransition(ending.phase);
+  if (deps_.metrics != nullptr && issued) {
+    deps_.metrics->revocation.labels({credentialTypeName(spec.credentialType), ending.trigger})
+        .observe(secondsBetween(ending.since, now));
+  }
+  return ReconcileResult{};
+}
+
+// ---- helpers ----
+
+Status Reconciler::writeStatus(Json& task, const std::function<void(Json& status)>& change) {
+  Json next = task;
+  Json& status = next["status"];
+  if (!status.is_object()) status = Json::object();
+  change(status);
+  status["observedGeneration"] = generationOf(task);
+  if (next == task) return {};
+  auto written = deps_.client.updateStatus(kAgentTasks, next);
+  if (!written.ok()) {
+    return written.status().annotate("writing the status of " + keyText(taskRefOf(task)));
+  }
+  task = std::move(*written);
+  task["kind"] = kAgentTasks.kind;
+  task["apiVersion"] = kAgentTasks.apiVersion();
+  return {};
+}
+
+void Reconciler::recordOnce(EvidenceKind kind, const TaskRef& task, const std::string& actor,
+                            Json details) {
+  if (deps_.evidence == nullptr) return;
+  const std::string key = task.uid + "/" + evidenceKindName(kind);
+  {
+    std::lock_guard lock(mu_);
+    if (!recorded_.insert(key).second) return;
+  }
+  auto appended = deps_.evidence->append({kind, evidenceTask(task), actor, std::move(details)});
+  if (!appended.ok()) {
+    if (deps_.metrics != nullptr) deps_.metrics->evidenceErrors.labels({}).inc();
+    logWarn("evidence record not fully written",
+            {{"task", keyText(task)}, {"kind", evidenceKindName(kind)},
+             {"error", appended.status().toString()}});
+  }
+}
+
+void Reconciler::event(const Json& task, kube::EventType type, const std::string& reason,
+                       const std::string& message) {
+  Status s = deps_.events.record(task, type, reason, message);
+  if (!s.ok()) {
+    logDebug("event not recorded", {{"task", keyText(taskRefOf(task))},
+                                    {"reason", reason},
+                                    {"error", s.toString()}});
+  }
+}
+
+void Reconciler::countTransition(Phase phase) {
+  if (deps_.metrics != nullptr) deps_.metrics->transitions.labels({phaseName(phase)}).inc();
+}
+
+}  // namespace tasklease::op

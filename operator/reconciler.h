@@ -1,0 +1,105 @@
+#pragma once
+// Reconciler: drives one AgentTask toward what its spec, its policy and the clock say
+// (DESIGN.md §5). The input is a key ("namespace/name"); the task is read from the cache, and
+// every step is idempotent, so running it twice in a row does nothing the second time and a
+// run cut short at any point (a crash, a failed call) is finished by the next:
+//
+//   gone        -> sweep whatever is still labelled for that name
+//   deleting    -> revoke, verify, then remove the finalizer tasklease.io/revoke
+//   no finalizer-> add it, before anything is issued
+//   undecided   -> evaluate policy; write the decision (Denied is terminal)
+//   authorized  -> ServiceAccount, Role, RoleBinding, credential Secret, then mint; Active
+//   Active      -> run the workload Job; end on spec.completed, the Job's end or the deadline:
+//                  revoke (RoleBinding, Secret, ServiceAccount, Role) and record the outcome
+//
+// An error means "retry with backoff"; requeueAfter means "look again then" (the deadline).
+// Evidence is written before the status that reflects it, so a crash may repeat a record but
+// never lose one; within a process each (task, kind) is recorded once.
+//
+//   Reconciler r({.client = api, .view = view, .issuers = issuers, ...});
+//   StatusOr<ReconcileResult> result = r.reconcile("team-a/t1");
+
+#include <chrono>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+
+#include "common/evidence.h"
+#include "common/json.h"
+#include "common/status.h"
+#include "kube/api_client.h"
+#include "kube/event_recorder.h"
+#include "operator/cluster_view.h"
+#include "operator/delegation.h"
+#include "operator/issuer.h"
+#include "operator/metrics.h"
+#include "operator/revoker.h"
+#include "operator/sweeper.h"
+
+namespace tasklease::op {
+
+inline constexpr char kOperatorActor[] = "tasklease-operator";
+
+struct ReconcileResult {
+  std::optional<std::chrono::milliseconds> requeueAfter;
+};
+
+struct ReconcilerDeps {
+  kube::ApiClient& client;
+  const ClusterView& view;
+  const IssuerSet& issuers;
+  Revoker& revoker;
+  Sweeper& sweeper;
+  const DelegationSource& delegation;
+  kube::EventRecorder& events;
+  EvidenceChain* evidence = nullptr;  // null: no evidence (tests)
+  OperatorMetrics* metrics = nullptr;  // null: no metrics (tests)
+  std::function<TimePoint()> now;     // the operator's clock
+};
+
+class Reconciler {
+ public:
+  explicit Reconciler(ReconcilerDeps deps);
+  StatusOr<ReconcileResult> reconcile(const std::string& key);
+
+ private:
+  // How an Active task ended.
+  struct Ending {
+    Phase phase;
+    std::string trigger;  // completed, workload, deadline, deletion
+    std::string reason;   // condition reason: Completed, WorkloadSucceeded, ...
+    std::string message;
+    TimePoint since;      // when the ending began, for the revocation latency
+  };
+
+  StatusOr<ReconcileResult> gone(const kube::ObjectKey& key);
+  StatusOr<ReconcileResult> finalize(Json& task);
+  Status addFinalizer(Json& task);
+  Status decide(Json& task);
+  StatusOr<ReconcileResult> issue(Json& task);
+  StatusOr<ReconcileResult> active(Json& task);
+  // Revokes and records an ending; `issued` says whether a credential was ever recorded.
+  StatusOr<ReconcileResult> finish(Json& task, const TaskSpec& spec, const Ending& ending);
+  Status startWorkload(Json& task, const TaskSpec& spec, TimePoint deadline);
+  Status stopWorkload(const Json& task);
+
+  // Creates the object, or reads the one already there (it must be labelled for this task).
+  StatusOr<Json> ensureObject(const kube::ResourceRef& resource, const Json& desired,
+                              const TaskRef& task);
+  // Writes status after `change`, with observedGeneration; the task becomes the answer.
+  Status writeStatus(Json& task, const std::function<void(Json& status)>& change);
+  void recordOnce(EvidenceKind kind, const TaskRef& task, const std::string& actor,
+                  Json details);
+  void event(const Json& task, kube::EventType type, const std::string& reason,
+             const std::string& message);
+  void countTransition(Phase phase);
+
+  ReconcilerDeps deps_;
+  std::mutex mu_;
+  std::set<std::string> recorded_;   // guarded by mu_: "uid/kind" already in the chain
+  std::set<std::string> finalized_;  // guarded by mu_: keys whose revocation was verified
+};
+
+}  // namespace tasklease::op

@@ -1,0 +1,546 @@
+#include "operator/reconciler.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <sstream>
+
+#include "common/crypto.h"
+#include "operator/chain_head_store.h"
+#include "operator/conditions.h"
+#include "operator/objects.h"
+#include "tests/operator/operator_fixture.h"
+
+namespace tasklease::op {
+namespace {
+
+using testing::OperatorHarness;
+namespace res = kube::resources;
+
+// Position of the n-th (1-based) entry starting with `prefix`, or -1.
+int indexOf(const std::vector<std::string>& log, const std::string& prefix, int nth = 1) {
+  for (size_t i = 0; i < log.size(); ++i) {
+    if (log[i].rfind(prefix, 0) == 0 && --nth == 0) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+std::string conditionStatus(const Json& task, const std::string& type) {
+  const Json* c = findCondition(objectAt(task, {"status"}), type);
+  return c == nullptr ? "" : (*c)["status"].get<std::string>() + "/" + (*c)["reason"].get<std::string>();
+}
+
+// Objects of that resource in the tasks' namespace (the CA Secret lives elsewhere).
+size_t inTeamA(const kube::FakeApiClient& fake, const kube::ResourceRef& resource) {
+  const auto all = fake.objects(resource);
+  return static_cast<size_t>(std::count_if(all.begin(), all.end(), [](const Json& o) {
+    return stringAt(o, {"metadata", "namespace"}) == "team-a";
+  }));
+}
+
+bool contains(const std::vector<std::string>& items, const std::string& item) {
+  return std::find(items.begin(), items.end(), item) != items.end();
+}
+
+class ReconcilerTest : public ::testing::Test {
+ protected:
+  // Creates an allowed task and reconciles it to Active.
+  std::string activeTask(const std::string& name = "t1",
+                         Json spec = OperatorHarness::taskSpec()) {
+    h.addPolicy("allow-refactor", Json::object());
+    const std::string key = h.createTask(name, spec);
+    auto result = h.reconcileUntilStable(key);
+    EXPECT_TRUE(result.ok()) << result.status().toString();
+    EXPECT_EQ(h.phase(key), "Active");
+    return key;
+  }
+
+  void setCompleted(const std::string& key) {
+    ASSERT_TRUE(h.fake.patch(kAgentTasks, kube::ObjectKey::parse(key),
+                             {{"spec", {{"completed", true}}}})
+                    .ok());
+  }
+
+  void expectCredentialObjects(const std::string& key, bool present) {
+    const TaskNames n = h.names(key);
+    for (const auto* r : {&res::kServiceAccounts, &res::kRoles, &res::kRoleBindings, &res::kSecrets}) {
+      EXPECT_EQ(h.exists(*r, "team-a", n.base), present) << r->resource;
+    }
+  }
+
+  OperatorHarness h;
+};
+
+TEST_F(ReconcilerTest, TheFinalizerIsAddedBeforeAnythingElse) {
+  h.addPolicy("allow-refactor", Json::object());
+  const std::string key = h.createTask("t1", OperatorHarness::taskSpec());
+  h.fake.clearActions();
+  ASSERT_TRUE(h.reconcileUntilStable(key).ok());
+  ASSERT_EQ(h.phase(key), "Active");
+  const auto log = h.writeLog();
+  ASSERT_FALSE(log.empty());
+  EXPECT_EQ(log.front(), "update agenttasks t1");
+  EXPECT_TRUE(hasFinalizer(h.task(key), kFinalizer));
+}
+
+TEST_F(ReconcilerTest, ATaskNoPolicyAllowsIsDeniedAndGetsNoObjects) {
+  const std::string key = h.createTask("t1", OperatorHarness::taskSpec());
+  h.fake.clearActions();
+  ASSERT_TRUE(h.reconcileUntilStable(key).ok());
+  const Json task = h.task(key);
+  EXPECT_EQ(h.phase(key), "Denied");
+  EXPECT_EQ(stringAt(task, {"status", "policy", "decision"}), "Denied");
+  EXPECT_EQ(stringAt(task, {"status", "policy", "reason"}),
+            "denied by default: no AgentPolicy exists");
+  EXPECT_EQ(conditionStatus(task, kConditionAuthorized), "False/PolicyDenied");
+  EXPECT_EQ(conditionStatus(task, kConditionReady), "False/Denied");
+  for (const auto& w : h.writeLog()) EXPECT_EQ(w.rfind("update agenttasks", 0), 0u) << w;
+  expectCredentialObjects(key, false);
+  EXPECT_TRUE(h.api.tokens().empty());
+  EXPECT_EQ(h.evidenceKinds(), std::vector<std::string>{"denied"});
+  EXPECT_TRUE(contains(h.eventReasons(), "Denied"));
+}
+
+TEST_F(ReconcilerTest, ATtlOverMaxTtlIsDeniedWithoutObjects) {
+  h.addPolicy("short", {{"allow", {{"maxTTL", "10m"}}}});
+  const std::string key = h.createTask("t1", OperatorHarness::taskSpec());
+  ASSERT_TRUE(h.reconcileUntilStable(key).ok());
+  EXPECT_EQ(h.phase(key), "Denied");
+  EXPECT_NE(stringAt(h.task(key), {"status", "policy", "reason"}).find("exceeds maxTTL 10m0s"),
+            std::string::npos);
+  EXPECT_TRUE(h.fake.objects(res::kServiceAccounts).empty());
+}
+
+TEST_F(ReconcilerTest, AnInvalidSpecIsDeniedNamingTheField) {
+  h.addPolicy("allow-refactor", Json::object());
+  Json spec = OperatorHarness::taskSpec();
+  spec["ttl"] = "later";
+  const std::string key = h.createTask("t1", spec);
+  ASSERT_TRUE(h.reconcileUntilStable(key).ok());
+  EXPECT_EQ(h.phase(key), "Denied");
+  EXPECT_EQ(conditionStatus(h.task(key), kConditionAuthorized), "False/InvalidSpec");
+  EXPECT_EQ(stringAt(h.task(key), {"status", "policy", "reason"}).rfind("invalid spec: spec.ttl", 0),
+            0u);
+}
+
+TEST_F(ReconcilerTest, AnAllowedTaskGetsABoundTokenStoredOnlyInItsSecret) {
+  h.addPolicy("allow-refactor", Json::object());
+  const std::string key = h.createTask("t1", OperatorHarness::taskSpec());
+  auto result = h.reconcileUntilStable(key);
+  ASSERT_TRUE(result.ok()) << result.status().toString();
+  const Json task = h.task(key);
+  const TaskNames n = h.names(key);
+  expectCredentialObjects(key, true);
+  for (const auto* r : {&res::kServiceAccounts, &res::kRoles, &res::kRoleBindings, &res::kSecrets}) {
+    const Json o = *h.fake.object(*r, {"team-a", n.base});
+    EXPECT_EQ(stringAt(o, {"metadata", "labels", kTaskLabel}), "t1");
+    EXPECT_EQ(stringAt(o, {"metadata", "labels", kTaskUidLabel}), kube::uidOf(task));
+    EXPECT_EQ(o["metadata"]["ownerReferences"][0]["uid"], kube::uidOf(task));
+  }
+  EXPECT_EQ((*h.fake.object(res::kRoles, {"team-a", n.base}))["rules"][0]["resourceNames"],
+            Json::array({"billing-config"}));
+
+  ASSERT_EQ(h.api.tokens().size(), 1u);
+  const std::string token = h.api.tokens()[0];
+  const Json request = h.api.tokenRequests()[0];
+  const Json secret = *h.fake.object(res::kSecrets, {"team-a", n.secret()});
+  EXPECT_EQ(request["spec"]["boundObjectRef"]["kind"], "Secret");
+  EXPECT_EQ(request["spec"]["boundObjectRef"]["name"], n.secret());
+  EXPECT_EQ(request["spec"]["boundObjectRef"]["uid"], kube::uidOf(secret));
+  const int64_t seconds = request["spec"]["expirationSeconds"];
+  EXPECT_GT(seconds, 29 * 60);
+  EXPECT_LE(seconds, 30 * 60);
+  EXPECT_EQ(secretValue(secret, "token"), token);
+  EXPECT_EQ(secret["type"], "Opaque");
+
+  EXPECT_EQ(h.phase(key), "Active");
+  EXPECT_EQ(stringAt(task, {"status", "credential", "fingerprint"}), fingerprint(token));
+  EXPECT_EQ(stringAt(task, {"status", "credential", "tokenID"}), "jti-1");
+  EXPECT_EQ(stringAt(task, {"status", "credential", "serviceAccountName"}), n.serviceAccount());
+  EXPECT_EQ(stringAt(task, {"status", "credential", "secretName"}), n.secret());
+  EXPECT_EQ(task["status"]["observedGeneration"], generationOf(task));
+  EXPECT_EQ(conditionStatus(task, kConditionReady), "True/Active");
+  EXPECT_EQ(conditionStatus(task, kConditionIssued), "True/Issued");
+  EXPECT_EQ(conditionStatus(task, kConditionAuthorized), "True/PolicyAllowed");
+  EXPECT_EQ(stringAt(task, {"status", "policy", "name"}), "allow-refactor");
+  ASSERT_TRUE(result->requeueAfter.has_value());
+  EXPECT_GT(*result->requeueAfter, std::chrono::minutes(29));
+  EXPECT_EQ(h.evidenceKinds(), (std::vector<std::string>{"authorized", "issued"}));
+  EXPECT_TRUE(contains(h.eventReasons(), "CredentialIssued"));
+}
+
+TEST_F(ReconcilerTest, ATokenForLessThanTheApiMinimumIsAskedForTheMinimumAndEndsAtTheDeadline) {
+  h.addPolicy("allow-refactor", Json::object());
+  const std::string key = h.createTask("t1", OperatorHarness::taskSpec());
+  h.advance(std::chrono::minutes(25));
+  ASSERT_TRUE(h.reconcileUntilStable(key).ok());
+  EXPECT_EQ(h.api.tokenRequests().at(0)["spec"]["expirationSeconds"], 600);
+  const Json task = h.task(key);
+  EXPECT_EQ(stringAt(task, {"status", "credential", "expiresAt"}), stringAt(task, {"status", "expiresAt"}));
+}
+
+TEST_F(ReconcilerTest, ReconcilingAnActiveTaskAgainWritesNothing) {
+  const std::string key = activeTask();
+  h.fake.clearActions();
+  auto again = h.reconciler->reconcile(key);
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(h.writeLog().empty());
+  EXPECT_EQ(h.api.tokens().size(), 1u);
+}
+
+TEST_F(ReconcilerTest, CompletionRevokesRoleBindingSecretServiceAccountRoleInThatOrder) {
+  const std::string key = activeTask();
+  const std::string base = h.names(key).base;
+  setCompleted(key);
+  h.fake.clearActions();
+  ASSERT_TRUE(h.reconcileUntilStable(key).ok());
+  std::vector<std::string> deletes;
+  for (const auto& w : h.writeLog()) {
+    if (w.rfind("delete", 0) == 0) deletes.push_back(w);
+  }
+  EXPECT_EQ(deletes, (std::vector<std::string>{"delete rolebindings " + base, "delete secrets " + base,
+                                               "delete serviceaccounts " + base, "delete roles " + base}));
+  expectCredentialObjects(key, false);
+  const Json task = h.task(key);
+  EXPECT_EQ(h.phase(key), "Succeeded");
+  EXPECT_FALSE(stringAt(task, {"status", "credential", "revokedAt"}).empty());
+  EXPECT_EQ(conditionStatus(task, kConditionRevoked), "True/Revoked");
+  EXPECT_EQ(conditionStatus(task, kConditionReady), "False/Completed");
+  EXPECT_EQ(h.evidenceKinds(),
+            (std::vector<std::string>{"authorized", "issued", "completed", "revoked"}));
+  EXPECT_TRUE(contains(h.eventReasons(), "CredentialRevoked"));
+}
+
+TEST_F(ReconcilerTest, ATaskExpiresAtItsDeadlineWithNobodyTouchingIt) {
+  const std::string key = activeTask();
+  h.advance(std::chrono::minutes(29));
+  auto early = h.reconcileUntilStable(key);
+  ASSERT_TRUE(early.ok());
+  EXPECT_EQ(h.phase(key), "Active");
+  ASSERT_TRUE(early->requeueAfter.has_value());
+  EXPECT_LE(*early->requeueAfter, std::chrono::minutes(1));
+  h.advance(std::chrono::minutes(1));
+  ASSERT_TRUE(h.reconcileUntilStable(key).ok());
+  EXPECT_EQ(h.phase(key), "Expired");
+  expectCredentialObjects(key, false);
+  EXPECT_EQ(conditionStatus(h.task(key), kConditionReady), "False/Expired");
+  EXPECT_TRUE(contains(h.evidenceKinds(), "expired"));
+}
+
+TEST_F(ReconcilerTest, DeletingAnActiveTaskRevokesBeforeTheFinalizerComesOff) {
+  const std::string key = activeTask();
+  ASSERT_TRUE(h.fake.remove(kAgentTasks, kube::ObjectKey::parse(key)).ok());
+  ASSERT_TRUE(h.fake.object(kAgentTasks, kube::ObjectKey::parse(key)).has_value());  // finalizer
+  h.fake.clearActions();
+  ASSERT_TRUE(h.reconcileUntilStable(key).ok());
+  const auto log = h.writeLog();
+  const int lastDelete = indexOf(log, "delete roles");
+  const int status = indexOf(log, "update agenttasks/status");
+  const int finalizer = indexOf(log, "update agenttasks t1");
+  ASSERT_GE(lastDelete, 0);
+  EXPECT_LT(lastDelete, status);
+  EXPECT_LT(status, finalizer);
+  EXPECT_FALSE(h.fake.object(kAgentTasks, kube::ObjectKey::parse(key)).has_value());
+  expectCredentialObjects(key, false);
+  EXPECT_TRUE(contains(h.evidenceKinds(), "revoked"));
+}
+
+TEST_F(ReconcilerTest, ADeletionThatCannotBeVerifiedIsRetriedNotReported) {
+  const std::string key = activeTask();
+  auto stuck = std::make_shared<bool>(true);
+  h.fake.prependReactor("delete", "secrets",
+                        [stuck](const kube::FakeApiClient::Action&) -> std::optional<StatusOr<Json>> {
+                          if (*stuck) return StatusOr<Json>(Json::object());  // accepted, not done
+                          return std::nullopt;
+                        });
+  setCompleted(key);
+  auto result = h.reconcileUntilStable(key);
+  ASSERT_FALSE(result.ok());
+  EXPECT_NE(result.status().message().find("still present after its deletion"), std::string::npos)
+      << result.status().message();
+  EXPECT_EQ(h.phase(key), "Active");
+  EXPECT_FALSE(h.exists(res::kRoleBindings, "team-a", h.names(key).base));  // first step done
+  *stuck = false;
+  ASSERT_TRUE(h.reconcileUntilStable(key).ok());
+  EXPECT_EQ(h.phase(key), "Succeeded");
+  expectCredentialObjects(key, false);
+}
+
+TEST_F(ReconcilerTest, ObjectsNotLabelledForTheTaskAreNeverUsedOrDeleted) {
+  h.addPolicy("allow-refactor", Json::object());
+  const std::string key = h.createTask("t1", OperatorHarness::taskSpec());
+  const TaskNames n = h.names(key);
+  ASSERT_TRUE(h.fake.create(res::kServiceAccounts,
+                            {{"metadata",
+                              {{"name", n.serviceAccount()},
+                               {"namespace", "team-a"},
+                               {"labels", {{kTaskUidLabel, "someone-else"}}}}}})
+                  .ok());
+  auto result = h.reconcileUntilStable(key);
+  EXPECT_EQ(result.status().code(), StatusCode::kFailedPrecondition) << result.status().toString();
+  auto revoked = h.revoker.revoke({taskRefOf(h.task(key)), n, CredentialType::kServiceAccountToken,
+                                   Json::object()},
+                                  h.now());
+  ASSERT_TRUE(revoked.ok());
+  EXPECT_TRUE(h.exists(res::kServiceAccounts, "team-a", n.serviceAccount()));
+  EXPECT_TRUE(h.api.tokens().empty());
+}
+
+TEST_F(ReconcilerTest, ATaskCompletedBeforeIssuanceSucceedsWithoutACredential) {
+  h.addPolicy("allow-refactor", Json::object());
+  Json spec = OperatorHarness::taskSpec();
+  spec["completed"] = true;
+  const std::string key = h.createTask("t1", spec);
+  ASSERT_TRUE(h.reconcileUntilStable(key).ok());
+  EXPECT_EQ(h.phase(key), "Succeeded");
+  EXPECT_TRUE(h.api.tokens().empty());
+  expectCredentialObjects(key, false);
+  EXPECT_EQ(conditionStatus(h.task(key), kConditionIssued), "False/NotIssued");
+}
+
+// For every write n that reconciling from `prepare`'s state makes, simulates a crash at n, before
+// the write reaches the server and after it did (its answer lost); then a fresh Reconciler
+// (a restarted process) finishes the work and `check` looks at the result. The loop ends at
+// the first n past the last write, which must be at least `minWrites`.
+void crashAtEveryWrite(const std::function<void(OperatorHarness&, const std::string&)>& prepare,
+                       int minWrites,
+                       const std::function<void(OperatorHarness&, const std::string&)>& check) {
+  for (bool performed : {false, true}) {
+    for (int n = 1;; ++n) {
+      SCOPED_TRACE("crash at write " + std::to_string(n) + (performed ? " (performed)" : ""));
+      OperatorHarness c;
+      c.addPolicy("allow-refactor", Json::object());
+      const std::string key = c.createTask("t1", OperatorHarness::taskSpec());
+      prepare(c, key);
+      c.api.crashAt(n, performed);
+      (void)c.reconcileUntilStable(key);
+      if (!c.api.crashed()) {
+        EXPECT_GE(n, minWrites);
+        break;
+      }
+      c.api.recover();
+      c.restart();
+      auto result = c.reconcileUntilStable(key);
+      ASSERT_TRUE(result.ok()) << result.status().toString();
+      check(c, key);
+    }
+  }
+}
+
+void complete(OperatorHarness& c, const std::string& key) {
+  ASSERT_TRUE(
+      c.fake.patch(kAgentTasks, kube::ObjectKey::parse(key), {{"spec", {{"completed", true}}}}).ok());
+}
+
+TEST(CrashTest, ACrashAtAnyWriteOfIssuanceIsFinishedByARestart) {
+  // Writes: finalizer, decision, the four objects, the token, storing it, Active, Events.
+  crashAtEveryWrite([](OperatorHarness&, const std::string&) {}, 10,
+                    [](OperatorHarness& c, const std::string& key) {
+    ASSERT_EQ(c.phase(key), "Active");
+    const Json secret = *c.fake.object(res::kSecrets, {"team-a", c.names(key).secret()});
+    const auto token = secretValue(secret, "token");
+    ASSERT_TRUE(token.has_value());
+    EXPECT_EQ(stringAt(c.task(key), {"status", "credential", "fingerprint"}), fingerprint(*token));
+    auto claims = jwtClaims(*token);
+    ASSERT_TRUE(claims.ok());
+    EXPECT_EQ(stringAt(*claims, {"kubernetes.io", "secret", "uid"}), kube::uidOf(secret));
+    // Every token ever minted is bound to the one Secret that revocation deletes.
+    for (const auto& request : c.api.tokenRequests()) {
+      EXPECT_EQ(request["spec"]["boundObjectRef"]["uid"], kube::uidOf(secret));
+    }
+    EXPECT_LE(c.api.tokens().size(), 2u);
+    EXPECT_EQ(inTeamA(c.fake, res::kSecrets), 1u);
+    complete(c, key);
+    ASSERT_TRUE(c.reconcileUntilStable(key).ok());
+    EXPECT_EQ(c.phase(key), "Succeeded");
+    EXPECT_EQ(inTeamA(c.fake, res::kSecrets), 0u);
+    EXPECT_EQ(inTeamA(c.fake, res::kServiceAccounts), 0u);
+  });
+}
+
+TEST(CrashTest, ACrashAtAnyWriteOfRevocationIsFinishedByARestart) {
+  // Writes: four deletions, the status, the Events.
+  crashAtEveryWrite(
+      [](OperatorHarness& c, const std::string& key) {
+        ASSERT_TRUE(c.reconcileUntilStable(key).ok());
+        complete(c, key);
+      },
+      6,
+      [](OperatorHarness& c, const std::string& key) {
+        EXPECT_EQ(c.phase(key), "Succeeded");
+        for (const auto* r :
+             {&res::kServiceAccounts, &res::kRoles, &res::kRoleBindings, &res::kSecrets}) {
+          EXPECT_EQ(inTeamA(c.fake, *r), 0u) << r->resource;
+        }
+        EXPECT_FALSE(stringAt(c.task(key), {"status", "credential", "revokedAt"}).empty());
+      });
+}
+
+TEST_F(ReconcilerTest, TheWorkloadJobStartsOnceActiveAndItsCompletionEndsTheTask) {
+  Json spec = OperatorHarness::taskSpec();
+  spec["workload"] = {{"template", {{"spec", {{"containers", {{{"name", "agent"}, {"image", "a:1"}}}}}}}}};
+  const std::string key = activeTask("t1", spec);
+  const TaskNames n = h.names(key);
+  const auto log = h.writeLog();
+  // Status writes: the decision, then Active; only then the Job (the webhook admits a pod
+  // under the task's account only while the task is Active).
+  const int activeWrite = indexOf(log, "update agenttasks/status", 2);
+  ASSERT_GE(activeWrite, 0);
+  EXPECT_GT(indexOf(log, "create jobs"), activeWrite);
+  EXPECT_EQ(stringAt(h.task(key), {"status", "workload", "jobName"}), n.job());
+  Json job = *h.fake.object(res::kJobs, {"team-a", n.job()});
+  EXPECT_EQ(job["spec"]["template"]["spec"]["serviceAccountName"], n.serviceAccount());
+  job["status"] = {{"conditions", {{{"type", "Complete"}, {"status", "True"}}}}};
+  ASSERT_TRUE(h.fake.updateStatus(res::kJobs, job).ok());
+  ASSERT_TRUE(h.reconcileUntilStable(key).ok());
+  EXPECT_EQ(h.phase(key), "Succeeded");
+  EXPECT_EQ(conditionStatus(h.task(key), kConditionReady), "False/WorkloadSucceeded");
+  expectCredentialObjects(key, false);
+  EXPECT_TRUE(h.exists(res::kJobs, "team-a", n.job()));  // its outcome stays readable
+}
+
+TEST_F(ReconcilerTest, AFailedJobFailsTheTaskAndRevokes) {
+  Json spec = OperatorHarness::taskSpec();
+  spec["workload"] = {{"template", {{"spec", {{"containers", {{{"name", "agent"}, {"image", "a:1"}}}}}}}}};
+  const std::string key = activeTask("t1", spec);
+  Json job = *h.fake.object(res::kJobs, {"team-a", h.names(key).job()});
+  job["status"] = {{"conditions", {{{"type", "Failed"}, {"status", "True"}}}}};
+  ASSERT_TRUE(h.fake.updateStatus(res::kJobs, job).ok());
+  ASSERT_TRUE(h.reconcileUntilStable(key).ok());
+  EXPECT_EQ(h.phase(key), "Failed");
+  expectCredentialObjects(key, false);
+}
+
+TEST_F(ReconcilerTest, AJobRefusedByAdmissionIsRetriedNotTakenAsFailure) {
+  h.addPolicy("allow-refactor", Json::object());
+  Json spec = OperatorHarness::taskSpec();
+  spec["workload"] = {{"template", {{"spec", {{"containers", {{{"name", "agent"}, {"image", "a:1"}}}}}}}}};
+  const std::string key = h.createTask("t1", spec);
+  Status refusal(StatusCode::kPermissionDenied,
+                 "admission webhook \"validate.tasklease.io\" denied the request: TL008");
+  refusal.withHttpCode(403).withReason("Forbidden");
+  h.fake.failNext("create", "jobs", refusal);
+  auto first = h.reconcileUntilStable(key);
+  ASSERT_FALSE(first.ok());
+  EXPECT_EQ(h.phase(key), "Active");
+  EXPECT_TRUE(contains(h.eventReasons(), "WorkloadRefused"));
+  ASSERT_TRUE(h.reconcileUntilStable(key).ok());
+  EXPECT_TRUE(h.exists(res::kJobs, "team-a", h.names(key).job()));
+  EXPECT_EQ(h.phase(key), "Active");
+}
+
+TEST_F(ReconcilerTest, CompletionStopsARunningJob) {
+  Json spec = OperatorHarness::taskSpec();
+  spec["workload"] = {{"template", {{"spec", {{"containers", {{{"name", "agent"}, {"image", "a:1"}}}}}}}}};
+  const std::string key = activeTask("t1", spec);
+  setCompleted(key);
+  ASSERT_TRUE(h.reconcileUntilStable(key).ok());
+  EXPECT_FALSE(h.exists(res::kJobs, "team-a", h.names(key).job()));
+}
+
+TEST_F(ReconcilerTest, AnX509TaskGetsAnSvidWhoseSerialGoesOnTheCrlAtRevocation) {
+  Json spec = OperatorHarness::taskSpec();
+  spec["credential"] = {{"type", "X509SVID"}};
+  spec["ttl"] = "5m";
+  const std::string key = activeTask("t1", spec);
+  const TaskNames n = h.names(key);
+  const Json secret = *h.fake.object(res::kSecrets, {"team-a", n.secret()});
+  EXPECT_EQ(secret["type"], "kubernetes.io/tls");
+  const auto pem = secretValue(secret, "tls.crt");
+  ASSERT_TRUE(pem.has_value());
+  auto info = inspectCertificate(*pem);
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->uris, std::vector<std::string>{"spiffe://example.org/ns/team-a/task/t1"});
+  EXPECT_EQ(formatRfc3339(info->notAfter), stringAt(h.task(key), {"status", "expiresAt"}));
+  EXPECT_NE(h.cas.current()->issuerOf(*pem), nullptr);
+  EXPECT_EQ(secretValue(secret, "ca.crt"), h.cas.current()->bundlePem());
+  EXPECT_EQ(stringAt(h.task(key), {"status", "credential", "serial"}), info->serialHex);
+  EXPECT_TRUE(h.api.tokens().empty());
+
+  setCompleted(key);
+  ASSERT_TRUE(h.reconcileUntilStable(key).ok());
+  EXPECT_EQ(h.phase(key), "Succeeded");
+  const Json crl = *h.fake.object(res::kConfigMaps, {"tasklease-system", "tasklease-crl"});
+  const Json state = Json::parse(crl["data"]["revoked.json"].get<std::string>());
+  ASSERT_EQ(state["entries"].size(), 1u);
+  EXPECT_EQ(state["entries"][0]["serial"], info->serialHex);
+  EXPECT_EQ(state["entries"][0]["task"], "team-a/t1");
+  expectCredentialObjects(key, false);
+}
+
+TEST_F(ReconcilerTest, WhatIsLeftOfAGoneTaskIsSwept) {
+  const TaskRef ghost{"team-a", "ghost", "uid-ghost"};
+  const TaskNames n = taskNames(ghost.name, ghost.uid);
+  ASSERT_TRUE(h.fake.create(res::kServiceAccounts, buildServiceAccount(ghost, n,
+                                                                       CredentialType::kServiceAccountToken))
+                  .ok());
+  ASSERT_TRUE(h.fake.create(res::kRoleBindings, buildRoleBinding(ghost, n)).ok());
+  ASSERT_TRUE(h.reconciler->reconcile("team-a/ghost").ok());
+  EXPECT_FALSE(h.exists(res::kServiceAccounts, "team-a", n.base));
+  EXPECT_FALSE(h.exists(res::kRoleBindings, "team-a", n.base));
+}
+
+TEST_F(ReconcilerTest, TheSweepRevokesLeftoversOfGoneAndFinishedTasksOnly) {
+  const std::string active = activeTask("active");
+  const std::string done = h.createTask("done", OperatorHarness::taskSpec());
+  ASSERT_TRUE(h.reconcileUntilStable(done).ok());
+  setCompleted(done);
+  ASSERT_TRUE(h.reconcileUntilStable(done).ok());
+  ASSERT_EQ(h.phase(done), "Succeeded");
+  // Someone re-creates a Role for the finished task, and a gone task left a Secret.
+  const TaskRef doneRef = taskRefOf(h.task(done));
+  ASSERT_TRUE(h.fake.create(res::kRoles, buildRole(doneRef, h.names(done), {})).ok());
+  const TaskRef ghost{"team-b", "ghost", "uid-ghost"};
+  Json leftover = {{"metadata", issuedObjectMeta(ghost, taskNames("ghost", "uid-ghost").base)}};
+  ASSERT_TRUE(h.fake.create(res::kSecrets, leftover).ok());
+
+  auto report = h.sweeper.sweepAll();
+  ASSERT_TRUE(report.ok()) << report.status().toString();
+  EXPECT_TRUE(report->errors.empty());
+  EXPECT_EQ(report->revokedTasks.size(), 2u);
+  EXPECT_FALSE(h.exists(res::kRoles, "team-a", h.names(done).base));
+  EXPECT_FALSE(h.exists(res::kSecrets, "team-b", taskNames("ghost", "uid-ghost").base));
+  expectCredentialObjects(active, true);
+}
+
+TEST_F(ReconcilerTest, EachTransitionIsRecordedOnceInAChainThatVerifies) {
+  h.addPolicy("allow-refactor", Json::object());
+  const std::string key =
+      h.createTask("t1", OperatorHarness::taskSpec(),
+                   {{kRequestedByAnnotation, R"({"username":"alice","groups":["dev"]})"}});
+  ASSERT_TRUE(h.reconcileUntilStable(key).ok());
+  ASSERT_TRUE(h.reconcileUntilStable(key).ok());
+  setCompleted(key);
+  ASSERT_TRUE(h.reconcileUntilStable(key).ok());
+  ASSERT_TRUE(h.reconcileUntilStable(key).ok());
+  EXPECT_EQ(h.evidenceKinds(), (std::vector<std::string>{"delegated", "authorized", "issued",
+                                                         "completed", "revoked"}));
+  EXPECT_EQ((*h.evidence)[0]["actor"], "alice");
+  EXPECT_EQ((*h.evidence)[2]["details"]["fingerprint"],
+            stringAt(h.task(key), {"status", "credential", "fingerprint"}));
+  std::stringstream lines;
+  for (const auto& r : *h.evidence) lines << r.dump() << "\n";
+  const VerifyResult verified = verifyEvidence(lines);
+  EXPECT_TRUE(verified.ok()) << verified.message;
+  EXPECT_EQ(verified.records, 5u);
+  // The delegation is recorded, and marked unverified until issue 6 can verify the stamp.
+  EXPECT_EQ(stringAt(h.task(key), {"status", "delegation", "username"}), "alice");
+  EXPECT_EQ(h.task(key)["status"]["delegation"]["verified"], false);
+}
+
+TEST(ChainHeadStoreTest, TheHeadIsKeptInAConfigMapAcrossRestarts) {
+  kube::FakeApiClient fake;
+  ConfigMapChainHeadStore store(fake, {"tasklease-system", "evidence"});
+  auto empty = store.load();
+  ASSERT_TRUE(empty.ok());
+  EXPECT_FALSE(empty->has_value());
+  ASSERT_TRUE(store.save({3, std::string(64, 'a')}).ok());
+  ASSERT_TRUE(store.save({4, std::string(64, 'b')}).ok());
+  auto loaded = ConfigMapChainHeadStore(fake, {"tasklease-system", "evidence"}).load();
+  ASSERT_TRUE(loaded.ok());
+  ASSERT_TRUE(loaded->has_value());
+  EXPECT_EQ(**loaded, (ChainHead{4, std::string(64, 'b')}));
+}
+
+}  // namespace
+}  // namespace tasklease::op
