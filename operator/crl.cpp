@@ -8,6 +8,9 @@ namespace tasklease::op {
 namespace {
 
 constexpr int kAttempts = 5;
+// Entries outlive their certificate by this much: relying parties' clocks may lag ours, and a
+// certificate revoked at its very deadline is still valid to them for a moment.
+constexpr std::chrono::hours kGrace{1};
 constexpr char kStateKey[] = "revoked.json";
 
 Json entryToJson(const RevokedCertificate& e) {
@@ -94,7 +97,7 @@ Status CrlPublisher::update(
                                        e.issuer.empty() ||
                                        std::find(fingerprints.begin(), fingerprints.end(),
                                                  e.issuer) != fingerprints.end();
-                                   return e.notAfter <= now || !knownCa;
+                                   return e.notAfter + kGrace <= now || !knownCa;
                                  }),
                   entries.end());
     write = write || entries.size() != before;

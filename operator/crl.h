@@ -2,7 +2,8 @@
 // The certificate revocation list of X509SVID credentials, published in the ConfigMap
 // tasklease-crl in the operator's namespace: `crl.pem` holds one CRL per CA in use (signed by
 // that CA), `ca.crt` the trust bundle, and `revoked.json` the entries the CRLs are rebuilt
-// from. An entry stays until the certificate it revokes would have expired anyway.
+// from. An entry stays until an hour after the certificate it revokes would have expired anyway
+// (relying parties' clocks may lag the operator's).
 //
 //   CrlPublisher crl(client, caStore, {.configMap = {"tasklease-system", "tasklease-crl"}}, now);
 //   crl.revoke({.serialHex = "1f...", .issuer = caFingerprint, .revokedAt = now,

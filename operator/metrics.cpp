@@ -13,7 +13,7 @@ std::vector<double> lifecycleBuckets() {
 OperatorMetrics::OperatorMetrics(MetricsRegistry& registry)
     : tasks(registry.gauge("tasklease_operator_tasks", "AgentTasks by status.phase.", {"phase"})),
       issuance(registry.histogram("tasklease_operator_issuance_seconds",
-                                  "From an AgentTask's creation to its credential being issued.",
+                                  "From when the operator first saw an AgentTask to its credential being issued.",
                                   {"type"}, lifecycleBuckets())),
       revocation(registry.histogram(
           "tasklease_operator_revocation_seconds",

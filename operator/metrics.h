@@ -14,7 +14,7 @@ struct OperatorMetrics {
   explicit OperatorMetrics(MetricsRegistry& registry);
 
   GaugeFamily& tasks;                // {phase}: AgentTasks in the cache by status.phase
-  HistogramFamily& issuance;         // {type}: task creation to credential issued, seconds
+  HistogramFamily& issuance;         // {type}: task first seen to credential issued, seconds
   HistogramFamily& revocation;       // {type, trigger}: trigger to every object verified gone
   CounterFamily& reconciles;         // {result}: success, requeue, error
   CounterFamily& reconcileErrors;    // {}: reconciles that failed and were retried

@@ -64,10 +64,16 @@ StatusOr<ReconcileResult> Reconciler::reconcile(const std::string& key) {
   const Phase phase = parsePhase(stringAt(task, {"status", "phase"}));
   if (phase == Phase::kActive) return active(task);
   if (isTerminal(phase)) return ReconcileResult{};
+  {
+    std::lock_guard lock(mu_);
+    firstSeen_.emplace(kube::uidOf(task), std::chrono::steady_clock::now());
+  }
   if (stringAt(task, {"status", "policy", "decision"}).empty()) {
     Status s = decide(task);
     if (!s.ok()) return s;
     if (parsePhase(stringAt(task, {"status", "phase"})) == Phase::kDenied) {
+      std::lock_guard lock(mu_);
+      firstSeen_.erase(kube::uidOf(task));
       return ReconcileResult{};
     }
   }
@@ -357,9 +363,16 @@ StatusOr<ReconcileResult> Reconciler::issue(Json& task) {
   if (!s.ok()) return s;
   event(task, kube::EventType::kNormal, "CredentialIssued", message);
   countTransition(Phase::kActive);
-  if (deps_.metrics != nullptr) {
-    deps_.metrics->issuance.labels({type}).observe(secondsBetween(created, now));
+  double issuance = secondsBetween(created, now);
+  {
+    std::lock_guard lock(mu_);
+    const auto seen = firstSeen_.find(ref.uid);
+    if (seen != firstSeen_.end()) {
+      issuance = std::chrono::duration<double>(std::chrono::steady_clock::now() - seen->second).count();
+      firstSeen_.erase(seen);
+    }
   }
+  if (deps_.metrics != nullptr) deps_.metrics->issuance.labels({type}).observe(issuance);
   return active(task);
 }
 
@@ -451,6 +464,10 @@ Status Reconciler::stopWorkload(const Json& task) {
 StatusOr<ReconcileResult> Reconciler::finish(Json& task, const TaskSpec& spec,
                                              const Ending& ending) {
   const TaskRef ref = taskRefOf(task);
+  {
+    std::lock_guard lock(mu_);
+    firstSeen_.erase(ref.uid);
+  }
   const TaskNames names = taskNames(ref.name, ref.uid);
   const bool issued = !stringAt(task, {"status", "credential", "issuedAt"}).empty();
   recordOnce(ending.phase == Phase::kExpired ? EvidenceKind::kExpired : EvidenceKind::kCompleted,

@@ -21,6 +21,7 @@
 
 #include <chrono>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -100,6 +101,9 @@ class Reconciler {
   std::mutex mu_;
   std::set<std::string> recorded_;   // guarded by mu_: "uid/kind" already in the chain
   std::set<std::string> finalized_;  // guarded by mu_: keys whose revocation was verified
+  // guarded by mu_: when this process first saw each undecided task (by uid), for the
+  // issuance latency; creationTimestamp has only whole seconds.
+  std::map<std::string, std::chrono::steady_clock::time_point> firstSeen_;
 };
 
 }  // namespace tasklease::op
