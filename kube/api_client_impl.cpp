@@ -28,12 +28,14 @@ bool containsAll(const Json& sent, const Json& stored, const std::string& path =
   if (sent.is_object()) {
     if (!stored.is_object()) return false;
     for (const auto& [k, v] : sent.items()) {
+      std::string child = path;
+      child.append("/").append(k);
       const auto it = stored.find(k);
       if (it == stored.end()) {
-        if (v.is_null() || serverOwned(path + "/" + k)) continue;
+        if (v.is_null() || serverOwned(child)) continue;
         return false;
       }
-      if (!containsAll(v, *it, path + "/" + k)) return false;
+      if (!containsAll(v, *it, child)) return false;
     }
     return true;
   }
@@ -353,7 +355,9 @@ Status ApiClientImpl::watch(const ResourceRef& resource, const std::string& ns,
       } else if (type == "ERROR") {
         event.type = WatchEventType::kError;
       } else {
-        streamError = internalError("watch " + path + ": unknown event type " + type);
+        std::string msg = "watch " + path;
+        msg.append(": unknown event type \"").append(type).append("\"");
+        streamError = internalError(msg);
         return false;
       }
       event.object = std::move(frame["object"]);

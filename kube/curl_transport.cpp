@@ -380,7 +380,9 @@ class CurlTransport final : public HttpTransport {
     transfer.onLine = onLine;
     curl_slist* headers = nullptr;
     for (const auto& [k, v] : request.headers) {
-      headers = curl_slist_append(headers, (k + ": " + v).c_str());
+      std::string line = k;
+      line.append(": ").append(v);
+      headers = curl_slist_append(headers, line.c_str());
     }
     headers = curl_slist_append(headers, "Expect:");  // no 100-continue round trip
     curl_slist* connectTo = nullptr;

@@ -75,14 +75,16 @@ StatusOr<ProcessOutput> runProcess(const ExecConfig& exec, const std::string& ex
   env["KUBERNETES_EXEC_INFO"] = execInfo;
   std::vector<std::string> envStrings;
   envStrings.reserve(env.size());
-  for (const auto& [k, v] : env) envStrings.push_back(k + "=" + v);
+  for (const auto& [k, v] : env) envStrings.push_back(std::string(k).append("=").append(v));
   std::vector<char*> envp;
+  envp.reserve(envStrings.size() + 1);
   for (auto& s : envStrings) envp.push_back(s.data());
   envp.push_back(nullptr);
 
   std::vector<std::string> argStrings{exec.command};
   argStrings.insert(argStrings.end(), exec.args.begin(), exec.args.end());
   std::vector<char*> argv;
+  argv.reserve(argStrings.size() + 1);
   for (auto& s : argStrings) argv.push_back(s.data());
   argv.push_back(nullptr);
 

@@ -168,8 +168,11 @@ StatusOr<LabelSelector> LabelSelector::fromJson(const Json& selector) {
       } else if (op == "DoesNotExist") {
         req.op = Operator::kDoesNotExist;
       } else {
-        return invalidArgument(field + ".operator: \"" + op +
-                               "\" is not one of In, NotIn, Exists, DoesNotExist");
+        std::string msg = field;
+        msg.append(".operator: \"")
+            .append(op)
+            .append("\" is not one of In, NotIn, Exists, DoesNotExist");
+        return invalidArgument(msg);
       }
       const bool wantsValues = req.op == Operator::kIn || req.op == Operator::kNotIn;
       if (const auto vals = e.find("values"); vals != e.end() && !vals->is_null()) {
@@ -180,10 +183,12 @@ StatusOr<LabelSelector> LabelSelector::fromJson(const Json& selector) {
         }
       }
       if (wantsValues && req.values.empty()) {
-        return invalidArgument(field + ".values: required for operator " + op);
+        return invalidArgument(
+            std::string(field).append(".values: required for operator ").append(op));
       }
       if (!wantsValues && !req.values.empty()) {
-        return invalidArgument(field + ".values: must be empty for operator " + op);
+        return invalidArgument(
+            std::string(field).append(".values: must be empty for operator ").append(op));
       }
       std::sort(req.values.begin(), req.values.end());
       sel.requirements_.push_back(std::move(req));

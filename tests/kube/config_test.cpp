@@ -292,7 +292,7 @@ INSTANTIATE_TEST_SUITE_P(
 
 class InClusterTest : public ::testing::Test {
  protected:
-  InClusterOptions options(std::map<std::string, std::string> env) {
+  InClusterOptions options(const std::map<std::string, std::string>& env) {
     InClusterOptions o;
     o.root = dir_.path();
     o.getenv = [env](const std::string& name) -> std::optional<std::string> {

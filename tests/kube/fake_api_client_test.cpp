@@ -7,7 +7,7 @@
 namespace tasklease::kube {
 namespace {
 
-Json secret(const std::string& name, Json extraMeta = Json::object()) {
+Json secret(const std::string& name, const Json& extraMeta = Json::object()) {
   Json meta = {{"namespace", "ns"}, {"name", name}};
   meta.update(extraMeta);
   return {{"apiVersion", "v1"}, {"kind", "Secret"}, {"metadata", meta}};

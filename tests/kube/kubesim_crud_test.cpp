@@ -85,6 +85,7 @@ TEST_F(CrudTest, PaginatesOverTwoThousandObjects) {
   constexpr int kWorkers = 8;
   std::atomic<int> failures{0};
   std::vector<std::thread> workers;
+  workers.reserve(kWorkers);
   for (int w = 0; w < kWorkers; ++w) {
     workers.emplace_back([&, w] {
       for (int i = w; i < kObjects; i += kWorkers) {

@@ -36,6 +36,7 @@ TEST_F(FaultsKubesimTest, CreatesAndDeletesConvergeUnderInjectedErrors) {
   std::vector<std::string> failures;             // guarded by mu
   const auto runAll = [&](const std::function<Status(int)>& op) {
     std::vector<std::thread> workers;
+    workers.reserve(kWorkers);
     for (int w = 0; w < kWorkers; ++w) {
       workers.emplace_back([&, w] {
         for (int i = w; i < kObjects; i += kWorkers) {

@@ -29,6 +29,7 @@ Status Kubesim::start(const std::string& tokenFile) {
     args.push_back(dir_.write("tokens.csv", tokenFile));
   }
   std::vector<char*> argv;
+  argv.reserve(args.size() + 1);
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
 

@@ -109,6 +109,7 @@ TEST_F(InformerKubesimTest, StaysExactWhileWatchesDropAndExpire) {
   std::atomic<bool> done{false};
   std::atomic<int> writes{0};
   std::vector<std::thread> writers;
+  writers.reserve(3);
   for (int w = 0; w < 3; ++w) {
     writers.emplace_back([&, w] {
       std::mt19937 rng(static_cast<unsigned>(w) + 1);

@@ -28,7 +28,7 @@ TempDir::~TempDir() {
 
 std::string TempDir::write(const std::string& name, const std::string& content,
                            bool executable) const {
-  const std::string file = path_ + "/" + name;
+  std::string file = path_ + "/" + name;
   std::filesystem::create_directories(std::filesystem::path(file).parent_path());
   {
     std::ofstream out(file, std::ios::binary | std::ios::trunc);

@@ -166,6 +166,7 @@ TEST(WorkQueueTest, NeverHandsOneKeyToTwoWorkersAtOnce) {
   std::atomic<int> overlaps{0};
   std::atomic<int> processed{0};
   std::vector<std::thread> workers;
+  workers.reserve(4);
   for (int w = 0; w < 4; ++w) {
     workers.emplace_back([&] {
       while (auto key = q.get()) {

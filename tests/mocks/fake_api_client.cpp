@@ -77,8 +77,8 @@ void FakeApiClient::prependReactor(const std::string& verb, const std::string& r
   reactors_.insert(reactors_.begin(), {verb, resource, std::move(reactor)});
 }
 
-void FakeApiClient::failNext(const std::string& verb, const std::string& resource, Status status,
-                             int times) {
+void FakeApiClient::failNext(const std::string& verb, const std::string& resource,
+                             const Status& status, int times) {
   auto left = std::make_shared<int>(times);
   prependReactor(verb, resource, [left, status](const Action&) -> std::optional<StatusOr<Json>> {
     if (*left <= 0) return std::nullopt;
@@ -546,9 +546,9 @@ Status FakeApiClient::watch(const ResourceRef& resource, const std::string& ns,
 
   while (true) {
     if (cursor < oldestResumable_) {
-      const Status gone = apiError(410, "Expired",
-                                   "too old resource version: " + std::to_string(cursor) + " (" +
-                                       std::to_string(oldestResumable_) + ")");
+      Status gone = apiError(410, "Expired",
+                             "too old resource version: " + std::to_string(cursor) + " (" +
+                                 std::to_string(oldestResumable_) + ")");
       std::vector<WatchEvent> err{{WatchEventType::kError, Json{{"kind", "Status"},
                                                                 {"apiVersion", "v1"},
                                                                 {"status", "Failure"},

@@ -80,7 +80,8 @@ class FakeApiClient final : public ApiClient {
   // Consulted newest first, before the store; verb and resource may be "*".
   void prependReactor(const std::string& verb, const std::string& resource, Reactor reactor);
   // The next `times` matching calls fail with `status` (and are still recorded).
-  void failNext(const std::string& verb, const std::string& resource, Status status, int times = 1);
+  void failNext(const std::string& verb, const std::string& resource, const Status& status,
+                int times = 1);
   std::vector<Action> actions() const;
   void clearActions();
 
