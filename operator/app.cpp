@@ -18,6 +18,7 @@
 #include "kube/config.h"
 #include "kube/event_recorder.h"
 #include "kube/leader_election.h"
+#include "operator/async_events.h"
 #include "operator/ca_store.h"
 #include "operator/chain_head_store.h"
 #include "operator/cluster_view.h"
@@ -233,7 +234,8 @@ Status runOperator(const OperatorOptions& o, const std::stop_token& stop) {
       logWarn("no evidence is written: --evidence-stdout=false and no --evidence-file");
     }
 
-    kube::EventRecorderImpl recorder(api, kComponent, identity);
+    kube::EventRecorderImpl directEvents(api, kComponent, identity);
+    AsyncEventRecorder recorder(directEvents);
     InformerClusterView view(api, {o.watchNamespace, duration_cast<milliseconds>(o.resyncPeriod)});
     ServiceAccountTokenIssuer tokens(api, config->caPem);
     X509SvidIssuer svids(api, cas, crl, o.trustDomain);

@@ -1,5 +1,9 @@
 #include "operator/chain_head_store.h"
 
+#include "common/log.h"
+#include "kube/backoff.h"
+#include "kube/clock.h"
+
 namespace tasklease::op {
 namespace {
 
@@ -8,7 +12,15 @@ constexpr char kHeadKey[] = "head";
 }  // namespace
 
 ConfigMapChainHeadStore::ConfigMapChainHeadStore(kube::ApiClient& client, kube::ObjectKey configMap)
-    : client_(client), key_(std::move(configMap)) {}
+    : client_(client),
+      key_(std::move(configMap)),
+      writer_([this](const std::stop_token& stop) { run(stop); }) {}
+
+ConfigMapChainHeadStore::~ConfigMapChainHeadStore() {
+  (void)flush(std::chrono::seconds(1));
+  writer_.request_stop();
+  cv_.notify_all();
+}
 
 StatusOr<std::optional<ChainHead>> ConfigMapChainHeadStore::load() {
   const std::string where = "evidence chain head ConfigMap " + key_.toString();
@@ -26,6 +38,53 @@ StatusOr<std::optional<ChainHead>> ConfigMapChainHeadStore::load() {
 }
 
 Status ConfigMapChainHeadStore::save(const ChainHead& head) {
+  {
+    std::lock_guard lock(mu_);
+    if (!pending_ || pending_->seq < head.seq) pending_ = head;
+  }
+  cv_.notify_all();
+  return {};
+}
+
+Status ConfigMapChainHeadStore::flush(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mu_);
+  const bool done = cv_.wait_for(lock, timeout, [&] { return !pending_ && !writing_; });
+  if (done) return {};
+  return lastError_.ok() ? unavailable("evidence chain head not saved yet") : lastError_;
+}
+
+void ConfigMapChainHeadStore::run(const std::stop_token& stop) {
+  kube::Backoff backoff({std::chrono::milliseconds(100), 2.0, 0.2, std::chrono::seconds(5)});
+  while (true) {
+    ChainHead head;
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, stop, [&] { return pending_.has_value(); });
+      if (!pending_) return;  // stopped with nothing to save
+      head = *pending_;
+      pending_.reset();
+      writing_ = true;
+    }
+    Status s = write(head);
+    {
+      std::lock_guard lock(mu_);
+      writing_ = false;
+      lastError_ = s;
+      // A newer head may have arrived meanwhile; a failed write is retried unless it did.
+      if (!s.ok() && !pending_) pending_ = head;
+    }
+    cv_.notify_all();
+    if (s.ok()) {
+      backoff.reset();
+      continue;
+    }
+    logWarn("saving the evidence chain head failed; will try again",
+            {{"configMap", key_.toString()}, {"seq", head.seq}, {"error", s.toString()}});
+    if (!kube::sleepFor(backoff.next(), stop)) return;
+  }
+}
+
+Status ConfigMapChainHeadStore::write(const ChainHead& head) {
   const std::string value = chainHeadToJson(head).dump();
   const Json patch = {{"data", {{kHeadKey, value}}}};
   for (int attempt = 0; attempt < 2; ++attempt) {
@@ -47,7 +106,7 @@ Status ConfigMapChainHeadStore::save(const ChainHead& head) {
     if (!created.status().isAlreadyExists()) return created.status();
   }
   return unavailable("evidence chain head ConfigMap " + key_.toString() +
-                     ": created and deleted concurrently; will save with the next record");
+                     ": created and deleted concurrently");
 }
 
 }  // namespace tasklease::op

@@ -13,10 +13,11 @@ Revoker::Revoker(kube::ApiClient& client, const IssuerSet& issuers)
     : client_(client), issuers_(issuers) {}
 
 Status Revoker::deleteVerified(const kube::ResourceRef& resource, const RevocationTarget& target,
-                               const std::string& name, RevocationReport& report) {
+                               const std::string& name, RevocationReport& report,
+                               const StatusOr<Json>* known) {
   const kube::ObjectKey key{target.task.ns, name};
   const std::string what = resource.kind + " " + key.toString();
-  auto current = client_.get(resource, key);
+  const StatusOr<Json> current = known != nullptr ? *known : client_.get(resource, key);
   if (!current.ok()) {
     return current.status().isNotFound() ? Status() : current.status().annotate("reading " + what);
   }
@@ -67,13 +68,13 @@ StatusOr<RevocationReport> Revoker::revoke(const RevocationTarget& target, TimeP
                                      target.task.name);
     }
   }
-  for (const auto& [resource, name] :
-       {std::pair{&kube::resources::kSecrets, target.names.secret()},
-        std::pair{&kube::resources::kServiceAccounts, target.names.serviceAccount()},
-        std::pair{&kube::resources::kRoles, target.names.role()}}) {
-    s = deleteVerified(*resource, target, name, report);
-    if (!s.ok()) return s;
-  }
+  s = deleteVerified(kube::resources::kSecrets, target, target.names.secret(), report, &secret);
+  if (!s.ok()) return s;
+  s = deleteVerified(kube::resources::kServiceAccounts, target, target.names.serviceAccount(),
+                     report);
+  if (!s.ok()) return s;
+  s = deleteVerified(kube::resources::kRoles, target, target.names.role(), report);
+  if (!s.ok()) return s;
   return report;
 }
 

@@ -43,8 +43,10 @@ class Revoker {
 
  private:
   // Deletes one object of the task and reads it back; adds it to the report when it existed.
+  // `current` is the object as just read, when the caller has it (else it is read here).
   Status deleteVerified(const kube::ResourceRef& resource, const RevocationTarget& target,
-                        const std::string& name, RevocationReport& report);
+                        const std::string& name, RevocationReport& report,
+                        const StatusOr<Json>* current = nullptr);
 
   kube::ApiClient& client_;
   const IssuerSet& issuers_;

@@ -3,9 +3,12 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <condition_variable>
+#include <mutex>
 #include <sstream>
 
 #include "common/crypto.h"
+#include "operator/async_events.h"
 #include "operator/chain_head_store.h"
 #include "operator/conditions.h"
 #include "operator/objects.h"
@@ -536,10 +539,70 @@ TEST(ChainHeadStoreTest, TheHeadIsKeptInAConfigMapAcrossRestarts) {
   EXPECT_FALSE(empty->has_value());
   ASSERT_TRUE(store.save({3, std::string(64, 'a')}).ok());
   ASSERT_TRUE(store.save({4, std::string(64, 'b')}).ok());
+  ASSERT_TRUE(store.flush(std::chrono::seconds(5)).ok());
   auto loaded = ConfigMapChainHeadStore(fake, {"tasklease-system", "evidence"}).load();
   ASSERT_TRUE(loaded.ok());
   ASSERT_TRUE(loaded->has_value());
   EXPECT_EQ(**loaded, (ChainHead{4, std::string(64, 'b')}));
+}
+
+}  // namespace
+}  // namespace tasklease::op
+
+namespace tasklease::op {
+namespace {
+
+TEST(ChainHeadStoreTest, AFailedSaveIsRetriedUntilTheHeadIsStored) {
+  kube::FakeApiClient fake;
+  fake.failNext("patch", "configmaps", Status(StatusCode::kInternal, "injected"), 1);
+  ConfigMapChainHeadStore store(fake, {"tasklease-system", "evidence"});
+  ASSERT_TRUE(store.save({1, std::string(64, 'c')}).ok());  // never waits for the API
+  ASSERT_TRUE(store.flush(std::chrono::seconds(10)).ok());
+  auto loaded = store.load();
+  ASSERT_TRUE(loaded.ok() && loaded->has_value());
+  EXPECT_EQ((*loaded)->seq, 1u);
+}
+
+// An EventRecorder whose writes block until `open`, as a stuck API server's would.
+class BlockingRecorder final : public kube::EventRecorder {
+ public:
+  Status record(const Json&, kube::EventType, const std::string& reason,
+                const std::string&) override {
+    std::unique_lock lock(mu);
+    ++entered;
+    cv.notify_all();
+    cv.wait(lock, [&] { return open; });
+    reasons.push_back(reason);
+    return {};
+  }
+  std::mutex mu;
+  std::condition_variable cv;
+  bool open = false;
+  int entered = 0;
+  std::vector<std::string> reasons;
+};
+
+TEST(AsyncEventRecorderTest, EventsAreWrittenInOrderOffTheCallersThreadAndDroppedWhenFull) {
+  BlockingRecorder inner;
+  {
+    AsyncEventRecorder events(inner, 2);
+    ASSERT_TRUE(events.record(Json::object(), kube::EventType::kNormal, "A", "").ok());
+    {
+      std::unique_lock lock(inner.mu);
+      inner.cv.wait(lock, [&] { return inner.entered == 1; });  // A is being written
+    }
+    EXPECT_TRUE(events.record(Json::object(), kube::EventType::kNormal, "B", "").ok());
+    EXPECT_TRUE(events.record(Json::object(), kube::EventType::kNormal, "C", "").ok());
+    const Status full = events.record(Json::object(), kube::EventType::kNormal, "D", "");
+    EXPECT_EQ(full.code(), StatusCode::kResourceExhausted);
+    EXPECT_EQ(events.dropped(), 1u);
+    {
+      std::lock_guard lock(inner.mu);
+      inner.open = true;
+    }
+    inner.cv.notify_all();
+  }  // the destructor writes what is queued
+  EXPECT_EQ(inner.reasons, (std::vector<std::string>{"A", "B", "C"}));
 }
 
 }  // namespace
