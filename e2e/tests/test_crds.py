@@ -134,3 +134,20 @@ def test_identity_exception_needs_a_selector_and_known_rules(crds, ns):
     assert res.returncode != 0 and "spec.rules[0]" in res.stderr
     base["spec"]["rules"] = ["TL001", "TL006"]
     assert create(crds, ns, base).returncode == 0
+
+
+def test_task_names_must_fit_in_a_label_value(crds, ns):
+    res = create(crds, ns, task(name="t" * 64))
+    assert res.returncode != 0 and "at most 63 characters" in res.stderr, res.stderr
+    assert create(crds, ns, task(name="t" * 63)).returncode == 0
+
+
+def test_agent_policy_max_ttl_is_bounded(crds):
+    name = f"pol-ttl-{os.getpid()}"
+    body = {"apiVersion": "tasklease.io/v1alpha1", "kind": "AgentPolicy", "metadata": {"name": name},
+            "spec": {"match": {}, "allow": {"maxTTL": "48h"}}}
+    res = crds.kubectl("create", "-f", "-", input=json.dumps(body), check=False)
+    assert res.returncode != 0 and "maxTTL must be between 1m and 24h" in res.stderr, res.stderr
+    body["spec"]["allow"]["maxTTL"] = "2h"
+    assert crds.kubectl("create", "-f", "-", input=json.dumps(body), check=False).returncode == 0
+    crds.kubectl("delete", "agentpolicy", name)
