@@ -126,8 +126,14 @@ TEST_F(InformerTest, RelistAfterExpiryReportsOnlyTheDifferences) {
   ASSERT_TRUE(informer.waitForSync(std::chrono::seconds(5)));
   ASSERT_EQ(rec.events().size(), 3u);
   expire = true;
+  const int listsAtSync = informer.listCount();
   fake_.closeWatches();
+  // Once the informer has listed again, its old stream is gone and every new one expires.
+  for (int i = 0; i < 500 && informer.listCount() == listsAtSync; ++i) {
+    std::this_thread::sleep_for(milliseconds(10));
+  }
   const int listsBefore = informer.listCount();
+  ASSERT_GT(listsBefore, listsAtSync);
   auto changes = fake_.get(resources::kConfigMaps, {"a", "changes"});
   ASSERT_TRUE(changes.ok());
   (*changes)["data"]["v"] = "2";
