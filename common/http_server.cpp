@@ -37,6 +37,9 @@ using SslContextPtr = std::shared_ptr<ssl::context>;
 constexpr std::chrono::milliseconds kLingerTime{2000};
 constexpr size_t kLingerBytes = 16 * 1024 * 1024;
 constexpr std::chrono::milliseconds kTlsShutdownTime{1000};
+// The first read of a request asks for this much, so that a typical review (a few KiB to a few
+// dozen) arrives in one read rather than in a chain of small ones, each an asynchronous round.
+constexpr size_t kReadChunk = 64 * 1024;
 
 std::string opensslErrors() {
   std::string out;
@@ -206,7 +209,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     if (shared_->shuttingDown) return closeNow();
     if (buffer_.size() > 0) return readRequest();
     lowest().expires_after(opts().idleTimeout);
-    stream_.async_read_some(buffer_.prepare(4096),
+    stream_.async_read_some(buffer_.prepare(kReadChunk),
                             [self = this->shared_from_this()](beast::error_code ec, size_t n) {
                               self->onFirstBytes(ec, n);
                             });
@@ -354,13 +357,18 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   bool busy_ = false;  // a request has started arriving and is not answered yet
 };
 
+// One io_context per thread, each connection on one of them: a connection's handlers never
+// cross threads, so nothing needs a strand or a lock on the hot path (measured: a shared
+// io_context served fewer reviews with two threads than with one). The first context also
+// runs the acceptor and the certificate-reload timer.
 class HttpServerImpl : public HttpServer {
  public:
   HttpServerImpl(SharedStatePtr shared, int threads)
       : shared_(std::move(shared)),
-        acceptor_(net::make_strand(ioc_)),
-        reloadTimer_(net::make_strand(ioc_)) {
-    threadCount_ = threads < 1 ? 1 : threads;
+        contexts_(makeContexts(threads)),
+        acceptor_(*contexts_.front()),
+        reloadTimer_(*contexts_.front()) {
+    for (auto& c : contexts_) guards_.emplace_back(net::make_work_guard(*c));
   }
 
   ~HttpServerImpl() override { shutdown(std::chrono::milliseconds(0)); }
@@ -389,13 +397,14 @@ class HttpServerImpl : public HttpServer {
                      stampOf(shared_->options.tls->keyFile)};
       scheduleReload();
     }
-    for (int i = 0; i < threadCount_; ++i) {
-      threads_.emplace_back([this] {
+    for (auto& context : contexts_) {
+      net::io_context* ioc = context.get();
+      threads_.emplace_back([this, ioc] {
         // Handlers catch their own exceptions; this keeps the thread serving if anything
         // else escapes.
         for (;;) {
           try {
-            ioc_.run();
+            ioc->run();
             return;
           } catch (const std::exception& e) {
             shared_->error(HttpServerError::kHandlerFailed, e.what());
@@ -424,8 +433,9 @@ class HttpServerImpl : public HttpServer {
       shared_->sessionsGone.wait_for(lock, grace, [&] { return shared_->sessions.empty(); });
     }
     for (auto& s : liveSessions()) s->forceClose();
-    // With the acceptor, the timer and every socket closed, run() returns once the last
-    // handler has finished.
+    // With the acceptor, the timer and every socket closed and the work guards gone, each
+    // run() returns once its last handler has finished.
+    for (auto& g : guards_) g.reset();
     for (auto& t : threads_) t.join();
     threads_.clear();
   }
@@ -441,13 +451,12 @@ class HttpServerImpl : public HttpServer {
   }
 
   void accept() {
-    acceptor_.async_accept(net::make_strand(ioc_),
-                           [this](beast::error_code ec, tcp::socket socket) {
-                             if (ec == net::error::operation_aborted || !acceptor_.is_open())
-                               return;
-                             if (!ec) onAccept(std::move(socket));
-                             accept();
-                           });
+    net::io_context& next = *contexts_[nextContext_++ % contexts_.size()];
+    acceptor_.async_accept(next, [this](beast::error_code ec, tcp::socket socket) {
+      if (ec == net::error::operation_aborted || !acceptor_.is_open()) return;
+      if (!ec) onAccept(std::move(socket));
+      accept();
+    });
   }
 
   void onAccept(tcp::socket socket) {
@@ -499,11 +508,19 @@ class HttpServerImpl : public HttpServer {
   }
 
   SharedStatePtr shared_;
-  net::io_context ioc_;
-  tcp::acceptor acceptor_;
-  net::steady_timer reloadTimer_;  // on its own strand: the reload handler and cancel()
+  static std::vector<std::unique_ptr<net::io_context>> makeContexts(int threads) {
+    std::vector<std::unique_ptr<net::io_context>> out;
+    for (int i = 0; i < std::max(1, threads); ++i)
+      out.push_back(std::make_unique<net::io_context>(1));
+    return out;
+  }
+
+  std::vector<std::unique_ptr<net::io_context>> contexts_;
+  std::vector<net::executor_work_guard<net::io_context::executor_type>> guards_;
+  tcp::acceptor acceptor_;         // on contexts_[0]
+  net::steady_timer reloadTimer_;  // on contexts_[0]
+  size_t nextContext_ = 0;         // only touched by the accept handler
   std::pair<FileStamp, FileStamp> certStamps_;
-  int threadCount_ = 1;
   uint16_t port_ = 0;
   std::mutex shutdownMu_;
   std::vector<std::thread> threads_;  // guarded by shutdownMu_ after start

@@ -84,9 +84,13 @@ bool parseLogLevel(std::string_view name, LogLevel* out) {
   return false;
 }
 
+bool logEnabled(LogLevel level) {
+  return static_cast<int>(level) >= state().threshold.load(std::memory_order_relaxed);
+}
+
 void logAt(LogLevel level, std::string_view msg, const Json& fields) {
   LogState& s = state();
-  if (static_cast<int>(level) < s.threshold.load()) return;
+  if (!logEnabled(level)) return;
   std::shared_ptr<spdlog::logger> logger;
   Json line = Json::object();
   {

@@ -21,6 +21,8 @@ void initLogging(std::string_view component, LogLevel level = LogLevel::kInfo);
 bool parseLogLevel(std::string_view name, LogLevel* out);
 
 void logAt(LogLevel level, std::string_view msg, const Json& fields = Json::object());
+// Whether a line at this level would be written: check before building costly fields.
+bool logEnabled(LogLevel level);
 inline void logDebug(std::string_view msg, const Json& fields = Json::object()) {
   logAt(LogLevel::kDebug, msg, fields);
 }
