@@ -1,5 +1,10 @@
 #include "webhook/admission.h"
 
+#include <simdjson.h>
+
+#include <algorithm>
+#include <memory>
+
 #include "webhook/json_access.h"
 
 namespace tasklease::webhook {
@@ -37,17 +42,164 @@ Status fieldError(const std::string& field, const std::string& what) {
   return invalidArgument("AdmissionReview " + field + ": " + what);
 }
 
-Status readString(const Json& obj, const char* key, const std::string& path, bool required,
-                  std::string* out) {
-  const Json* v = member(obj, key);
-  if (v == nullptr || v->is_null()) {
+const char* typeName(const simdjson::dom::element& e) {
+  switch (e.type()) {
+    case simdjson::dom::element_type::ARRAY:
+      return "array";
+    case simdjson::dom::element_type::OBJECT:
+      return "object";
+    case simdjson::dom::element_type::INT64:
+    case simdjson::dom::element_type::UINT64:
+    case simdjson::dom::element_type::DOUBLE:
+      return "number";
+    case simdjson::dom::element_type::STRING:
+      return "string";
+    case simdjson::dom::element_type::BOOL:
+      return "boolean";
+    case simdjson::dom::element_type::NULL_VALUE:
+      return "null";
+  }
+  return "value";
+}
+
+Status readString(const simdjson::dom::object& obj, const char* key, const std::string& path,
+                  bool required, std::string* out) {
+  simdjson::dom::element v;
+  if (obj.at_key(key).get(v) != simdjson::SUCCESS || v.is_null()) {
     if (required) return fieldError(path + key, "required string is missing");
     return {};
   }
-  if (!v->is_string())
-    return fieldError(path + key, "must be a string, got " + std::string(v->type_name()));
-  *out = v->get<std::string>();
+  std::string_view text;
+  if (v.get(text) != simdjson::SUCCESS) {
+    return fieldError(path + key, std::string("must be a string, got ") + typeName(v));
+  }
+  *out = std::string(text);
   return {};
+}
+
+// Which parts of an object to keep: everything, only some members (each with its own rule),
+// or each element of an array by one rule. A value whose type does not match its rule is kept
+// whole, so that the rules see (and report) what is really there.
+struct Keep {
+  bool all = false;
+  std::vector<std::pair<std::string_view, const Keep*>> members;
+  const Keep* items = nullptr;
+};
+
+const Keep kAll{true, {}, nullptr};
+const Keep kContainer{false, {{"name", &kAll}, {"env", &kAll}, {"envFrom", &kAll}}, nullptr};
+const Keep kContainers{false, {}, &kContainer};
+const Keep kVolume{false, {{"name", &kAll}, {"secret", &kAll}, {"projected", &kAll}}, nullptr};
+const Keep kVolumes{false, {}, &kVolume};
+const Keep kPodSpec{false,
+                    {{"serviceAccountName", &kAll},
+                     {"serviceAccount", &kAll},
+                     {"containers", &kContainers},
+                     {"initContainers", &kContainers},
+                     {"ephemeralContainers", &kContainers},
+                     {"volumes", &kVolumes}},
+                    nullptr};
+const Keep kMetadata{false,
+                     {{"name", &kAll},
+                      {"generateName", &kAll},
+                      {"namespace", &kAll},
+                      {"uid", &kAll},
+                      {"labels", &kAll},
+                      {"ownerReferences", &kAll},
+                      {"creationTimestamp", &kAll},
+                      {"deletionTimestamp", &kAll}},
+                     nullptr};
+const Keep kTemplate{false, {{"metadata", &kMetadata}, {"spec", &kPodSpec}}, nullptr};
+const Keep kPod{
+    false,
+    {{"apiVersion", &kAll}, {"kind", &kAll}, {"metadata", &kMetadata}, {"spec", &kPodSpec}},
+    nullptr};
+const Keep kWorkloadSpec{false, {{"template", &kTemplate}}, nullptr};
+const Keep kWorkload{
+    false,
+    {{"apiVersion", &kAll}, {"kind", &kAll}, {"metadata", &kMetadata}, {"spec", &kWorkloadSpec}},
+    nullptr};
+const Keep kJobTemplate{false, {{"spec", &kWorkloadSpec}}, nullptr};
+const Keep kCronJobSpec{false, {{"jobTemplate", &kJobTemplate}}, nullptr};
+const Keep kCronJob{
+    false,
+    {{"apiVersion", &kAll}, {"kind", &kAll}, {"metadata", &kMetadata}, {"spec", &kCronJobSpec}},
+    nullptr};
+
+const Keep* keepFor(std::string_view group, std::string_view kind) {
+  if (group.empty() && kind == "Pod") return &kPod;
+  if (group == "batch" && kind == "CronJob") return &kCronJob;
+  if ((group.empty() && kind == "ReplicationController") || (group == "batch" && kind == "Job") ||
+      (group == "apps" && (kind == "Deployment" || kind == "ReplicaSet" || kind == "StatefulSet" ||
+                           kind == "DaemonSet"))) {
+    return &kWorkload;
+  }
+  return &kAll;
+}
+
+// simdjson's DOM to Json, keeping what `keep` says. Depth is bounded by the parser's limit.
+Json toJson(const simdjson::dom::element& e, const Keep* keep) {
+  using T = simdjson::dom::element_type;
+  switch (e.type()) {
+    case T::OBJECT: {
+      Json out = Json::object();
+      simdjson::dom::object obj;
+      if (e.get(obj) != simdjson::SUCCESS) return nullptr;
+      for (auto [key, value] : obj) {
+        const Keep* child = &kAll;
+        if (!keep->all) {
+          if (keep->items != nullptr) return toJson(e, &kAll);  // an object where a list belongs
+          auto it = std::find_if(keep->members.begin(), keep->members.end(),
+                                 [&](const auto& m) { return m.first == key; });
+          if (it == keep->members.end()) continue;
+          child = it->second;
+        }
+        // Assignment, not emplace: a repeated key keeps its last value, as Go's decoder does.
+        out[std::string(key)] = toJson(value, child);
+      }
+      return out;
+    }
+    case T::ARRAY: {
+      Json out = Json::array();
+      const Keep* each = keep->all ? &kAll : keep->items != nullptr ? keep->items : &kAll;
+      simdjson::dom::array arr;
+      if (e.get(arr) != simdjson::SUCCESS) return nullptr;
+      for (simdjson::dom::element item : arr) out.push_back(toJson(item, each));
+      return out;
+    }
+    case T::STRING: {
+      std::string_view v;
+      return e.get(v) == simdjson::SUCCESS ? Json(std::string(v)) : Json();
+    }
+    case T::INT64: {
+      int64_t v = 0;
+      return e.get(v) == simdjson::SUCCESS ? Json(v) : Json();
+    }
+    case T::UINT64: {
+      uint64_t v = 0;
+      return e.get(v) == simdjson::SUCCESS ? Json(v) : Json();
+    }
+    case T::DOUBLE: {
+      double v = 0;
+      return e.get(v) == simdjson::SUCCESS ? Json(v) : Json();
+    }
+    case T::BOOL: {
+      bool v = false;
+      return e.get(v) == simdjson::SUCCESS ? Json(v) : Json();
+    }
+    case T::NULL_VALUE:
+      return nullptr;
+  }
+  return nullptr;
+}
+
+// Reviews up to this size reuse a per-thread parser.
+constexpr size_t kReusedParserBytes = 256 * 1024;
+
+std::unique_ptr<simdjson::dom::parser> newParser(size_t capacity) {
+  auto p = std::make_unique<simdjson::dom::parser>();
+  if (p->allocate(capacity, kMaxJsonDepth) != simdjson::SUCCESS) return nullptr;
+  return p;
 }
 
 }  // namespace
@@ -62,69 +214,124 @@ StatusOr<Json> parseJsonLimited(std::string_view text, size_t maxDepth) {
 }
 
 StatusOr<AdmissionRequest> decodeAdmissionReview(std::string_view body) {
-  StatusOr<Json> parsed = parseJsonLimited(body);
-  if (!parsed.ok()) return parsed.status().annotate("AdmissionReview");
-  Json& doc = *parsed;
-  if (!doc.is_object()) return invalidArgument("AdmissionReview: body must be a JSON object");
+  // Small reviews reuse this thread's parser and its buffers; a rare large one gets its own,
+  // so that no thread keeps megabytes after one big request.
+  thread_local std::unique_ptr<simdjson::dom::parser> shared;
+  std::unique_ptr<simdjson::dom::parser> own;
+  simdjson::dom::parser* parser = nullptr;
+  if (body.size() <= kReusedParserBytes) {
+    if (!shared) shared = newParser(kReusedParserBytes);
+    parser = shared.get();
+  } else {
+    own = newParser(body.size());
+    parser = own.get();
+  }
+  if (parser == nullptr) return internalError("AdmissionReview: cannot allocate the JSON parser");
+  simdjson::dom::element doc;
+  simdjson::error_code err = parser->parse(body.data(), body.size()).get(doc);
+  if (err == simdjson::DEPTH_ERROR) {
+    return invalidArgument("AdmissionReview: JSON nested deeper than " +
+                           std::to_string(kMaxJsonDepth) + " levels");
+  }
+  if (err != simdjson::SUCCESS) {
+    return invalidArgument(std::string("AdmissionReview: body is not valid JSON (") +
+                           simdjson::error_message(err) + ")");
+  }
+  simdjson::dom::object top;
+  if (doc.get(top) != simdjson::SUCCESS) {
+    return invalidArgument("AdmissionReview: body must be a JSON object");
+  }
   std::string apiVersion, kind;
-  Status s = readString(doc, "apiVersion", "", true, &apiVersion);
+  Status s = readString(top, "apiVersion", "", true, &apiVersion);
   if (!s.ok()) return s;
-  if (!(s = readString(doc, "kind", "", true, &kind)).ok()) return s;
+  if (!(s = readString(top, "kind", "", true, &kind)).ok()) return s;
   if (apiVersion != "admission.k8s.io/v1" || kind != "AdmissionReview") {
     return invalidArgument(
         "expected apiVersion admission.k8s.io/v1 and kind AdmissionReview, got " + apiVersion +
         " " + kind + " (register the webhook with admissionReviewVersions: [v1])");
   }
-  Json* request = nullptr;
-  if (auto it = doc.find("request"); it != doc.end() && it->is_object()) request = &*it;
-  if (request == nullptr) return fieldError("request", "required object is missing");
+  simdjson::dom::element requestElement;
+  simdjson::dom::object request;
+  if (top.at_key("request").get(requestElement) != simdjson::SUCCESS ||
+      requestElement.get(request) != simdjson::SUCCESS) {
+    return fieldError("request", "required object is missing");
+  }
 
   AdmissionRequest r;
-  if (!(s = readString(*request, "uid", "request.", true, &r.uid)).ok()) return s;
+  if (!(s = readString(request, "uid", "request.", true, &r.uid)).ok()) return s;
   if (r.uid.empty()) return fieldError("request.uid", "must not be empty");
-  const Json* k = member(*request, "kind");
-  if (k == nullptr || !k->is_object())
+  simdjson::dom::element kindElement;
+  simdjson::dom::object k;
+  if (request.at_key("kind").get(kindElement) != simdjson::SUCCESS ||
+      kindElement.get(k) != simdjson::SUCCESS) {
     return fieldError("request.kind", "required object is missing");
-  if (!(s = readString(*k, "group", "request.kind.", false, &r.group)).ok()) return s;
-  if (!(s = readString(*k, "version", "request.kind.", true, &r.version)).ok()) return s;
-  if (!(s = readString(*k, "kind", "request.kind.", true, &r.kind)).ok()) return s;
-  const Json* res = member(*request, "resource");
-  if (res != nullptr && res->is_object()) {
-    if (!(s = readString(*res, "resource", "request.resource.", false, &r.resource)).ok()) return s;
-  } else if (res != nullptr && !res->is_null()) {
-    return fieldError("request.resource", "must be an object");
   }
-  if (!(s = readString(*request, "subResource", "request.", false, &r.subResource)).ok()) return s;
-  if (!(s = readString(*request, "name", "request.", false, &r.name)).ok()) return s;
-  if (!(s = readString(*request, "namespace", "request.", false, &r.ns)).ok()) return s;
-  if (!(s = readString(*request, "operation", "request.", true, &r.operation)).ok()) return s;
+  if (!(s = readString(k, "group", "request.kind.", false, &r.group)).ok()) return s;
+  if (!(s = readString(k, "version", "request.kind.", true, &r.version)).ok()) return s;
+  if (!(s = readString(k, "kind", "request.kind.", true, &r.kind)).ok()) return s;
+  simdjson::dom::element res;
+  if (request.at_key("resource").get(res) == simdjson::SUCCESS && !res.is_null()) {
+    simdjson::dom::object resource;
+    if (res.get(resource) != simdjson::SUCCESS) {
+      return fieldError("request.resource", "must be an object");
+    }
+    if (!(s = readString(resource, "resource", "request.resource.", false, &r.resource)).ok()) {
+      return s;
+    }
+  }
+  if (!(s = readString(request, "subResource", "request.", false, &r.subResource)).ok()) return s;
+  if (!(s = readString(request, "name", "request.", false, &r.name)).ok()) return s;
+  if (!(s = readString(request, "namespace", "request.", false, &r.ns)).ok()) return s;
+  if (!(s = readString(request, "operation", "request.", true, &r.operation)).ok()) return s;
   if (r.operation != "CREATE" && r.operation != "UPDATE" && r.operation != "DELETE" &&
       r.operation != "CONNECT") {
     return fieldError("request.operation",
                       "must be CREATE, UPDATE, DELETE or CONNECT, got " + r.operation);
   }
-  if (const Json* ui = member(*request, "userInfo"); ui != nullptr && !ui->is_null()) {
-    if (!ui->is_object()) return fieldError("request.userInfo", "must be an object");
-    if (!(s = readString(*ui, "username", "request.userInfo.", false, &r.userInfo.username)).ok())
+  simdjson::dom::element ui;
+  if (request.at_key("userInfo").get(ui) == simdjson::SUCCESS && !ui.is_null()) {
+    simdjson::dom::object user;
+    if (ui.get(user) != simdjson::SUCCESS)
+      return fieldError("request.userInfo", "must be an object");
+    if (!(s = readString(user, "username", "request.userInfo.", false, &r.userInfo.username))
+             .ok()) {
       return s;
-    if (!(s = readString(*ui, "uid", "request.userInfo.", false, &r.userInfo.uid)).ok()) return s;
-    for (const Json& g : arrayMember(*ui, "groups")) {
-      if (!g.is_string()) return fieldError("request.userInfo.groups", "must be a list of strings");
-      r.userInfo.groups.push_back(g.get<std::string>());
+    }
+    if (!(s = readString(user, "uid", "request.userInfo.", false, &r.userInfo.uid)).ok()) return s;
+    simdjson::dom::element groups;
+    if (user.at_key("groups").get(groups) == simdjson::SUCCESS && !groups.is_null()) {
+      simdjson::dom::array list;
+      if (groups.get(list) != simdjson::SUCCESS) {
+        return fieldError("request.userInfo.groups", "must be a list of strings");
+      }
+      for (simdjson::dom::element g : list) {
+        std::string_view v;
+        if (g.get(v) != simdjson::SUCCESS) {
+          return fieldError("request.userInfo.groups", "must be a list of strings");
+        }
+        r.userInfo.groups.emplace_back(v);
+      }
     }
   }
+  // Pods and workloads keep only what the rules read; other kinds (IdentityException,
+  // AgentTask) are kept whole.
+  const Keep* keep = keepFor(r.group, r.kind);
   for (const char* key : {"object", "oldObject"}) {
-    auto it = request->find(key);
-    if (it == request->end() || it->is_null()) continue;
-    if (!it->is_object()) return fieldError(std::string("request.") + key, "must be an object");
-    (std::string(key) == "object" ? r.object : r.oldObject) = std::move(*it);
+    simdjson::dom::element o;
+    if (request.at_key(key).get(o) != simdjson::SUCCESS || o.is_null()) continue;
+    if (!o.is_object()) return fieldError(std::string("request.") + key, "must be an object");
+    (std::string(key) == "object" ? r.object : r.oldObject) = toJson(o, keep);
   }
   if ((r.operation == "CREATE" || r.operation == "UPDATE") && r.object.is_null()) {
     return fieldError("request.object", "required for " + r.operation);
   }
-  if (const Json* dry = member(*request, "dryRun"); dry != nullptr && !dry->is_null()) {
-    if (!dry->is_boolean()) return fieldError("request.dryRun", "must be a boolean");
-    r.dryRun = dry->get<bool>();
+  simdjson::dom::element dry;
+  if (request.at_key("dryRun").get(dry) == simdjson::SUCCESS && !dry.is_null()) {
+    bool b = false;
+    if (dry.get(b) != simdjson::SUCCESS) {
+      return fieldError("request.dryRun", "must be a boolean");
+    }
+    r.dryRun = b;
   }
   return r;
 }

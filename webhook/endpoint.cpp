@@ -89,6 +89,10 @@ void AdmissionEndpoint::record(const AdmissionRequest& request, const ReviewOutc
   }
   latency_.labels({}).observe(seconds);
 
+  const bool quiet =
+      outcome.decision == Decision::kAllowed || outcome.decision == Decision::kSkipped;
+  const LogLevel level = quiet ? LogLevel::kDebug : LogLevel::kInfo;
+  if (!logEnabled(level)) return;
   Json fields = {{"uid", request.uid},
                  {"kind", request.kind},
                  {"namespace", request.ns},
@@ -107,11 +111,7 @@ void AdmissionEndpoint::record(const AdmissionRequest& request, const ReviewOutc
     fields["excepted"] = std::move(excepted);
   }
   // Messages hold field paths and names, never values; the log line holds only rule IDs.
-  if (outcome.decision == Decision::kAllowed || outcome.decision == Decision::kSkipped) {
-    logDebug("admission review", fields);
-  } else {
-    logInfo("admission review", fields);
-  }
+  logAt(level, "admission review", fields);
 }
 
 void AdmissionEndpoint::writeEvidence(std::vector<EvidenceEvent>& events, const std::string& uid) {

@@ -13,7 +13,8 @@ namespace tasklease::webhook {
 // The member, or nullptr when `object` is not an object or has no such key.
 inline const Json* member(const Json& object, std::string_view key) {
   if (!object.is_object()) return nullptr;
-  auto it = object.find(std::string(key));
+  // Heterogeneous lookup (nlohmann's objects compare with std::less<>): no string is built.
+  auto it = object.find(key);
   return it == object.end() ? nullptr : &*it;
 }
 

@@ -88,6 +88,10 @@ std::vector<std::string> newEphemeralContainers(const Json& object, const Json& 
 void addEvidence(const AdmissionRequest& req, const Workload& workload,
                  const WorkloadEvaluation& eval, EnforcementMode mode, Decision decision,
                  std::vector<EvidenceEvent>& out) {
+  if (decision != Decision::kDenied && !eval.task && eval.violations.empty() &&
+      eval.excepted.empty()) {
+    return;  // nothing happened worth a record: the common case
+  }
   EvidenceTask task{workload.ns, eval.task ? eval.task->name : "", eval.task ? eval.task->uid : ""};
   const std::string actor = req.userInfo.username.empty() ? "unknown" : req.userInfo.username;
   Json base = {{"object", workload.kind + "/" + workload.name},

@@ -65,16 +65,16 @@ void checkContainers(const PodUnderReview& pod, PodFindings& out) {
       const Json& c = containers[i];
       std::string_view cname = stringMember(c, "name");
       if (pod.onlyEphemeralContainers && !isListed(*pod.onlyEphemeralContainers, cname)) continue;
-      const std::string cpath = indexPath(pod.specPath + "." + std::string(list), i);
+      // Paths are built only for violations: most containers have none.
+      auto cpath = [&] { return indexPath(pod.specPath + "." + std::string(list), i); };
       const Json& env = arrayMember(c, "env");
       for (size_t j = 0; j < env.size(); ++j) {
         const Json& e = env[j];
         std::string_view name = stringMember(e, "name");
-        const std::string epath = indexPath(cpath + ".env", j);
         const Json* ref = member(objectMember(e, "valueFrom"), "secretKeyRef");
         if (ref != nullptr) {
           out.violations.push_back(
-              {RuleId::kTL001, epath,
+              {RuleId::kTL001, indexPath(cpath() + ".env", j),
                "container " + inQuotes(cname) + " reads env " + inQuotes(name) + " from Secret " +
                    inQuotes(stringMember(*ref, "name")) +
                    " (secretKeyRef): a static secret outlives the task that uses it. " +
@@ -84,7 +84,7 @@ void checkContainers(const PodUnderReview& pod, PodFindings& out) {
         if (value != nullptr && value->is_string()) {
           if (auto hit = detectLiteralSecret(name, value->get_ref<const std::string&>())) {
             out.violations.push_back(
-                {RuleId::kTL004, epath,
+                {RuleId::kTL004, indexPath(cpath() + ".env", j),
                  "container " + inQuotes(cname) + " env " + inQuotes(name) + " holds " +
                      hit->description + " as a literal value (detector " + hit->detector +
                      "; value not shown). Remove it, revoke it if it was real, and use a "
@@ -97,7 +97,7 @@ void checkContainers(const PodUnderReview& pod, PodFindings& out) {
         const Json* ref = member(envFrom[j], "secretRef");
         if (ref == nullptr) continue;
         out.violations.push_back(
-            {RuleId::kTL002, indexPath(cpath + ".envFrom", j),
+            {RuleId::kTL002, indexPath(cpath() + ".envFrom", j),
              "container " + inQuotes(cname) + " imports every key of Secret " +
                  inQuotes(stringMember(*ref, "name")) + " as environment (envFrom.secretRef). " +
                  std::string(kInstead) + ", or approve an IdentityException for TL002"});

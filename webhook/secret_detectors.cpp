@@ -365,7 +365,14 @@ constexpr Detector kFormatDetectors[] = {
     {"url-credentials", "a password inside a URL", urlCredentials},
 };
 
+// The shortest value any format detector can match is "x://:pwd@h"; provider tokens need 20
+// characters. Most environment values are short words and skip every scan.
+bool mayHoldAFormat(std::string_view value) {
+  return value.size() >= 20 || value.find("://") != std::string_view::npos;
+}
+
 std::optional<SecretMatch> formatMatch(std::string_view value) {
+  if (!mayHoldAFormat(value)) return std::nullopt;
   for (const auto& d : kFormatDetectors) {
     if (d.matches(value)) return SecretMatch{d.id, d.description, false};
   }
@@ -439,7 +446,8 @@ bool isSecretLikeName(std::string_view envName) {
 
 std::optional<SecretMatch> detectLiteralSecret(std::string_view envName, std::string_view value) {
   if (auto m = formatMatch(value)) return m;
-  if (!envName.empty() && isSecretLikeName(envName) && highEntropyValue(value)) {
+  // The value test first: it rejects most values at once, the name test allocates.
+  if (!envName.empty() && highEntropyValue(value) && isSecretLikeName(envName)) {
     return SecretMatch{"high-entropy-secret",
                        "a high-entropy value under the secret-like name " + std::string(envName),
                        false};

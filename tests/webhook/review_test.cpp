@@ -291,16 +291,39 @@ TEST_F(ReviewTest, PodUpdatesAndOtherSubresourcesAreNotJudgedAgain) {
   EXPECT_EQ(review(request(p, "DELETE", p)).decision, Decision::kSkipped);
 }
 
-TEST_F(ReviewTest, WorkloadUpdateIsJudgedOnlyWhenThePodTemplateChanges) {
+TEST_F(ReviewTest, WorkloadUpdateIsJudgedOnlyWhenWhatTheRulesReadChanges) {
   Json d = workload("Deployment", badPodSpec());
   Json scaled = d;
   scaled["spec"]["replicas"] = 3;
   EXPECT_EQ(review(request(scaled, "UPDATE", d)).decision, Decision::kSkipped);
-  Json changed = d;
-  changed["spec"]["template"]["spec"]["containers"][0]["image"] = "registry.example/app:2";
-  auto out = review(request(changed, "UPDATE", d));
+  // A new image changes nothing the rules read: the pods it makes are judged on their own.
+  Json image = d;
+  image["spec"]["template"]["spec"]["containers"][0]["image"] = "registry.example/app:2";
+  EXPECT_EQ(review(request(image, "UPDATE", d)).decision, Decision::kSkipped);
+  Json env = d;
+  env["spec"]["template"]["spec"]["containers"][0]["env"] = {envValue("LOG_LEVEL", "debug")};
+  auto out = review(request(env, "UPDATE", d));
   EXPECT_EQ(out.decision, Decision::kDenied);
   EXPECT_THAT(out.response.message, HasSubstr("spec.template.spec.initContainers[0].env[0]"));
+}
+
+TEST_F(ReviewTest, DecoderKeepsOnlyWhatTheRulesReadForWorkloads) {
+  Json d = workload("Deployment", badPodSpec());
+  d["spec"]["template"]["spec"]["containers"][0]["resources"] = {{"limits", {{"cpu", "1"}}}};
+  d["metadata"]["annotations"] = {{"a", "b"}};
+  auto r = request(d);
+  const Json& c = r.object["spec"]["template"]["spec"]["containers"][0];
+  EXPECT_EQ(c["name"], "app");
+  EXPECT_FALSE(c.contains("image"));
+  EXPECT_FALSE(c.contains("resources"));
+  EXPECT_FALSE(r.object["metadata"].contains("annotations"));
+  EXPECT_EQ(r.object["metadata"]["name"], "web");
+  // Other kinds are kept whole.
+  Json cm = {{"apiVersion", "v1"},
+             {"kind", "ConfigMap"},
+             {"metadata", {{"name", "c"}}},
+             {"data", {{"k", "v"}}}};
+  EXPECT_EQ(request(cm).object, cm);
 }
 
 TEST_F(ReviewTest, ObjectBeingDeletedIsNotJudged) {
