@@ -11,6 +11,7 @@ PACKAGES=(
   # C++ libraries (DESIGN.md §2)
   libcurl4-openssl-dev libssl-dev libboost-dev libboost-system-dev nlohmann-json3-dev
   libyaml-cpp-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev
+  libsimdjson-dev
   # sanitizers and fuzzing (clang's runtimes), linting
   clang libclang-rt-14-dev clang-tidy clang-format
   # e2e: kubesim and the scenarios
