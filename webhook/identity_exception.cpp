@@ -7,84 +7,21 @@
 namespace tasklease::webhook {
 namespace {
 
-bool stringIn(const Json& values, std::string_view v) {
-  return std::any_of(values.begin(), values.end(), [&](const Json& x) {
-    return x.is_string() && x.get_ref<const std::string&>() == v;
-  });
+// kube::LabelSelector's errors name the field inside the selector ("matchExpressions[0].operator:
+// ..."); the problem is reported under spec.podSelector.
+FieldProblem selectorProblem(const Status& status) {
+  const std::string& m = status.message();
+  size_t colon = m.find(": ");
+  if (colon == std::string::npos) return {"spec.podSelector", m};
+  return {"spec.podSelector." + m.substr(0, colon), m.substr(colon + 2)};
+}
+
+bool nonEmptySelector(const Json& selector) {
+  return !objectMember(selector, "matchLabels").empty() ||
+         !arrayMember(selector, "matchExpressions").empty();
 }
 
 }  // namespace
-
-std::vector<FieldProblem> validateLabelSelector(const Json& selector, const std::string& path) {
-  std::vector<FieldProblem> problems;
-  if (!selector.is_object()) {
-    problems.push_back({path, "must be a label selector object (matchLabels, matchExpressions)"});
-    return problems;
-  }
-  for (const auto& [key, value] : selector.items()) {
-    if (key != "matchLabels" && key != "matchExpressions") {
-      problems.push_back({path + "." + key, "unknown field; use matchLabels or matchExpressions"});
-    }
-  }
-  if (const Json* ml = member(selector, "matchLabels"); ml != nullptr) {
-    if (!ml->is_object()) {
-      problems.push_back({path + ".matchLabels", "must be a map of label keys to values"});
-    } else {
-      for (const auto& [key, value] : ml->items()) {
-        if (!value.is_string()) {
-          problems.push_back({path + ".matchLabels[" + key + "]", "value must be a string"});
-        }
-      }
-    }
-  }
-  if (const Json* me = member(selector, "matchExpressions"); me != nullptr) {
-    if (!me->is_array()) {
-      problems.push_back({path + ".matchExpressions", "must be a list"});
-      return problems;
-    }
-    for (size_t i = 0; i < me->size(); ++i) {
-      const Json& e = (*me)[i];
-      std::string epath = indexPath(path + ".matchExpressions", i);
-      std::string_view op = stringMember(e, "operator");
-      const Json* values = member(e, "values");
-      bool hasValues = values != nullptr && values->is_array() && !values->empty();
-      if (stringMember(e, "key").empty()) problems.push_back({epath + ".key", "required"});
-      if (op == "In" || op == "NotIn") {
-        if (!hasValues || !std::all_of(values->begin(), values->end(),
-                                       [](const Json& v) { return v.is_string(); })) {
-          problems.push_back({epath + ".values", "In and NotIn need a non-empty list of strings"});
-        }
-      } else if (op == "Exists" || op == "DoesNotExist") {
-        if (hasValues)
-          problems.push_back({epath + ".values", "must be empty for " + std::string(op)});
-      } else {
-        problems.push_back({epath + ".operator", "must be In, NotIn, Exists or DoesNotExist"});
-      }
-    }
-  }
-  return problems;
-}
-
-bool labelSelectorMatches(const Json& selector, const Json& labels) {
-  if (!validateLabelSelector(selector, "selector").empty()) return false;
-  for (const auto& [key, value] : objectMember(selector, "matchLabels").items()) {
-    const Json* have = member(labels, key);
-    if (have == nullptr || !have->is_string() || *have != value) return false;
-  }
-  for (const Json& e : arrayMember(selector, "matchExpressions")) {
-    std::string_view key = stringMember(e, "key");
-    std::string_view op = stringMember(e, "operator");
-    const Json* have = member(labels, key);
-    bool present = have != nullptr && have->is_string();
-    const Json& values = arrayMember(e, "values");
-    bool in = present && stringIn(values, have->get_ref<const std::string&>());
-    if ((op == "In" && !in) || (op == "NotIn" && in) || (op == "Exists" && !present) ||
-        (op == "DoesNotExist" && present)) {
-      return false;
-    }
-  }
-  return true;
-}
 
 std::vector<FieldProblem> validateIdentityException(const Json& object, TimePoint now,
                                                     TimePoint createdAt) {
@@ -149,10 +86,12 @@ std::vector<FieldProblem> validateIdentityException(const Json& object, TimePoin
   const Json* selector = member(*spec, "podSelector");
   bool hasSelector = false;
   if (selector != nullptr && !selector->is_null()) {
-    auto selectorProblems = validateLabelSelector(*selector, "spec.podSelector");
-    problems.insert(problems.end(), selectorProblems.begin(), selectorProblems.end());
-    hasSelector = selectorProblems.empty() && (!objectMember(*selector, "matchLabels").empty() ||
-                                               !arrayMember(*selector, "matchExpressions").empty());
+    auto parsed = kube::LabelSelector::fromJson(*selector);
+    if (!parsed.ok()) {
+      problems.push_back(selectorProblem(parsed.status()));
+    } else {
+      hasSelector = nonEmptySelector(*selector);
+    }
   }
   if (!hasSas && !hasSelector) {
     problems.push_back({"spec",
@@ -195,15 +134,13 @@ StatusOr<IdentityException> parseIdentityException(const Json& object) {
     }
   }
   if (const Json* sel = member(spec, "podSelector"); sel != nullptr && !sel->is_null()) {
-    if (!validateLabelSelector(*sel, "spec.podSelector").empty()) {
-      return invalidArgument(where + "spec.podSelector is not a valid label selector");
+    auto parsed = kube::LabelSelector::fromJson(*sel);
+    if (!parsed.ok()) {
+      return invalidArgument(where + "spec.podSelector: " + parsed.status().message());
     }
-    if (!objectMember(*sel, "matchLabels").empty() ||
-        !arrayMember(*sel, "matchExpressions").empty()) {
-      e.podSelector = *sel;
-    }
+    if (nonEmptySelector(*sel)) e.podSelector = std::move(*parsed);
   }
-  if (e.serviceAccountNames.empty() && e.podSelector.is_null()) {
+  if (e.serviceAccountNames.empty() && !e.podSelector) {
     return invalidArgument(where + "names no pods (serviceAccountNames or podSelector)");
   }
   return e;
@@ -217,7 +154,7 @@ bool IdentityException::covers(RuleId rule, std::string_view serviceAccount, con
           serviceAccountNames.end()) {
     return false;
   }
-  return podSelector.is_null() || labelSelectorMatches(podSelector, podLabels);
+  return !podSelector || podSelector->matches(podLabels);
 }
 
 }  // namespace tasklease::webhook

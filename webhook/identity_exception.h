@@ -21,6 +21,7 @@
 #include "common/json.h"
 #include "common/rfc3339.h"
 #include "common/status.h"
+#include "kube/selector.h"
 #include "webhook/rules.h"
 
 namespace tasklease::webhook {
@@ -40,7 +41,7 @@ struct IdentityException {
   std::optional<TimePoint> createdAt;  // metadata.creationTimestamp when set
   std::vector<RuleId> rules;
   std::vector<std::string> serviceAccountNames;
-  Json podSelector;  // null when absent
+  std::optional<kube::LabelSelector> podSelector;
 
   bool expired(TimePoint now) const { return expiresAt <= now; }
   // Whether it covers `rule` for a pod running as serviceAccount with these labels, at `now`.
@@ -62,11 +63,5 @@ std::vector<FieldProblem> validateIdentityException(const Json& object, TimePoin
 // Reads an exception for matching. Objects that fail validation's structural checks (and
 // could only exist if created before the webhook ran) are refused with an error.
 StatusOr<IdentityException> parseIdentityException(const Json& object);
-
-// metav1.LabelSelector (matchLabels, matchExpressions with In, NotIn, Exists, DoesNotExist)
-// against a labels object. A malformed selector matches nothing.
-bool labelSelectorMatches(const Json& selector, const Json& labels);
-// Problems in a selector, with paths under `path`.
-std::vector<FieldProblem> validateLabelSelector(const Json& selector, const std::string& path);
 
 }  // namespace tasklease::webhook

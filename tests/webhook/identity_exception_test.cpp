@@ -126,17 +126,18 @@ TEST(IdentityExceptionTest, ParseRefusesAnExceptionCreatedWithTooLongALife) {
   EXPECT_THAT(e.status().message(), HasSubstr("30 days"));
 }
 
-TEST(IdentityExceptionTest, LabelSelectorOperators) {
-  Json labels = {{"app", "web"}, {"tier", "front"}};
-  auto sel = [](Json exprs) { return Json{{"matchExpressions", exprs}}; };
-  EXPECT_TRUE(labelSelectorMatches(
-      sel({{{"key", "app"}, {"operator", "In"}, {"values", {"web", "api"}}}}), labels));
-  EXPECT_FALSE(labelSelectorMatches(
-      sel({{{"key", "app"}, {"operator", "NotIn"}, {"values", {"web"}}}}), labels));
-  EXPECT_TRUE(labelSelectorMatches(sel({{{"key", "tier"}, {"operator", "Exists"}}}), labels));
-  EXPECT_TRUE(labelSelectorMatches(sel({{{"key", "db"}, {"operator", "DoesNotExist"}}}), labels));
-  EXPECT_FALSE(labelSelectorMatches({{"matchLabels", {{"app", "api"}}}}, labels));
-  EXPECT_FALSE(labelSelectorMatches({{"matchLabels", {{"app", 1}}}}, labels));  // malformed
+TEST(IdentityExceptionTest, PodSelectorExpressionsDecideWhichPodsAreCovered) {
+  Json spec = validSpec();
+  spec.erase("serviceAccountNames");
+  spec["podSelector"] = {{"matchExpressions",
+                          {{{"key", "app"}, {"operator", "In"}, {"values", {"web", "api"}}},
+                           {{"key", "canary"}, {"operator", "DoesNotExist"}}}}};
+  auto e = parseIdentityException(exceptionObject(spec));
+  ASSERT_TRUE(e.ok()) << e.status().toString();
+  EXPECT_TRUE(e->covers(RuleId::kTL001, "any", {{"app", "api"}}, testNow()));
+  EXPECT_FALSE(e->covers(RuleId::kTL001, "any", {{"app", "db"}}, testNow()));
+  EXPECT_FALSE(e->covers(RuleId::kTL001, "any", {{"app", "web"}, {"canary", "1"}}, testNow()));
+  EXPECT_FALSE(e->covers(RuleId::kTL001, "any", Json::object(), testNow()));
 }
 
 }  // namespace
