@@ -257,6 +257,7 @@ Status runOperator(const OperatorOptions& o, const std::stop_token& stop) {
     ControllerOptions controllerOptions;
     controllerOptions.workers = static_cast<int>(o.workers);
     controllerOptions.sweepInterval = duration_cast<milliseconds>(o.sweepInterval);
+    controllerOptions.now = now;
     controllerOptions.upkeep = [&]() -> Status {
       auto ensured = cas.ensure();
       if (!ensured.ok()) return ensured.status();

@@ -22,8 +22,8 @@ std::string taskKeyOfJob(const Json& job) {
 
 std::unique_ptr<kube::WorkQueueRateLimiter> retryLimiter(const ControllerOptions& options) {
   std::vector<std::unique_ptr<kube::WorkQueueRateLimiter>> limiters;
-  limiters.push_back(std::make_unique<kube::ItemExponentialRateLimiter>(
-      std::chrono::milliseconds(5), std::chrono::seconds(1000)));
+  limiters.push_back(std::make_unique<kube::ItemExponentialRateLimiter>(options.retryBaseDelay,
+                                                                        options.retryMaxDelay));
   limiters.push_back(std::make_unique<kube::BucketRateLimiter>(options.retryQps, options.retryBurst,
                                                                kube::steadyClock()));
   return std::make_unique<kube::MaxOfRateLimiter>(std::move(limiters));
@@ -38,7 +38,8 @@ Controller::Controller(InformerClusterView& view, Reconciler& reconciler, Sweepe
       sweeper_(sweeper),
       metrics_(metrics),
       options_(std::move(options)),
-      queue_(retryLimiter(options_)) {}
+      retries_(retryLimiter(options_)),
+      later_([this](const std::string& key) { queue_.add(key); }) {}
 
 void Controller::addHandlers() {
   kube::ResourceEventHandler tasks;
@@ -96,6 +97,7 @@ Status Controller::run(const std::stop_token& stop) {
     std::unique_lock lock(mu);
     cv.wait(lock, stop, [] { return false; });
   }
+  later_.stop();
   queue_.shutDown();
   threads.clear();  // joins: workers finish the key in hand, the sweep its pass
   view_.stop();
@@ -115,7 +117,8 @@ void Controller::work(const std::stop_token& stop) {
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     if (metrics_ != nullptr) metrics_->reconcileTime.labels({}).observe(seconds);
     if (!result.ok()) {
-      queue_.addRateLimited(*key);
+      later_.addAfter(*key, retries_->when(*key));
+      requeueAtDeadline(*key);
       if (metrics_ != nullptr) {
         metrics_->reconciles.labels({"error"}).inc();
         metrics_->reconcileErrors.labels({}).inc();
@@ -125,11 +128,11 @@ void Controller::work(const std::stop_token& stop) {
       // Conflicts are the normal cost of a cache a step behind; they are retried at once.
       const auto level = s.isConflict() ? LogLevel::kDebug : LogLevel::kWarn;
       logAt(level, "reconcile failed; will retry",
-            {{"task", *key}, {"error", s.toString()}, {"retries", queue_.numRequeues(*key)}});
+            {{"task", *key}, {"error", s.toString()}, {"retries", retries_->numRequeues(*key)}});
     } else {
-      queue_.forget(*key);
+      retries_->forget(*key);
       if (result->requeueAfter) {
-        queue_.addAfter(*key, *result->requeueAfter);
+        later_.addAfter(*key, *result->requeueAfter);
         if (metrics_ != nullptr) metrics_->reconciles.labels({"requeue"}).inc();
       } else if (metrics_ != nullptr) {
         metrics_->reconciles.labels({"success"}).inc();
@@ -137,6 +140,19 @@ void Controller::work(const std::stop_token& stop) {
     }
     queue_.done(*key);
   }
+}
+
+void Controller::requeueAtDeadline(const std::string& key) {
+  kube::ObjectPtr task = view_.task(kube::ObjectKey::parse(key));
+  if (!task) return;
+  const Phase phase = parsePhase(stringAt(*task, {"status", "phase"}));
+  if (isTerminal(phase)) return;
+  auto deadline = parseRfc3339(stringAt(*task, {"status", "expiresAt"}));
+  if (!deadline.ok()) return;
+  // Of the backoff and this, the earlier wins.
+  later_.addAfter(key, std::max(std::chrono::nanoseconds(0),
+                                std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                    *deadline - options_.now())));
 }
 
 void Controller::sweepOnce() {
@@ -180,7 +196,7 @@ void Controller::updateGauges() {
   }
   for (const auto& [phase, n] : byPhase) metrics_->tasks.labels({phase}).set(n);
   metrics_->queueDepth.labels({}).set(static_cast<double>(queue_.len()));
-  metrics_->queueDelayed.labels({}).set(static_cast<double>(queue_.delayedLen()));
+  metrics_->queueDelayed.labels({}).set(static_cast<double>(later_.size()));
 }
 
 }  // namespace tasklease::op

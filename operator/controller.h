@@ -11,11 +11,13 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <stop_token>
 
 #include "common/status.h"
 #include "kube/workqueue.h"
 #include "operator/cluster_view.h"
+#include "operator/delayed_keys.h"
 #include "operator/metrics.h"
 #include "operator/reconciler.h"
 #include "operator/sweeper.h"
@@ -26,13 +28,17 @@ struct ControllerOptions {
   int workers = 4;
   std::chrono::milliseconds sweepInterval{std::chrono::seconds(60)};
   std::chrono::milliseconds syncTimeout{std::chrono::minutes(5)};
-  // Retries: per key 5 ms doubling to 1000 s, under this overall token bucket. client-go's
+  // Retries: per key retryBaseDelay doubling to retryMaxDelay, under this overall token bucket. client-go's
   // default bucket (10/s, burst 100) is too slow to drain a burst of API errors over hundreds
   // of tasks.
   double retryQps = 50;
   int retryBurst = 300;
+  std::chrono::milliseconds retryBaseDelay{5};
+  std::chrono::milliseconds retryMaxDelay{std::chrono::seconds(1000)};
   // Runs before each sweep (CA rotation, CRL refresh); its errors are logged and counted.
   std::function<Status()> upkeep;
+  // The operator's clock, the reconciler's: a failing task is still looked at on its deadline.
+  std::function<TimePoint()> now = [] { return std::chrono::system_clock::now(); };
 };
 
 class Controller {
@@ -55,13 +61,19 @@ class Controller {
   void work(const std::stop_token& stop);
   void sweepLoop(const std::stop_token& stop);
   void sweepOnce();
+  // Schedules the task for its deadline (status.expiresAt), however long its backoff has grown.
+  void requeueAtDeadline(const std::string& key);
 
   InformerClusterView& view_;
   Reconciler& reconciler_;
   Sweeper& sweeper_;
   OperatorMetrics* metrics_;
   const ControllerOptions options_;
+  // Retry delays per key. The queue's own limiter is not used: delayed keys go through
+  // DelayedKeys (see delayed_keys.h for why).
+  const std::unique_ptr<kube::WorkQueueRateLimiter> retries_;
   kube::WorkQueue queue_;
+  DelayedKeys later_;  // after queue_, which it adds to
   std::atomic<bool> synced_{false};
 };
 

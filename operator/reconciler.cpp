@@ -12,6 +12,8 @@ namespace {
 
 using std::chrono::milliseconds;
 
+constexpr std::chrono::minutes kRecordedMemory{10};
+
 std::string keyText(const TaskRef& t) {
   return t.ns + "/" + t.name;
 }
@@ -149,10 +151,6 @@ StatusOr<ReconcileResult> Reconciler::finalize(Json& task) {
   }
   std::lock_guard lock(mu_);
   finalized_.insert(keyText(ref));
-  for (auto it = recorded_.lower_bound(ref.uid + "/");
-       it != recorded_.end() && it->rfind(ref.uid + "/", 0) == 0;) {
-    it = recorded_.erase(it);
-  }
   return ReconcileResult{};
 }
 
@@ -539,7 +537,13 @@ void Reconciler::recordOnce(EvidenceKind kind, const TaskRef& task, const std::s
   const std::string key = task.uid + "/" + evidenceKindName(kind);
   {
     std::lock_guard lock(mu_);
-    if (!recorded_.insert(key).second) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (!recorded_.emplace(key, now).second) return;
+    // A pass on a cache a step behind our own writes would repeat a record; that happens
+    // within moments of the first, so marks older than this are let go.
+    if (recorded_.size() % 1024 == 0) {
+      std::erase_if(recorded_, [&](const auto& r) { return now - r.second > kRecordedMemory; });
+    }
   }
   auto appended = deps_.evidence->append({kind, evidenceTask(task), actor, std::move(details)});
   if (!appended.ok()) {

@@ -14,7 +14,8 @@
 //
 // An error means "retry with backoff"; requeueAfter means "look again then" (the deadline).
 // Evidence is written before the status that reflects it, so a crash may repeat a record but
-// never lose one; within a process each (task, kind) is recorded once.
+// never lose one; within a process each (task, kind) is recorded once (as long as the
+// repeat comes within minutes, which is when a stale cache would cause one).
 //
 //   Reconciler r({.client = api, .view = view, .issuers = issuers, ...});
 //   StatusOr<ReconcileResult> result = r.reconcile("team-a/t1");
@@ -99,7 +100,8 @@ class Reconciler {
 
   ReconcilerDeps deps_;
   std::mutex mu_;
-  std::set<std::string> recorded_;   // guarded by mu_: "uid/kind" already in the chain
+  // guarded by mu_: "uid/kind" already in the chain, and when (kept for a while, see .cpp)
+  std::map<std::string, std::chrono::steady_clock::time_point> recorded_;
   std::set<std::string> finalized_;  // guarded by mu_: keys whose revocation was verified
   // guarded by mu_: when this process first saw each undecided task (by uid), for the
   // issuance latency; creationTimestamp has only whole seconds.

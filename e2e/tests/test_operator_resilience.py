@@ -156,9 +156,14 @@ def test_twenty_sigkills_across_the_lives_of_a_hundred_tasks_leave_nothing_behin
         assert records[0]["seq"] == 1
         for name, task in tasks.items():
             kinds = {r["kind"] for r in records if r["task"]["uid"] == task["metadata"]["uid"]}
-            assert {"authorized", "issued"} <= kinds, name
-            if name not in stays_active:
-                assert "revoked" in kinds, name
+            assert "authorized" in kinds, name
+            # A short task may reach its deadline while the operator is down, before issuance.
+            if task["status"].get("credential", {}).get("issuedAt"):
+                assert "issued" in kinds, name
+                if name not in stays_active:
+                    assert "revoked" in kinds, name
+            else:
+                assert phase_of(task) == "Expired" and "expired" in kinds, name
         assert len(op.logs) == 21
     finally:
         op.stop()

@@ -2,8 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <thread>
 
+#include "operator/delayed_keys.h"
 #include "operator/objects.h"
 #include "tests/operator/operator_fixture.h"
 
@@ -16,7 +20,7 @@ using testing::OperatorHarness;
 // and the sweep, with the real clock.
 class ControllerTest : public ::testing::Test {
  protected:
-  ControllerTest()
+  explicit ControllerTest(ControllerOptions o = options())
       : view(h.api, {"", std::chrono::milliseconds(0)}),
         sweeper(h.api, view, h.revoker, "", [] { return std::chrono::system_clock::now(); }),
         reconciler({.client = h.api,
@@ -29,7 +33,7 @@ class ControllerTest : public ::testing::Test {
                     .evidence = h.chain.get(),
                     .metrics = &h.metrics,
                     .now = [] { return std::chrono::system_clock::now(); }}),
-        controller(view, reconciler, sweeper, &h.metrics, options()) {}
+        controller(view, reconciler, sweeper, &h.metrics, std::move(o)) {}
 
   static ControllerOptions options() {
     ControllerOptions o;
@@ -92,6 +96,34 @@ TEST_F(ControllerTest, AnActiveTaskExpiresAtItsDeadlineWithoutAnyEvent) {
   EXPECT_FALSE(h.exists(kube::resources::kServiceAccounts, "team-a", h.names(key).base));
 }
 
+// A task whose every pass fails still ends at its deadline, however long its backoff has grown.
+class SlowRetryControllerTest : public ControllerTest {
+ protected:
+  SlowRetryControllerTest() : ControllerTest(slowRetries()) {}
+  static ControllerOptions slowRetries() {
+    ControllerOptions o = options();
+    o.retryBaseDelay = std::chrono::minutes(1);
+    return o;
+  }
+};
+
+TEST_F(SlowRetryControllerTest, AFailingTaskIsStillRevokedAtItsDeadline) {
+  h.addPolicy("allow-refactor", Json::object());
+  h.fake.prependReactor("create", "jobs", [](const kube::FakeApiClient::Action&) {
+    return std::optional<StatusOr<Json>>(Status(StatusCode::kPermissionDenied, "refused"));
+  });
+  start();
+  Json spec = OperatorHarness::taskSpec();
+  spec["credential"] = {{"type", "X509SVID"}};
+  spec["ttl"] = "3s";
+  spec["workload"] = {{"template", {{"spec", {{"containers", {{{"name", "a"}, {"image", "a"}}}}}}}}};
+  const std::string key = h.createTask("stuck", spec);
+  ASSERT_TRUE(eventually([&] { return h.phase(key) == "Active"; })) << h.task(key).dump();
+  // The Job is refused on every pass; the next retry is a minute away, the deadline seconds.
+  ASSERT_TRUE(eventually([&] { return h.phase(key) == "Expired"; })) << h.task(key).dump();
+  EXPECT_FALSE(h.exists(kube::resources::kSecrets, "team-a", h.names(key).secret()));
+}
+
 TEST_F(ControllerTest, TheSweepRemovesLeftoversOfAGoneTaskOnItsTimer) {
   start();
   ASSERT_TRUE(eventually([&] { return controller.synced(); }));
@@ -104,6 +136,43 @@ TEST_F(ControllerTest, TheSweepRemovesLeftoversOfAGoneTaskOnItsTimer) {
   EXPECT_TRUE(eventually([&] {
     return !h.exists(kube::resources::kRoles, "team-a", taskNames("ghost", "uid-ghost").base);
   }));
+}
+
+}  // namespace
+}  // namespace tasklease::op
+
+namespace tasklease::op {
+namespace {
+
+TEST(DelayedKeysTest, KeysComeDueInTimeOrderAndTheEarlierOfTwoTimesWins) {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<std::string> fired;
+  DelayedKeys later([&](const std::string& key) {
+    std::lock_guard lock(mu);
+    fired.push_back(key);
+    cv.notify_all();
+  });
+  later.addAfter("b", std::chrono::milliseconds(60));
+  later.addAfter("a", std::chrono::milliseconds(30));
+  later.addAfter("b", std::chrono::hours(1));          // later than pending: ignored
+  later.addAfter("c", std::chrono::hours(1));
+  later.addAfter("c", std::chrono::milliseconds(10));  // earlier: replaces
+  std::unique_lock lock(mu);
+  ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return fired.size() == 3; }));
+  EXPECT_EQ(fired, (std::vector<std::string>{"c", "a", "b"}));
+  EXPECT_EQ(later.size(), 0u);
+}
+
+TEST(DelayedKeysTest, StopDropsWhatIsPending) {
+  std::atomic<int> fired{0};
+  DelayedKeys later([&](const std::string&) { ++fired; });
+  later.addAfter("a", std::chrono::milliseconds(50));
+  later.stop();
+  later.addAfter("b", std::chrono::milliseconds(0));
+  EXPECT_EQ(later.size(), 0u);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(fired.load(), 0);
 }
 
 }  // namespace
