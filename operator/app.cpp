@@ -93,8 +93,9 @@ Status retryUntil(const std::stop_token& stop, const std::string& what,
 
 Status validateOptions(const OperatorOptions& o) {
   if (o.ns.empty()) {
-    return invalidArgument("--namespace is required: the namespace the operator runs in, where "
-                           "it keeps its CA Secret, CRL, Lease and evidence chain head");
+    return invalidArgument(
+        "--namespace is required: the namespace the operator runs in, where "
+        "it keeps its CA Secret, CRL, Lease and evidence chain head");
   }
   if (!isDnsLabel(o.ns)) {
     return invalidArgument("--namespace \"" + o.ns + "\": must be a namespace name (a DNS label)");
@@ -131,12 +132,14 @@ Status validateOptions(const OperatorOptions& o) {
                            "and '_', e.g. example.org");
   }
   if (o.caRotateBefore <= hours(24)) {
-    return invalidArgument("--ca-rotate-before: must be longer than 24h, the longest task TTL, so "
-                           "that every certificate expires before the CA that signed it");
+    return invalidArgument(
+        "--ca-rotate-before: must be longer than 24h, the longest task TTL, so "
+        "that every certificate expires before the CA that signed it");
   }
   if (o.caValidity <= o.caRotateBefore) {
-    return invalidArgument("--ca-validity: must be longer than --ca-rotate-before, or every start "
-                           "would rotate the CA");
+    return invalidArgument(
+        "--ca-validity: must be longer than --ca-rotate-before, or every start "
+        "would rotate the CA");
   }
   if (o.crlValidity < std::chrono::minutes(1)) {
     return invalidArgument("--crl-validity: must be at least 1m");
@@ -183,8 +186,9 @@ Status runOperator(const OperatorOptions& o, const std::stop_token& stop) {
     }
     return HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8", registry.render(), {}};
   });
-  routes.add("GET", "/healthz",
-             [](const HttpRequest&) { return HttpResponse{200, "text/plain", "ok\n", {}}; });
+  routes.add("GET", "/healthz", [](const HttpRequest&) {
+    return HttpResponse{200, "text/plain", "ok\n", {}};
+  });
   routes.add("GET", "/readyz", [&](const HttpRequest&) {
     std::lock_guard lock(controllerMu);
     const bool ready = standby.load() || (running != nullptr && running->synced());
@@ -204,7 +208,9 @@ Status runOperator(const OperatorOptions& o, const std::stop_token& stop) {
   const auto lead = [&](const std::stop_token& leading) -> Status {
     standby = false;
     CaStore cas(api,
-                {{o.ns, o.caSecret}, o.trustDomain, duration_cast<seconds>(o.caValidity),
+                {{o.ns, o.caSecret},
+                 o.trustDomain,
+                 duration_cast<seconds>(o.caValidity),
                  duration_cast<seconds>(o.caRotateBefore)},
                 now);
     Status s = retryUntil(leading, "loading the CA Secret", [&] { return cas.ensure().status(); });

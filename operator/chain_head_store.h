@@ -49,7 +49,7 @@ class ConfigMapChainHeadStore final : public ChainHeadStore {
   kube::ApiClient& client_;
   const kube::ObjectKey key_;
   std::mutex mu_;
-  std::condition_variable_any cv_;   // pending_ set, or a write finished
+  std::condition_variable_any cv_;    // pending_ set, or a write finished
   std::optional<ChainHead> pending_;  // guarded by mu_: newer than what is stored
   bool writing_ = false;              // guarded by mu_
   Status lastError_;                  // guarded by mu_

@@ -83,9 +83,9 @@ Status Controller::run(const std::stop_token& stop) {
                        " s: are the CRDs installed and may the operator list and watch them?");
   }
   synced_ = true;
-  logInfo("caches synced; reconciling",
-          {{"tasks", view_.tasks().size()}, {"policies", view_.policies().size()},
-           {"workers", options_.workers}});
+  logInfo("caches synced; reconciling", {{"tasks", view_.tasks().size()},
+                                         {"policies", view_.policies().size()},
+                                         {"workers", options_.workers}});
   std::vector<std::jthread> threads;
   for (int i = 0; i < options_.workers; ++i) {
     threads.emplace_back([this, stop] { work(stop); });
@@ -150,9 +150,10 @@ void Controller::requeueAtDeadline(const std::string& key) {
   auto deadline = parseRfc3339(stringAt(*task, {"status", "expiresAt"}));
   if (!deadline.ok()) return;
   // Of the backoff and this, the earlier wins.
-  later_.addAfter(key, std::max(std::chrono::nanoseconds(0),
-                                std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                    *deadline - options_.now())));
+  later_.addAfter(
+      key,
+      std::max(std::chrono::nanoseconds(0),
+               std::chrono::duration_cast<std::chrono::nanoseconds>(*deadline - options_.now())));
 }
 
 void Controller::sweepOnce() {

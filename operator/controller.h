@@ -28,9 +28,9 @@ struct ControllerOptions {
   int workers = 4;
   std::chrono::milliseconds sweepInterval{std::chrono::seconds(60)};
   std::chrono::milliseconds syncTimeout{std::chrono::minutes(5)};
-  // Retries: per key retryBaseDelay doubling to retryMaxDelay, under this overall token bucket. client-go's
-  // default bucket (10/s, burst 100) is too slow to drain a burst of API errors over hundreds
-  // of tasks.
+  // Retries: per key retryBaseDelay doubling to retryMaxDelay, under this overall token bucket.
+  // client-go's default bucket (10/s, burst 100) is too slow to drain a burst of API errors over
+  // hundreds of tasks.
   double retryQps = 50;
   int retryBurst = 300;
   std::chrono::milliseconds retryBaseDelay{5};

@@ -125,16 +125,16 @@ Status CrlPublisher::update(
                            {"nextUpdate", formatRfc3339(now + options_.validity)},
                            {"cas", fingerprints},
                            {"entries", list}};
-    Json cm = {{"apiVersion", "v1"},
-               {"kind", "ConfigMap"},
-               {"metadata",
-                {{"name", options_.configMap.name},
-                 {"namespace", options_.configMap.ns},
-                 {"labels",
-                  {{"app.kubernetes.io/name", "tasklease"},
-                   {"app.kubernetes.io/component", "crl"}}}}},
-               {"data",
-                {{"crl.pem", crlPem}, {"ca.crt", cas->bundlePem()}, {kStateKey, newState.dump(1)}}}};
+    Json cm = {
+        {"apiVersion", "v1"},
+        {"kind", "ConfigMap"},
+        {"metadata",
+         {{"name", options_.configMap.name},
+          {"namespace", options_.configMap.ns},
+          {"labels",
+           {{"app.kubernetes.io/name", "tasklease"}, {"app.kubernetes.io/component", "crl"}}}}},
+        {"data",
+         {{"crl.pem", crlPem}, {"ca.crt", cas->bundlePem()}, {kStateKey, newState.dump(1)}}}};
     if (exists) cm["metadata"]["resourceVersion"] = kube::resourceVersionOf(*got);
     auto written = exists ? client_.update(kube::resources::kConfigMaps, cm)
                           : client_.create(kube::resources::kConfigMaps, cm);

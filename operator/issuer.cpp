@@ -50,7 +50,8 @@ Status checkOwner(const Json& secret, const TaskRef& task) {
 StatusOr<Json> jwtClaims(std::string_view token) {
   const size_t first = token.find('.');
   const size_t second = first == std::string_view::npos ? first : token.find('.', first + 1);
-  if (second == std::string_view::npos) return invalidArgument("token: not a JWT (header.claims.signature)");
+  if (second == std::string_view::npos)
+    return invalidArgument("token: not a JWT (header.claims.signature)");
   const auto decoded = base64UrlDecode(token.substr(first + 1, second - first - 1));
   if (!decoded) return invalidArgument("token: the claims are not base64url");
   Json claims = Json::parse(*decoded, nullptr, /*allow_exceptions=*/false);
@@ -119,9 +120,9 @@ StatusOr<IssuedCredential> ServiceAccountTokenIssuer::issue(const IssueContext& 
   if (!ctx.spec.audiences.empty()) spec["audiences"] = ctx.spec.audiences;
   const Json request = {
       {"apiVersion", "authentication.k8s.io/v1"}, {"kind", "TokenRequest"}, {"spec", spec}};
-  auto answer = client_.createSubresource(kube::resources::kServiceAccounts,
-                                          {ctx.task.ns, ctx.names.serviceAccount()}, "token",
-                                          request);
+  auto answer =
+      client_.createSubresource(kube::resources::kServiceAccounts,
+                                {ctx.task.ns, ctx.names.serviceAccount()}, "token", request);
   if (!answer.ok()) {
     return answer.status().annotate("TokenRequest for ServiceAccount " + ctx.task.ns + "/" +
                                     ctx.names.serviceAccount());
@@ -173,8 +174,8 @@ StatusOr<IssuedCredential> X509SvidIssuer::issue(const IssueContext& ctx) {
                         cas->issuerOf(*pem) != nullptr && info->notAfter == ctx.deadline &&
                         info->notAfter > ctx.now;
       if (good) {
-        return IssuedCredential{info->fingerprint, "", info->serialHex, info->notBefore,
-                                info->notAfter, true};
+        return IssuedCredential{info->fingerprint, "",  info->serialHex, info->notBefore,
+                                info->notAfter,    true};
       }
     }
   }
@@ -197,8 +198,8 @@ StatusOr<IssuedCredential> X509SvidIssuer::issue(const IssueContext& ctx) {
     // Not stored, the key is gone with this call: the certificate can never be used.
     return written.status().annotate("storing the certificate in " + where);
   }
-  return IssuedCredential{leaf->info.fingerprint, "", leaf->info.serialHex, ctx.now,
-                          leaf->info.notAfter, false};
+  return IssuedCredential{leaf->info.fingerprint, "",   leaf->info.serialHex, ctx.now,
+                          leaf->info.notAfter,    false};
 }
 
 Status X509SvidIssuer::beforeRevoke(const RevokeContext& ctx) {

@@ -42,14 +42,14 @@ struct IssuedCredential {
   std::string tokenId;      // the token's jti (ServiceAccountToken)
   std::string serial;       // lower-case hex (X509SVID)
   TimePoint issuedAt;
-  TimePoint expiresAt;  // when it stops working: the deadline at the latest
+  TimePoint expiresAt;   // when it stops working: the deadline at the latest
   bool adopted = false;  // found in the Secret, written by an earlier run
 };
 
 struct RevokeContext {
   TaskRef task;
-  std::optional<Json> secret;     // the credential Secret, when it still exists
-  Json statusCredential;          // the task's status.credential, when the task is known
+  std::optional<Json> secret;  // the credential Secret, when it still exists
+  Json statusCredential;       // the task's status.credential, when the task is known
   TimePoint now;
 };
 
@@ -85,8 +85,7 @@ class ServiceAccountTokenIssuer final : public CredentialIssuer {
 
 class X509SvidIssuer final : public CredentialIssuer {
  public:
-  X509SvidIssuer(kube::ApiClient& client, CaStore& cas, CrlPublisher& crl,
-                 std::string trustDomain);
+  X509SvidIssuer(kube::ApiClient& client, CaStore& cas, CrlPublisher& crl, std::string trustDomain);
   CredentialType type() const override { return CredentialType::kX509Svid; }
   StatusOr<IssuedCredential> issue(const IssueContext& context) override;
   // Puts the certificate's serial on its CA's CRL.

@@ -76,11 +76,12 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (help) {
-    std::cout << "Usage: tasklease-operator --namespace NS [--kubeconfig F] [--leader-elect]\n"
-                 "         [--evidence-file F] [--metrics-port N] [flags]\n\n"
-                 "Reconciles AgentTasks: evaluates AgentPolicies, issues a just-in-time credential\n"
-                 "per task and revokes it when the task ends. See docs/operator.md.\n\n"
-              << flags.usage();
+    std::cout
+        << "Usage: tasklease-operator --namespace NS [--kubeconfig F] [--leader-elect]\n"
+           "         [--evidence-file F] [--metrics-port N] [flags]\n\n"
+           "Reconciles AgentTasks: evaluates AgentPolicies, issues a just-in-time credential\n"
+           "per task and revokes it when the task ends. See docs/operator.md.\n\n"
+        << flags.usage();
     return 0;
   }
   if (!parsed->empty()) {

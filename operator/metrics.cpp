@@ -12,9 +12,10 @@ std::vector<double> lifecycleBuckets() {
 
 OperatorMetrics::OperatorMetrics(MetricsRegistry& registry)
     : tasks(registry.gauge("tasklease_operator_tasks", "AgentTasks by status.phase.", {"phase"})),
-      issuance(registry.histogram("tasklease_operator_issuance_seconds",
-                                  "From when the operator first saw an AgentTask to its credential being issued.",
-                                  {"type"}, lifecycleBuckets())),
+      issuance(registry.histogram(
+          "tasklease_operator_issuance_seconds",
+          "From when the operator first saw an AgentTask to its credential being issued.", {"type"},
+          lifecycleBuckets())),
       revocation(registry.histogram(
           "tasklease_operator_revocation_seconds",
           "From what ended a task (completion, workload end, deadline, deletion) to every "
@@ -28,8 +29,8 @@ OperatorMetrics::OperatorMetrics(MetricsRegistry& registry)
                                "Keys put back in the work queue with backoff.")),
       reconcileTime(registry.histogram("tasklease_operator_reconcile_seconds",
                                        "Duration of one reconcile.", {}, lifecycleBuckets())),
-      queueDepth(registry.gauge("tasklease_operator_workqueue_depth",
-                                "Keys ready to be reconciled.")),
+      queueDepth(
+          registry.gauge("tasklease_operator_workqueue_depth", "Keys ready to be reconciled.")),
       queueDelayed(registry.gauge("tasklease_operator_workqueue_delayed",
                                   "Keys waiting for a later time (deadline, backoff).")),
       transitions(registry.counter("tasklease_operator_transitions_total",

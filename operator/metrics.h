@@ -13,20 +13,20 @@ namespace tasklease::op {
 struct OperatorMetrics {
   explicit OperatorMetrics(MetricsRegistry& registry);
 
-  GaugeFamily& tasks;                // {phase}: AgentTasks in the cache by status.phase
-  HistogramFamily& issuance;         // {type}: task first seen to credential issued, seconds
-  HistogramFamily& revocation;       // {type, trigger}: trigger to every object verified gone
-  CounterFamily& reconciles;         // {result}: success, requeue, error
-  CounterFamily& reconcileErrors;    // {}: reconciles that failed and were retried
-  CounterFamily& retries;            // {}: keys put back with backoff
-  HistogramFamily& reconcileTime;    // {}: one reconcile, seconds
-  GaugeFamily& queueDepth;           // {}: keys ready in the work queue
-  GaugeFamily& queueDelayed;         // {}: keys waiting for a later time (expiry, backoff)
-  CounterFamily& transitions;        // {phase}: tasks that entered a phase
-  CounterFamily& sweptObjects;       // {}: objects the orphan sweep deleted
-  CounterFamily& sweepErrors;        // {}: sweeps or sweep groups that failed
-  CounterFamily& evidenceErrors;     // {}: evidence records that could not be written
-  GaugeFamily& leader;               // {}: 1 while this process leads
+  GaugeFamily& tasks;              // {phase}: AgentTasks in the cache by status.phase
+  HistogramFamily& issuance;       // {type}: task first seen to credential issued, seconds
+  HistogramFamily& revocation;     // {type, trigger}: trigger to every object verified gone
+  CounterFamily& reconciles;       // {result}: success, requeue, error
+  CounterFamily& reconcileErrors;  // {}: reconciles that failed and were retried
+  CounterFamily& retries;          // {}: keys put back with backoff
+  HistogramFamily& reconcileTime;  // {}: one reconcile, seconds
+  GaugeFamily& queueDepth;         // {}: keys ready in the work queue
+  GaugeFamily& queueDelayed;       // {}: keys waiting for a later time (expiry, backoff)
+  CounterFamily& transitions;      // {phase}: tasks that entered a phase
+  CounterFamily& sweptObjects;     // {}: objects the orphan sweep deleted
+  CounterFamily& sweepErrors;      // {}: sweeps or sweep groups that failed
+  CounterFamily& evidenceErrors;   // {}: evidence records that could not be written
+  GaugeFamily& leader;             // {}: 1 while this process leads
 };
 
 }  // namespace tasklease::op

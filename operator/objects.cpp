@@ -82,9 +82,8 @@ StatusOr<Json> buildJob(const TaskRef& task, const TaskNames& names, const Json&
   if (restart != "Never" && restart != "OnFailure") spec["restartPolicy"] = "Never";
   replaceNamed(spec, "volumes", kCredentialVolume,
                {{"name", kCredentialVolume}, {"secret", {{"secretName", names.secret()}}}});
-  const Json mount = {{"name", kCredentialVolume},
-                      {"mountPath", kCredentialMountPath},
-                      {"readOnly", true}};
+  const Json mount = {
+      {"name", kCredentialVolume}, {"mountPath", kCredentialMountPath}, {"readOnly", true}};
   for (const char* list : {"initContainers", "containers"}) {
     if (!spec.contains(list) || !spec[list].is_array()) continue;
     for (Json& container : spec[list]) {

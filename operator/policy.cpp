@@ -13,7 +13,8 @@ StatusOr<std::vector<std::string>> globList(const Json& match, const char* key) 
   std::vector<std::string> out;
   const auto it = match.find(key);
   if (it == match.end() || it->is_null()) return out;
-  if (!it->is_array()) return invalidArgument(std::string("spec.match.") + key + ": must be a list");
+  if (!it->is_array())
+    return invalidArgument(std::string("spec.match.") + key + ": must be a list");
   for (const Json& v : *it) {
     if (!v.is_string()) {
       return invalidArgument(std::string("spec.match.") + key + ": must be a list of strings");
@@ -170,9 +171,9 @@ std::optional<std::string> firstUncoveredPermission(const std::vector<PolicyRule
           if (std::any_of(fitting.begin(), fitting.end(), everyName)) continue;
           if (rule.resourceNames.empty()) return permissionText(verb, group, resource, nullptr);
           for (const auto& name : rule.resourceNames) {
-            const bool named = std::any_of(fitting.begin(), fitting.end(), [&](const PolicyRule* c) {
-              return contains(c->resourceNames, name);
-            });
+            const bool named =
+                std::any_of(fitting.begin(), fitting.end(),
+                            [&](const PolicyRule* c) { return contains(c->resourceNames, name); });
             if (!named) return permissionText(verb, group, resource, &name);
           }
         }
@@ -191,9 +192,10 @@ StatusOr<AgentPolicy> parseAgentPolicy(const Json& object) {
     const char* key;
     std::vector<std::string>* target;
   };
-  for (const Field& f : {Field{"agents", &p.match.agents}, Field{"namespaces", &p.match.namespaces},
-                         Field{"tools", &p.match.tools}, Field{"environments", &p.match.environments},
-                         Field{"dataSensitivities", &p.match.dataSensitivities}}) {
+  for (const Field& f :
+       {Field{"agents", &p.match.agents}, Field{"namespaces", &p.match.namespaces},
+        Field{"tools", &p.match.tools}, Field{"environments", &p.match.environments},
+        Field{"dataSensitivities", &p.match.dataSensitivities}}) {
     auto list = globList(match, f.key);
     if (!list.ok()) return list.status();
     *f.target = std::move(*list);
@@ -257,12 +259,11 @@ PolicyDecision evaluatePolicies(const PolicyRequest& request, const std::vector<
     if (v.allowed && !decision.allowed) {
       decision.allowed = true;
       decision.policy = v.policy;
-      decision.reason = "allowed by AgentPolicy \"" + v.policy + "\": ttl " +
-                        formatDuration(request.spec.ttl) + " within maxTTL " +
-                        formatDuration(policy->maxTTL) + ", " +
-                        credentialTypeName(request.spec.credentialType) + " allowed, " +
-                        std::to_string(request.spec.rules.size()) +
-                        " requested rule(s) within its rules";
+      decision.reason =
+          "allowed by AgentPolicy \"" + v.policy + "\": ttl " + formatDuration(request.spec.ttl) +
+          " within maxTTL " + formatDuration(policy->maxTTL) + ", " +
+          credentialTypeName(request.spec.credentialType) + " allowed, " +
+          std::to_string(request.spec.rules.size()) + " requested rule(s) within its rules";
     }
     decision.verdicts.push_back(std::move(v));
   }
@@ -274,13 +275,12 @@ PolicyDecision evaluatePolicies(const PolicyRequest& request, const std::vector<
   } else if (!anyMatched) {
     decision.reason = "denied by default: no AgentPolicy matches agent \"" + request.spec.agent +
                       "\", namespace \"" + request.ns + "\", tool \"" + request.spec.tool +
-                      "\", environment \"" + request.spec.environment +
-                      "\", dataSensitivity \"" + request.spec.dataSensitivity +
-                      "\" (" + verdictList(decision.verdicts, false) + ")";
+                      "\", environment \"" + request.spec.environment + "\", dataSensitivity \"" +
+                      request.spec.dataSensitivity + "\" (" +
+                      verdictList(decision.verdicts, false) + ")";
   } else {
-    decision.reason =
-        "denied: no matching AgentPolicy allows all of the task (" +
-        verdictList(decision.verdicts, true) + ")";
+    decision.reason = "denied: no matching AgentPolicy allows all of the task (" +
+                      verdictList(decision.verdicts, true) + ")";
   }
   return decision;
 }

@@ -292,10 +292,10 @@ StatusOr<ReconcileResult> Reconciler::issue(Json& task) {
                    "spec.completed was set before a credential was issued", now});
   }
   if (now >= *deadline) {
-    return finish(task, *spec,
-                  {Phase::kExpired, "deadline", "Expired",
-                   "the deadline " + formatRfc3339(*deadline) + " passed before issuance",
-                   *deadline});
+    return finish(
+        task, *spec,
+        {Phase::kExpired, "deadline", "Expired",
+         "the deadline " + formatRfc3339(*deadline) + " passed before issuance", *deadline});
   }
   const auto issuer = deps_.issuers.find(spec->credentialType);
   if (issuer == deps_.issuers.end()) {
@@ -315,15 +315,16 @@ StatusOr<ReconcileResult> Reconciler::issue(Json& task) {
     Json next = *storedRole;
     next["rules"] = role["rules"];
     auto updated = deps_.client.update(kube::resources::kRoles, next);
-    if (!updated.ok()) return updated.status().annotate("updating the rules of Role " + names.role());
+    if (!updated.ok())
+      return updated.status().annotate("updating the rules of Role " + names.role());
   }
   auto binding = ensureObject(kube::resources::kRoleBindings, buildRoleBinding(ref, names), ref);
   if (!binding.ok()) return binding.status();
 
   const TimePoint created =
       parseRfc3339(stringAt(task, {"metadata", "creationTimestamp"})).valueOr(now);
-  auto credential = issuer->second->issue(
-      {ref, *spec, names, kube::uidOf(*sa), created, now, *deadline});
+  auto credential =
+      issuer->second->issue({ref, *spec, names, kube::uidOf(*sa), created, now, *deadline});
   if (!credential.ok()) return credential.status();
 
   const char* type = credentialTypeName(spec->credentialType);
@@ -338,9 +339,9 @@ StatusOr<ReconcileResult> Reconciler::issue(Json& task) {
   if (!credential->serial.empty()) details["serial"] = credential->serial;
   recordOnce(EvidenceKind::kIssued, ref, kOperatorActor, details);
 
-  const std::string message = std::string(type) + " for ServiceAccount " +
-                              names.serviceAccount() + " in Secret " + names.secret() +
-                              ", expires at " + formatRfc3339(credential->expiresAt);
+  const std::string message = std::string(type) + " for ServiceAccount " + names.serviceAccount() +
+                              " in Secret " + names.secret() + ", expires at " +
+                              formatRfc3339(credential->expiresAt);
   const int64_t generation = generationOf(task);
   Status s = writeStatus(task, [&](Json& st) {
     st["phase"] = phaseName(Phase::kActive);
@@ -354,8 +355,8 @@ StatusOr<ReconcileResult> Reconciler::issue(Json& task) {
     if (!credential->serial.empty()) c["serial"] = credential->serial;
     st["credential"] = c;
     setCondition(st, kConditionIssued, true, "Issued", message, generation, now);
-    setCondition(st, kConditionRevoked, false, "NotRevoked", "the credential is in use",
-                 generation, now);
+    setCondition(st, kConditionRevoked, false, "NotRevoked", "the credential is in use", generation,
+                 now);
     setCondition(st, kConditionReady, true, "Active", message, generation, now);
   });
   if (!s.ok()) return s;
@@ -366,7 +367,8 @@ StatusOr<ReconcileResult> Reconciler::issue(Json& task) {
     std::lock_guard lock(mu_);
     const auto seen = firstSeen_.find(ref.uid);
     if (seen != firstSeen_.end()) {
-      issuance = std::chrono::duration<double>(std::chrono::steady_clock::now() - seen->second).count();
+      issuance =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - seen->second).count();
       firstSeen_.erase(seen);
     }
   }
@@ -385,8 +387,8 @@ StatusOr<ReconcileResult> Reconciler::active(Json& task) {
   const TaskRef ref = taskRefOf(task);
 
   if (spec->completed) {
-    return finish(task, *spec, {Phase::kSucceeded, "completed", "Completed",
-                                "spec.completed is true", now});
+    return finish(task, *spec,
+                  {Phase::kSucceeded, "completed", "Completed", "spec.completed is true", now});
   }
   const std::string jobName = stringAt(task, {"status", "workload", "jobName"});
   if (spec->workloadTemplate && !jobName.empty()) {
@@ -399,23 +401,26 @@ StatusOr<ReconcileResult> Reconciler::active(Json& task) {
       if (read.ok()) found = *read;
     }
     if (!found) {
-      return finish(task, *spec, {Phase::kFailed, "workload", "WorkloadDeleted",
-                                  "the workload Job " + jobName + " was deleted", now});
+      return finish(task, *spec,
+                    {Phase::kFailed, "workload", "WorkloadDeleted",
+                     "the workload Job " + jobName + " was deleted", now});
     }
     const JobOutcome outcome = jobOutcome(*found);
     if (outcome == JobOutcome::kSucceeded) {
-      return finish(task, *spec, {Phase::kSucceeded, "workload", "WorkloadSucceeded",
-                                  "the workload Job " + jobName + " completed", now});
+      return finish(task, *spec,
+                    {Phase::kSucceeded, "workload", "WorkloadSucceeded",
+                     "the workload Job " + jobName + " completed", now});
     }
     if (outcome == JobOutcome::kFailed) {
-      return finish(task, *spec, {Phase::kFailed, "workload", "WorkloadFailed",
-                                  "the workload Job " + jobName + " failed", now});
+      return finish(task, *spec,
+                    {Phase::kFailed, "workload", "WorkloadFailed",
+                     "the workload Job " + jobName + " failed", now});
     }
   }
   if (now >= *deadline) {
-    return finish(task, *spec, {Phase::kExpired, "deadline", "Expired",
-                                "the deadline " + formatRfc3339(*deadline) + " passed",
-                                *deadline});
+    return finish(task, *spec,
+                  {Phase::kExpired, "deadline", "Expired",
+                   "the deadline " + formatRfc3339(*deadline) + " passed", *deadline});
   }
   if (spec->workloadTemplate && jobName.empty()) {
     Status s = startWorkload(task, *spec, *deadline);
@@ -501,7 +506,8 @@ StatusOr<ReconcileResult> Reconciler::finish(Json& task, const TaskSpec& spec,
     setCondition(st, kConditionReady, false, ending.reason, message, generation, now);
   });
   if (!s.ok()) return s;
-  event(task, ending.phase == Phase::kSucceeded ? kube::EventType::kNormal : kube::EventType::kWarning,
+  event(task,
+        ending.phase == Phase::kSucceeded ? kube::EventType::kNormal : kube::EventType::kWarning,
         ending.reason, message);
   if (issued) event(task, kube::EventType::kNormal, "CredentialRevoked", message);
   countTransition(ending.phase);
@@ -548,9 +554,9 @@ void Reconciler::recordOnce(EvidenceKind kind, const TaskRef& task, const std::s
   auto appended = deps_.evidence->append({kind, evidenceTask(task), actor, std::move(details)});
   if (!appended.ok()) {
     if (deps_.metrics != nullptr) deps_.metrics->evidenceErrors.labels({}).inc();
-    logWarn("evidence record not fully written",
-            {{"task", keyText(task)}, {"kind", evidenceKindName(kind)},
-             {"error", appended.status().toString()}});
+    logWarn("evidence record not fully written", {{"task", keyText(task)},
+                                                  {"kind", evidenceKindName(kind)},
+                                                  {"error", appended.status().toString()}});
   }
 }
 
@@ -558,9 +564,8 @@ void Reconciler::event(const Json& task, kube::EventType type, const std::string
                        const std::string& message) {
   Status s = deps_.events.record(task, type, reason, message);
   if (!s.ok()) {
-    logDebug("event not recorded", {{"task", keyText(taskRefOf(task))},
-                                    {"reason", reason},
-                                    {"error", s.toString()}});
+    logDebug("event not recorded",
+             {{"task", keyText(taskRefOf(task))}, {"reason", reason}, {"error", s.toString()}});
   }
 }
 

@@ -56,9 +56,9 @@ struct ReconcilerDeps {
   Sweeper& sweeper;
   const DelegationSource& delegation;
   kube::EventRecorder& events;
-  EvidenceChain* evidence = nullptr;  // null: no evidence (tests)
+  EvidenceChain* evidence = nullptr;   // null: no evidence (tests)
   OperatorMetrics* metrics = nullptr;  // null: no metrics (tests)
-  std::function<TimePoint()> now;     // the operator's clock
+  std::function<TimePoint()> now;      // the operator's clock
 };
 
 class Reconciler {
@@ -73,7 +73,7 @@ class Reconciler {
     std::string trigger;  // completed, workload, deadline, deletion
     std::string reason;   // condition reason: Completed, WorkloadSucceeded, ...
     std::string message;
-    TimePoint since;      // when the ending began, for the revocation latency
+    TimePoint since;  // when the ending began, for the revocation latency
   };
 
   StatusOr<ReconcileResult> gone(const kube::ObjectKey& key);
@@ -92,8 +92,7 @@ class Reconciler {
                               const TaskRef& task);
   // Writes status after `change`, with observedGeneration; the task becomes the answer.
   Status writeStatus(Json& task, const std::function<void(Json& status)>& change);
-  void recordOnce(EvidenceKind kind, const TaskRef& task, const std::string& actor,
-                  Json details);
+  void recordOnce(EvidenceKind kind, const TaskRef& task, const std::string& actor, Json details);
   void event(const Json& task, kube::EventType type, const std::string& reason,
              const std::string& message);
   void countTransition(Phase phase);

@@ -42,8 +42,8 @@ Status Revoker::deleteVerified(const kube::ResourceRef& resource, const Revocati
 
 StatusOr<RevocationReport> Revoker::revoke(const RevocationTarget& target, TimePoint now) {
   RevocationReport report;
-  Status s = deleteVerified(kube::resources::kRoleBindings, target, target.names.roleBinding(),
-                            report);
+  Status s =
+      deleteVerified(kube::resources::kRoleBindings, target, target.names.roleBinding(), report);
   if (!s.ok()) return s;
 
   // What must outlive the Secret (a CRL entry) is recorded from it before it goes.
@@ -64,8 +64,8 @@ StatusOr<RevocationReport> Revoker::revoke(const RevocationTarget& target, TimeP
       RevokeContext ctx{target.task, ours ? std::optional<Json>(*secret) : std::nullopt,
                         target.statusCredential, now};
       s = issuer->second->beforeRevoke(ctx);
-      if (!s.ok()) return s.annotate("revoking the credential of " + target.task.ns + "/" +
-                                     target.task.name);
+      if (!s.ok())
+        return s.annotate("revoking the credential of " + target.task.ns + "/" + target.task.name);
     }
   }
   s = deleteVerified(kube::resources::kSecrets, target, target.names.secret(), report, &secret);

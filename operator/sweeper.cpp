@@ -18,8 +18,8 @@ GroupKey groupOf(const Json& object) {
 
 }  // namespace
 
-Sweeper::Sweeper(kube::ApiClient& client, const ClusterView& view, Revoker& revoker,
-                 std::string ns, std::function<TimePoint()> now)
+Sweeper::Sweeper(kube::ApiClient& client, const ClusterView& view, Revoker& revoker, std::string ns,
+                 std::function<TimePoint()> now)
     : client_(client), view_(view), revoker_(revoker), ns_(std::move(ns)), now_(std::move(now)) {}
 
 StatusOr<SweepReport> Sweeper::sweepAll() {
@@ -83,9 +83,10 @@ StatusOr<SweepReport> Sweeper::sweep(const std::string& ns, const std::string& s
         report.revokedTasks.push_back(label);
         report.deleted.insert(report.deleted.end(), revoked->deleted.begin(),
                               revoked->deleted.end());
-        logInfo("sweep revoked leftover credential objects",
-                {{"task", gns + "/" + name}, {"uid", uid}, {"finished", finished},
-                 {"deleted", revoked->deleted}});
+        logInfo("sweep revoked leftover credential objects", {{"task", gns + "/" + name},
+                                                              {"uid", uid},
+                                                              {"finished", finished},
+                                                              {"deleted", revoked->deleted}});
       }
     }
     // A finished task keeps its Job (its outcome and logs); a gone task's Job goes too.

@@ -121,9 +121,10 @@ StatusOr<TaskSpec> parseTaskSpec(const Json& task) {
   const Json& meta = objectAt(task, {"metadata"});
   const std::string name = meta.value("name", std::string());
   if (!isLabelValue(name)) {
-    return invalidArgument("metadata.name: \"" + name +
-                           "\" must be at most 63 characters, as it becomes the value of the label " +
-                           kTaskLabel + " on every object issued for the task");
+    return invalidArgument(
+        "metadata.name: \"" + name +
+        "\" must be at most 63 characters, as it becomes the value of the label " + kTaskLabel +
+        " on every object issued for the task");
   }
   const auto specIt = task.find("spec");
   if (specIt == task.end() || !specIt->is_object()) {
@@ -140,8 +141,9 @@ StatusOr<TaskSpec> parseTaskSpec(const Json& task) {
 
   const auto ctxIt = spec.find("context");
   if (ctxIt == spec.end() || !ctxIt->is_object()) {
-    return invalidArgument("spec.context: required, an object with tool, dataSensitivity and "
-                           "environment");
+    return invalidArgument(
+        "spec.context: required, an object with tool, dataSensitivity and "
+        "environment");
   }
   auto tool = requiredString(*ctxIt, "tool", "spec.context");
   if (!tool.ok()) return tool.status();
@@ -191,13 +193,15 @@ StatusOr<TaskSpec> parseTaskSpec(const Json& task) {
     const Json& tmpl = objectAt(*workloadIt, {"template"});
     const Json& containers = objectAt(tmpl, {"spec"}).value("containers", Json());
     if (!containers.is_array() || containers.empty()) {
-      return invalidArgument("spec.workload.template.spec.containers: required, at least one "
-                             "container");
+      return invalidArgument(
+          "spec.workload.template.spec.containers: required, at least one "
+          "container");
     }
     out.workloadTemplate = tmpl;
   }
   const auto completedIt = spec.find("completed");
-  out.completed = completedIt != spec.end() && completedIt->is_boolean() && completedIt->get<bool>();
+  out.completed =
+      completedIt != spec.end() && completedIt->is_boolean() && completedIt->get<bool>();
   return out;
 }
 
@@ -218,8 +222,9 @@ bool hasFinalizer(const Json& object, std::string_view finalizer) {
   const Json& meta = objectAt(object, {"metadata"});
   const auto it = meta.find("finalizers");
   if (it == meta.end() || !it->is_array()) return false;
-  return std::any_of(it->begin(), it->end(),
-                     [&](const Json& f) { return f.is_string() && f.get<std::string>() == finalizer; });
+  return std::any_of(it->begin(), it->end(), [&](const Json& f) {
+    return f.is_string() && f.get<std::string>() == finalizer;
+  });
 }
 
 bool isBeingDeleted(const Json& object) {

@@ -140,8 +140,8 @@ CertificateInfo infoOf(X509* cert) {
   info.notBefore = timeOf(X509_get0_notBefore(cert));
   info.notAfter = timeOf(X509_get0_notAfter(cert));
   info.isCa = X509_check_ca(cert) > 0;
-  NamesPtr names(static_cast<GENERAL_NAMES*>(
-      X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr)));
+  NamesPtr names(
+      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr)));
   if (names) {
     for (int i = 0; i < sk_GENERAL_NAME_num(names.get()); ++i) {
       const GENERAL_NAME* n = sk_GENERAL_NAME_value(names.get(), i);
@@ -181,10 +181,9 @@ Status prepare(X509* cert, EVP_PKEY* subjectKey, TimePoint notBefore, TimePoint 
       X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8,
                                  reinterpret_cast<const unsigned char*>("tasklease"), -1, -1,
                                  0) != 1 ||
-      (!cn.empty() &&
-       X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
-                                  reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1,
-                                  0) != 1) ||
+      (!cn.empty() && X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
+                                                 reinterpret_cast<const unsigned char*>(cn.c_str()),
+                                                 -1, -1, 0) != 1) ||
       X509_set_pubkey(cert, subjectKey) != 1) {
     return sslError("preparing a certificate");
   }
@@ -332,8 +331,8 @@ StatusOr<std::string> CertificateAuthority::signCrl(const std::vector<CrlEntry>&
   AsnTimePtr next(ASN1_TIME_set(nullptr, toTimeT(nextUpdate)));
   std::lock_guard lock(keys_->signMu);
   if (X509_CRL_set_version(crl.get(), 1) != 1 ||
-      X509_CRL_set_issuer_name(crl.get(), X509_get_subject_name(keys_->cert.get())) != 1 ||
-      !last || !next || X509_CRL_set1_lastUpdate(crl.get(), last.get()) != 1 ||
+      X509_CRL_set_issuer_name(crl.get(), X509_get_subject_name(keys_->cert.get())) != 1 || !last ||
+      !next || X509_CRL_set1_lastUpdate(crl.get(), last.get()) != 1 ||
       X509_CRL_set1_nextUpdate(crl.get(), next.get()) != 1) {
     return sslError("preparing a CRL");
   }
@@ -342,8 +341,7 @@ StatusOr<std::string> CertificateAuthority::signCrl(const std::vector<CrlEntry>&
     if (!serial.ok()) return serial.status();
     X509_REVOKED* revoked = X509_REVOKED_new();
     AsnTimePtr when(ASN1_TIME_set(nullptr, toTimeT(e.revokedAt)));
-    if (revoked == nullptr || !when ||
-        X509_REVOKED_set_serialNumber(revoked, serial->get()) != 1 ||
+    if (revoked == nullptr || !when || X509_REVOKED_set_serialNumber(revoked, serial->get()) != 1 ||
         X509_REVOKED_set_revocationDate(revoked, when.get()) != 1 ||
         X509_CRL_add0_revoked(crl.get(), revoked) != 1) {
       X509_REVOKED_free(revoked);

@@ -70,9 +70,9 @@ TEST_F(ControllerTest, ATaskIsIssuedOnCreationAndRevokedOnCompletion) {
   start();
   const std::string key = h.createTask("t1", OperatorHarness::taskSpec());
   ASSERT_TRUE(eventually([&] { return h.phase(key) == "Active"; })) << h.task(key).dump();
-  ASSERT_TRUE(h.fake.patch(kAgentTasks, kube::ObjectKey::parse(key),
-                           {{"spec", {{"completed", true}}}})
-                  .ok());
+  ASSERT_TRUE(
+      h.fake.patch(kAgentTasks, kube::ObjectKey::parse(key), {{"spec", {{"completed", true}}}})
+          .ok());
   ASSERT_TRUE(eventually([&] { return h.phase(key) == "Succeeded"; })) << h.task(key).dump();
   EXPECT_FALSE(h.exists(kube::resources::kSecrets, "team-a", h.names(key).secret()));
   // The gauges count the informer's cache, which follows the store a moment later.
@@ -119,7 +119,8 @@ TEST_F(SlowRetryControllerTest, AFailingTaskIsStillRevokedAtItsDeadline) {
   Json spec = OperatorHarness::taskSpec();
   spec["credential"] = {{"type", "X509SVID"}};
   spec["ttl"] = "3s";
-  spec["workload"] = {{"template", {{"spec", {{"containers", {{{"name", "a"}, {"image", "a"}}}}}}}}};
+  spec["workload"] = {
+      {"template", {{"spec", {{"containers", {{{"name", "a"}, {"image", "a"}}}}}}}}};
   const std::string key = h.createTask("stuck", spec);
   ASSERT_TRUE(eventually([&] { return h.phase(key) == "Active"; })) << h.task(key).dump();
   // The Job is refused on every pass; the next retry is a minute away, the deadline seconds.
@@ -132,10 +133,12 @@ TEST_F(ControllerTest, TheSweepRemovesLeftoversOfAGoneTaskOnItsTimer) {
   ASSERT_TRUE(eventually([&] { return controller.synced(); }));
   // Roles are not watched: only the sweep's timer can find this one.
   const TaskRef ghost{"team-a", "ghost", "uid-ghost"};
-  ASSERT_TRUE(h.fake.create(kube::resources::kRoles,
-                            {{"metadata", issuedObjectMeta(ghost, taskNames("ghost", "uid-ghost").base)},
-                             {"rules", Json::array()}})
-                  .ok());
+  ASSERT_TRUE(
+      h.fake
+          .create(kube::resources::kRoles,
+                  {{"metadata", issuedObjectMeta(ghost, taskNames("ghost", "uid-ghost").base)},
+                   {"rules", Json::array()}})
+          .ok());
   EXPECT_TRUE(eventually([&] {
     return !h.exists(kube::resources::kRoles, "team-a", taskNames("ghost", "uid-ghost").base);
   }));
@@ -158,7 +161,7 @@ TEST(DelayedKeysTest, KeysComeDueInTimeOrderAndTheEarlierOfTwoTimesWins) {
   });
   later.addAfter("b", std::chrono::milliseconds(60));
   later.addAfter("a", std::chrono::milliseconds(30));
-  later.addAfter("b", std::chrono::hours(1));          // later than pending: ignored
+  later.addAfter("b", std::chrono::hours(1));  // later than pending: ignored
   later.addAfter("c", std::chrono::hours(1));
   later.addAfter("c", std::chrono::milliseconds(10));  // earlier: replaces
   std::unique_lock lock(mu);

@@ -1,8 +1,9 @@
+#include "operator/objects.h"
+
 #include <gtest/gtest.h>
 
 #include "operator/conditions.h"
 #include "operator/naming.h"
-#include "operator/objects.h"
 #include "operator/task.h"
 #include "tests/operator/operator_fixture.h"
 
@@ -70,8 +71,7 @@ TEST(TaskSpecTest, ParsesEveryFieldAndDefaultsTheCoreGroup) {
   EXPECT_EQ(parsed->credentialType, CredentialType::kX509Svid);
   EXPECT_EQ(parsed->audiences, std::vector<std::string>{"vault"});
   EXPECT_TRUE(parsed->workloadTemplate.has_value());
-  EXPECT_EQ(*taskDeadline(taskObject(spec), parsed->ttl),
-            *parseRfc3339("2030-01-01T00:30:00Z"));
+  EXPECT_EQ(*taskDeadline(taskObject(spec), parsed->ttl), *parseRfc3339("2030-01-01T00:30:00Z"));
 }
 
 TEST(TaskSpecTest, ErrorsNameTheField) {
@@ -84,11 +84,13 @@ TEST(TaskSpecTest, ErrorsNameTheField) {
             "spec.context.tool: required, a non-empty string");
   spec = testing::OperatorHarness::taskSpec();
   spec["workload"] = {{"template", {{"spec", {{"containers", Json::array()}}}}}};
-  EXPECT_NE(parseTaskSpec(taskObject(spec)).status().message().find(
-                "spec.workload.template.spec.containers"),
+  EXPECT_NE(parseTaskSpec(taskObject(spec))
+                .status()
+                .message()
+                .find("spec.workload.template.spec.containers"),
             std::string::npos);
-  const auto longName = parseTaskSpec(taskObject(testing::OperatorHarness::taskSpec(),
-                                                 std::string(64, 'x')));
+  const auto longName =
+      parseTaskSpec(taskObject(testing::OperatorHarness::taskSpec(), std::string(64, 'x')));
   EXPECT_EQ(longName.status().message().rfind("metadata.name: ", 0), 0u);
 }
 
@@ -122,8 +124,8 @@ TEST(ObjectsTest, TheJobRunsUnderTheTaskAccountWithTheCredentialMountedAndNoToke
   EXPECT_FALSE(pod["spec"].contains("serviceAccount"));
   EXPECT_EQ(pod["spec"]["automountServiceAccountToken"], false);
   EXPECT_EQ(pod["spec"]["restartPolicy"], "Never");
-  EXPECT_EQ(pod["spec"]["volumes"], Json::array({{{"name", kCredentialVolume},
-                                                  {"secret", {{"secretName", n.secret()}}}}}));
+  EXPECT_EQ(pod["spec"]["volumes"],
+            Json::array({{{"name", kCredentialVolume}, {"secret", {{"secretName", n.secret()}}}}}));
   for (const char* list : {"initContainers", "containers"}) {
     EXPECT_EQ(pod["spec"][list][0]["volumeMounts"][0]["mountPath"], kCredentialMountPath) << list;
     EXPECT_EQ(pod["spec"][list][0]["volumeMounts"][0]["readOnly"], true) << list;
@@ -140,8 +142,9 @@ TEST(ObjectsTest, TheJobRunsUnderTheTaskAccountWithTheCredentialMountedAndNoToke
 
 TEST(ObjectsTest, JobOutcomeFollowsItsConditions) {
   EXPECT_EQ(jobOutcome(Json::object()), JobOutcome::kRunning);
-  EXPECT_EQ(jobOutcome({{"status", {{"conditions", {{{"type", "Complete"}, {"status", "True"}}}}}}}),
-            JobOutcome::kSucceeded);
+  EXPECT_EQ(
+      jobOutcome({{"status", {{"conditions", {{{"type", "Complete"}, {"status", "True"}}}}}}}),
+      JobOutcome::kSucceeded);
   EXPECT_EQ(jobOutcome({{"status", {{"conditions", {{{"type", "Failed"}, {"status", "True"}}}}}}}),
             JobOutcome::kFailed);
   EXPECT_EQ(jobOutcome({{"status", {{"conditions", {{{"type", "Failed"}, {"status", "False"}}}}}}}),

@@ -109,10 +109,10 @@ StatusOr<Json> TestApi::createSubresource(const kube::ResourceRef& r, const kube
     const Json spec = body.value("spec", Json::object());
     const int64_t seconds = spec.value("expirationSeconds", int64_t{3600});
     if (seconds < 600) return invalidArgument("spec.expirationSeconds: less than 10 minutes");
-    Json claims = {{"sub", "system:serviceaccount:" + k.ns + ":" + k.name},
-                   {"kubernetes.io",
-                    {{"namespace", k.ns},
-                     {"serviceaccount", {{"name", k.name}, {"uid", kube::uidOf(*sa)}}}}}};
+    Json claims = {
+        {"sub", "system:serviceaccount:" + k.ns + ":" + k.name},
+        {"kubernetes.io",
+         {{"namespace", k.ns}, {"serviceaccount", {{"name", k.name}, {"uid", kube::uidOf(*sa)}}}}}};
     const Json bound = spec.value("boundObjectRef", Json::object());
     if (!bound.empty()) {
       const std::string name = bound.value("name", std::string());
@@ -133,13 +133,13 @@ StatusOr<Json> TestApi::createSubresource(const kube::ResourceRef& r, const kube
         base64Url(R"({"alg":"RS256"})") + "." + base64Url(claims.dump()) + ".c2lnbmF0dXJl";
     tokens_.push_back(token);
     tokenRequests_.push_back(body);
-    return Json{{"apiVersion", "authentication.k8s.io/v1"},
-                {"kind", "TokenRequest"},
-                {"spec", spec},
-                {"status",
-                 {{"token", token},
-                  {"expirationTimestamp",
-                   formatRfc3339(TimePoint(std::chrono::seconds(now + seconds)))}}}};
+    return Json{
+        {"apiVersion", "authentication.k8s.io/v1"},
+        {"kind", "TokenRequest"},
+        {"spec", spec},
+        {"status",
+         {{"token", token},
+          {"expirationTimestamp", formatRfc3339(TimePoint(std::chrono::seconds(now + seconds)))}}}};
   });
 }
 
@@ -187,15 +187,17 @@ Status MemoryEvidenceSink::write(std::string_view line) {
 // ---- OperatorHarness ----
 
 OperatorHarness::OperatorHarness()
-    : cas(api, CaOptions{{"tasklease-system", "tasklease-ca"}, "example.org",
-                         std::chrono::hours(24 * 365), std::chrono::hours(24 * 30)},
+    : cas(api,
+          CaOptions{{"tasklease-system", "tasklease-ca"},
+                    "example.org",
+                    std::chrono::hours(24 * 365),
+                    std::chrono::hours(24 * 30)},
           [this] { return now_; }),
       crl(api, cas, CrlOptions{{"tasklease-system", "tasklease-crl"}, std::chrono::hours(24)},
           [this] { return now_; }),
       tokens(api, "-----BEGIN CERTIFICATE-----\ncluster-ca\n-----END CERTIFICATE-----\n"),
       svids(api, cas, crl, "example.org"),
-      issuers{{CredentialType::kServiceAccountToken, &tokens},
-              {CredentialType::kX509Svid, &svids}},
+      issuers{{CredentialType::kServiceAccountToken, &tokens}, {CredentialType::kX509Svid, &svids}},
       revoker(api, issuers),
       sweeper(api, view, revoker, "", [this] { return now_; }),
       // Events are named after their time: the real clock keeps the names apart.
@@ -225,17 +227,18 @@ void OperatorHarness::restart() {
 }
 
 Json OperatorHarness::taskSpec() {
-  return {{"agent", "refactor-bot"},
-          {"purpose", "Refactor billing"},
-          {"context", {{"tool", "git"}, {"dataSensitivity", "internal"}, {"environment", "staging"}}},
-          {"ttl", "30m"},
-          {"scope",
-           {{"rules", Json::array({{{"apiGroups", {""}},
-                                    {"resources", {"configmaps"}},
-                                    {"resourceNames", {"billing-config"}},
-                                    {"verbs", {"get", "update"}}}})}}},
-          {"credential", {{"type", "ServiceAccountToken"}}},
-          {"completed", false}};
+  return {
+      {"agent", "refactor-bot"},
+      {"purpose", "Refactor billing"},
+      {"context", {{"tool", "git"}, {"dataSensitivity", "internal"}, {"environment", "staging"}}},
+      {"ttl", "30m"},
+      {"scope",
+       {{"rules", Json::array({{{"apiGroups", {""}},
+                                {"resources", {"configmaps"}},
+                                {"resourceNames", {"billing-config"}},
+                                {"verbs", {"get", "update"}}}})}}},
+      {"credential", {{"type", "ServiceAccountToken"}}},
+      {"completed", false}};
 }
 
 std::string OperatorHarness::createTask(const std::string& name, const Json& spec,

@@ -55,8 +55,8 @@ class TestApi final : public kube::ApiClient {
 
   StatusOr<Json> get(const kube::ResourceRef& r, const kube::ObjectKey& k,
                      const kube::CallOptions& c) override;
-  StatusOr<Json> list(const kube::ResourceRef& r, const std::string& ns,
-                      const kube::ListOptions& o, const kube::CallOptions& c) override;
+  StatusOr<Json> list(const kube::ResourceRef& r, const std::string& ns, const kube::ListOptions& o,
+                      const kube::CallOptions& c) override;
   StatusOr<Json> create(const kube::ResourceRef& r, const Json& obj, const kube::WriteOptions& o,
                         const kube::CallOptions& c) override;
   StatusOr<Json> update(const kube::ResourceRef& r, const Json& obj, const kube::WriteOptions& o,
@@ -65,8 +65,8 @@ class TestApi final : public kube::ApiClient {
                               const kube::WriteOptions& o, const kube::CallOptions& c) override;
   StatusOr<Json> patch(const kube::ResourceRef& r, const kube::ObjectKey& k, const Json& p,
                        const kube::PatchOptions& o, const kube::CallOptions& c) override;
-  Status remove(const kube::ResourceRef& r, const kube::ObjectKey& k,
-                const kube::DeleteOptions& o, const kube::CallOptions& c) override;
+  Status remove(const kube::ResourceRef& r, const kube::ObjectKey& k, const kube::DeleteOptions& o,
+                const kube::CallOptions& c) override;
   StatusOr<Json> createSubresource(const kube::ResourceRef& r, const kube::ObjectKey& k,
                                    const std::string& sub, const Json& body,
                                    const kube::CallOptions& c) override;
@@ -99,9 +99,9 @@ class TestApi final : public kube::ApiClient {
   std::atomic<bool> performCrashing_{false};
   std::atomic<bool> crashed_{false};
   mutable std::mutex mu_;
-  std::vector<std::string> tokens_;   // guarded by mu_
-  std::vector<Json> tokenRequests_;   // guarded by mu_
-  int jti_ = 0;                       // guarded by mu_
+  std::vector<std::string> tokens_;  // guarded by mu_
+  std::vector<Json> tokenRequests_;  // guarded by mu_
+  int jti_ = 0;                      // guarded by mu_
 };
 
 // Reads the fake's store directly: a cache that is never behind.

@@ -79,8 +79,7 @@ TEST(PolicyTest, CredentialTypeMustBeAllowedAndDefaultsToServiceAccountTokenOnly
   EXPECT_NE(d.reason.find("credential type X509SVID is not allowed (allowed: ServiceAccountToken)"),
             std::string::npos)
       << d.reason;
-  d = evaluatePolicies(request(s),
-                       {policy("p", {{"allow", {{"credentialTypes", {"X509SVID"}}}}})});
+  d = evaluatePolicies(request(s), {policy("p", {{"allow", {{"credentialTypes", {"X509SVID"}}}}})});
   EXPECT_TRUE(d.allowed) << d.reason;
 }
 
@@ -102,7 +101,8 @@ TEST(PolicyTest, ResourceNamesOfTheCeilingBoundTheRequestedNames) {
   s.rules = {PolicyRule{{""}, {"configmaps"}, {}, {"get"}}};
   d = evaluatePolicies(request(s), {named});
   EXPECT_FALSE(d.allowed);
-  EXPECT_NE(d.reason.find("verb \"get\" on configmaps (every name)"), std::string::npos) << d.reason;
+  EXPECT_NE(d.reason.find("verb \"get\" on configmaps (every name)"), std::string::npos)
+      << d.reason;
 }
 
 TEST(PolicyTest, ACeilingWithoutNamesCoversEveryName) {
@@ -133,9 +133,9 @@ TEST(FirstUncoveredPermissionTest, WildcardsInTheCeilingCoverAsInRbac) {
 }
 
 TEST(PolicyTest, EveryNonMatchingPolicySaysWhyNot) {
-  const PolicyDecision d = evaluatePolicies(
-      request(), {policy("deploy-only", {{"match", {{"agents", {"deploy-*"}}}}}),
-                  policy("prod-only", {{"match", {{"environments", {"prod"}}}}})});
+  const PolicyDecision d =
+      evaluatePolicies(request(), {policy("deploy-only", {{"match", {{"agents", {"deploy-*"}}}}}),
+                                   policy("prod-only", {{"match", {{"environments", {"prod"}}}}})});
   EXPECT_FALSE(d.allowed);
   ASSERT_EQ(d.verdicts.size(), 2u);
   EXPECT_NE(d.reason.find("AgentPolicy \"deploy-only\": does not match: agent \"refactor-bot\" is "

@@ -30,7 +30,8 @@ int indexOf(const std::vector<std::string>& log, const std::string& prefix, int 
 
 std::string conditionStatus(const Json& task, const std::string& type) {
   const Json* c = findCondition(objectAt(task, {"status"}), type);
-  return c == nullptr ? "" : (*c)["status"].get<std::string>() + "/" + (*c)["reason"].get<std::string>();
+  return c == nullptr ? ""
+                      : (*c)["status"].get<std::string>() + "/" + (*c)["reason"].get<std::string>();
 }
 
 // Objects of that resource in the tasks' namespace (the CA Secret lives elsewhere).
@@ -48,8 +49,7 @@ bool contains(const std::vector<std::string>& items, const std::string& item) {
 class ReconcilerTest : public ::testing::Test {
  protected:
   // Creates an allowed task and reconciles it to Active.
-  std::string activeTask(const std::string& name = "t1",
-                         Json spec = OperatorHarness::taskSpec()) {
+  std::string activeTask(const std::string& name = "t1", Json spec = OperatorHarness::taskSpec()) {
     h.addPolicy("allow-refactor", Json::object());
     const std::string key = h.createTask(name, spec);
     auto result = h.reconcileUntilStable(key);
@@ -59,14 +59,15 @@ class ReconcilerTest : public ::testing::Test {
   }
 
   void setCompleted(const std::string& key) {
-    ASSERT_TRUE(h.fake.patch(kAgentTasks, kube::ObjectKey::parse(key),
-                             {{"spec", {{"completed", true}}}})
-                    .ok());
+    ASSERT_TRUE(
+        h.fake.patch(kAgentTasks, kube::ObjectKey::parse(key), {{"spec", {{"completed", true}}}})
+            .ok());
   }
 
   void expectCredentialObjects(const std::string& key, bool present) {
     const TaskNames n = h.names(key);
-    for (const auto* r : {&res::kServiceAccounts, &res::kRoles, &res::kRoleBindings, &res::kSecrets}) {
+    for (const auto* r :
+         {&res::kServiceAccounts, &res::kRoles, &res::kRoleBindings, &res::kSecrets}) {
       EXPECT_EQ(h.exists(*r, "team-a", n.base), present) << r->resource;
     }
   }
@@ -122,8 +123,8 @@ TEST_F(ReconcilerTest, AnInvalidSpecIsDeniedNamingTheField) {
   ASSERT_TRUE(h.reconcileUntilStable(key).ok());
   EXPECT_EQ(h.phase(key), "Denied");
   EXPECT_EQ(conditionStatus(h.task(key), kConditionAuthorized), "False/InvalidSpec");
-  EXPECT_EQ(stringAt(h.task(key), {"status", "policy", "reason"}).rfind("invalid spec: spec.ttl", 0),
-            0u);
+  EXPECT_EQ(
+      stringAt(h.task(key), {"status", "policy", "reason"}).rfind("invalid spec: spec.ttl", 0), 0u);
 }
 
 TEST_F(ReconcilerTest, AnAllowedTaskGetsABoundTokenStoredOnlyInItsSecret) {
@@ -134,7 +135,8 @@ TEST_F(ReconcilerTest, AnAllowedTaskGetsABoundTokenStoredOnlyInItsSecret) {
   const Json task = h.task(key);
   const TaskNames n = h.names(key);
   expectCredentialObjects(key, true);
-  for (const auto* r : {&res::kServiceAccounts, &res::kRoles, &res::kRoleBindings, &res::kSecrets}) {
+  for (const auto* r :
+       {&res::kServiceAccounts, &res::kRoles, &res::kRoleBindings, &res::kSecrets}) {
     const Json o = *h.fake.object(*r, {"team-a", n.base});
     EXPECT_EQ(stringAt(o, {"metadata", "labels", kTaskLabel}), "t1");
     EXPECT_EQ(stringAt(o, {"metadata", "labels", kTaskUidLabel}), kube::uidOf(task));
@@ -179,7 +181,8 @@ TEST_F(ReconcilerTest, ATokenForLessThanTheApiMinimumIsAskedForTheMinimumAndEnds
   ASSERT_TRUE(h.reconcileUntilStable(key).ok());
   EXPECT_EQ(h.api.tokenRequests().at(0)["spec"]["expirationSeconds"], 600);
   const Json task = h.task(key);
-  EXPECT_EQ(stringAt(task, {"status", "credential", "expiresAt"}), stringAt(task, {"status", "expiresAt"}));
+  EXPECT_EQ(stringAt(task, {"status", "credential", "expiresAt"}),
+            stringAt(task, {"status", "expiresAt"}));
 }
 
 TEST_F(ReconcilerTest, ReconcilingAnActiveTaskAgainWritesNothing) {
@@ -201,8 +204,9 @@ TEST_F(ReconcilerTest, CompletionRevokesRoleBindingSecretServiceAccountRoleInTha
   for (const auto& w : h.writeLog()) {
     if (w.rfind("delete", 0) == 0) deletes.push_back(w);
   }
-  EXPECT_EQ(deletes, (std::vector<std::string>{"delete rolebindings " + base, "delete secrets " + base,
-                                               "delete serviceaccounts " + base, "delete roles " + base}));
+  EXPECT_EQ(deletes,
+            (std::vector<std::string>{"delete rolebindings " + base, "delete secrets " + base,
+                                      "delete serviceaccounts " + base, "delete roles " + base}));
   expectCredentialObjects(key, false);
   const Json task = h.task(key);
   EXPECT_EQ(h.phase(key), "Succeeded");
@@ -251,11 +255,12 @@ TEST_F(ReconcilerTest, DeletingAnActiveTaskRevokesBeforeTheFinalizerComesOff) {
 TEST_F(ReconcilerTest, ADeletionThatCannotBeVerifiedIsRetriedNotReported) {
   const std::string key = activeTask();
   auto stuck = std::make_shared<bool>(true);
-  h.fake.prependReactor("delete", "secrets",
-                        [stuck](const kube::FakeApiClient::Action&) -> std::optional<StatusOr<Json>> {
-                          if (*stuck) return StatusOr<Json>(Json::object());  // accepted, not done
-                          return std::nullopt;
-                        });
+  h.fake.prependReactor(
+      "delete", "secrets",
+      [stuck](const kube::FakeApiClient::Action&) -> std::optional<StatusOr<Json>> {
+        if (*stuck) return StatusOr<Json>(Json::object());  // accepted, not done
+        return std::nullopt;
+      });
   setCompleted(key);
   auto result = h.reconcileUntilStable(key);
   ASSERT_FALSE(result.ok());
@@ -273,17 +278,17 @@ TEST_F(ReconcilerTest, ObjectsNotLabelledForTheTaskAreNeverUsedOrDeleted) {
   h.addPolicy("allow-refactor", Json::object());
   const std::string key = h.createTask("t1", OperatorHarness::taskSpec());
   const TaskNames n = h.names(key);
-  ASSERT_TRUE(h.fake.create(res::kServiceAccounts,
-                            {{"metadata",
-                              {{"name", n.serviceAccount()},
-                               {"namespace", "team-a"},
-                               {"labels", {{kTaskUidLabel, "someone-else"}}}}}})
-                  .ok());
+  ASSERT_TRUE(
+      h.fake
+          .create(res::kServiceAccounts, {{"metadata",
+                                           {{"name", n.serviceAccount()},
+                                            {"namespace", "team-a"},
+                                            {"labels", {{kTaskUidLabel, "someone-else"}}}}}})
+          .ok());
   auto result = h.reconcileUntilStable(key);
   EXPECT_EQ(result.status().code(), StatusCode::kFailedPrecondition) << result.status().toString();
-  auto revoked = h.revoker.revoke({taskRefOf(h.task(key)), n, CredentialType::kServiceAccountToken,
-                                   Json::object()},
-                                  h.now());
+  auto revoked = h.revoker.revoke(
+      {taskRefOf(h.task(key)), n, CredentialType::kServiceAccountToken, Json::object()}, h.now());
   ASSERT_TRUE(revoked.ok());
   EXPECT_TRUE(h.exists(res::kServiceAccounts, "team-a", n.serviceAccount()));
   EXPECT_TRUE(h.api.tokens().empty());
@@ -332,33 +337,36 @@ void crashAtEveryWrite(const std::function<void(OperatorHarness&, const std::str
 
 void complete(OperatorHarness& c, const std::string& key) {
   ASSERT_TRUE(
-      c.fake.patch(kAgentTasks, kube::ObjectKey::parse(key), {{"spec", {{"completed", true}}}}).ok());
+      c.fake.patch(kAgentTasks, kube::ObjectKey::parse(key), {{"spec", {{"completed", true}}}})
+          .ok());
 }
 
 TEST(CrashTest, ACrashAtAnyWriteOfIssuanceIsFinishedByARestart) {
   // Writes: finalizer, decision, the four objects, the token, storing it, Active, Events.
-  crashAtEveryWrite([](OperatorHarness&, const std::string&) {}, 10,
-                    [](OperatorHarness& c, const std::string& key) {
-    ASSERT_EQ(c.phase(key), "Active");
-    const Json secret = *c.fake.object(res::kSecrets, {"team-a", c.names(key).secret()});
-    const auto token = secretValue(secret, "token");
-    ASSERT_TRUE(token.has_value());
-    EXPECT_EQ(stringAt(c.task(key), {"status", "credential", "fingerprint"}), fingerprint(*token));
-    auto claims = jwtClaims(*token);
-    ASSERT_TRUE(claims.ok());
-    EXPECT_EQ(stringAt(*claims, {"kubernetes.io", "secret", "uid"}), kube::uidOf(secret));
-    // Every token ever minted is bound to the one Secret that revocation deletes.
-    for (const auto& request : c.api.tokenRequests()) {
-      EXPECT_EQ(request["spec"]["boundObjectRef"]["uid"], kube::uidOf(secret));
-    }
-    EXPECT_LE(c.api.tokens().size(), 2u);
-    EXPECT_EQ(inTeamA(c.fake, res::kSecrets), 1u);
-    complete(c, key);
-    ASSERT_TRUE(c.reconcileUntilStable(key).ok());
-    EXPECT_EQ(c.phase(key), "Succeeded");
-    EXPECT_EQ(inTeamA(c.fake, res::kSecrets), 0u);
-    EXPECT_EQ(inTeamA(c.fake, res::kServiceAccounts), 0u);
-  });
+  crashAtEveryWrite(
+      [](OperatorHarness&, const std::string&) {}, 10,
+      [](OperatorHarness& c, const std::string& key) {
+        ASSERT_EQ(c.phase(key), "Active");
+        const Json secret = *c.fake.object(res::kSecrets, {"team-a", c.names(key).secret()});
+        const auto token = secretValue(secret, "token");
+        ASSERT_TRUE(token.has_value());
+        EXPECT_EQ(stringAt(c.task(key), {"status", "credential", "fingerprint"}),
+                  fingerprint(*token));
+        auto claims = jwtClaims(*token);
+        ASSERT_TRUE(claims.ok());
+        EXPECT_EQ(stringAt(*claims, {"kubernetes.io", "secret", "uid"}), kube::uidOf(secret));
+        // Every token ever minted is bound to the one Secret that revocation deletes.
+        for (const auto& request : c.api.tokenRequests()) {
+          EXPECT_EQ(request["spec"]["boundObjectRef"]["uid"], kube::uidOf(secret));
+        }
+        EXPECT_LE(c.api.tokens().size(), 2u);
+        EXPECT_EQ(inTeamA(c.fake, res::kSecrets), 1u);
+        complete(c, key);
+        ASSERT_TRUE(c.reconcileUntilStable(key).ok());
+        EXPECT_EQ(c.phase(key), "Succeeded");
+        EXPECT_EQ(inTeamA(c.fake, res::kSecrets), 0u);
+        EXPECT_EQ(inTeamA(c.fake, res::kServiceAccounts), 0u);
+      });
 }
 
 TEST(CrashTest, ACrashAtAnyWriteOfRevocationIsFinishedByARestart) {
@@ -381,7 +389,8 @@ TEST(CrashTest, ACrashAtAnyWriteOfRevocationIsFinishedByARestart) {
 
 TEST_F(ReconcilerTest, TheWorkloadJobStartsOnceActiveAndItsCompletionEndsTheTask) {
   Json spec = OperatorHarness::taskSpec();
-  spec["workload"] = {{"template", {{"spec", {{"containers", {{{"name", "agent"}, {"image", "a:1"}}}}}}}}};
+  spec["workload"] = {
+      {"template", {{"spec", {{"containers", {{{"name", "agent"}, {"image", "a:1"}}}}}}}}};
   const std::string key = activeTask("t1", spec);
   const TaskNames n = h.names(key);
   const auto log = h.writeLog();
@@ -404,7 +413,8 @@ TEST_F(ReconcilerTest, TheWorkloadJobStartsOnceActiveAndItsCompletionEndsTheTask
 
 TEST_F(ReconcilerTest, AFailedJobFailsTheTaskAndRevokes) {
   Json spec = OperatorHarness::taskSpec();
-  spec["workload"] = {{"template", {{"spec", {{"containers", {{{"name", "agent"}, {"image", "a:1"}}}}}}}}};
+  spec["workload"] = {
+      {"template", {{"spec", {{"containers", {{{"name", "agent"}, {"image", "a:1"}}}}}}}}};
   const std::string key = activeTask("t1", spec);
   Json job = *h.fake.object(res::kJobs, {"team-a", h.names(key).job()});
   job["status"] = {{"conditions", {{{"type", "Failed"}, {"status", "True"}}}}};
@@ -417,7 +427,8 @@ TEST_F(ReconcilerTest, AFailedJobFailsTheTaskAndRevokes) {
 TEST_F(ReconcilerTest, AJobRefusedByAdmissionIsRetriedNotTakenAsFailure) {
   h.addPolicy("allow-refactor", Json::object());
   Json spec = OperatorHarness::taskSpec();
-  spec["workload"] = {{"template", {{"spec", {{"containers", {{{"name", "agent"}, {"image", "a:1"}}}}}}}}};
+  spec["workload"] = {
+      {"template", {{"spec", {{"containers", {{{"name", "agent"}, {"image", "a:1"}}}}}}}}};
   const std::string key = h.createTask("t1", spec);
   Status refusal(StatusCode::kPermissionDenied,
                  "admission webhook \"validate.tasklease.io\" denied the request: TL008");
@@ -434,7 +445,8 @@ TEST_F(ReconcilerTest, AJobRefusedByAdmissionIsRetriedNotTakenAsFailure) {
 
 TEST_F(ReconcilerTest, CompletionStopsARunningJob) {
   Json spec = OperatorHarness::taskSpec();
-  spec["workload"] = {{"template", {{"spec", {{"containers", {{{"name", "agent"}, {"image", "a:1"}}}}}}}}};
+  spec["workload"] = {
+      {"template", {{"spec", {{"containers", {{{"name", "agent"}, {"image", "a:1"}}}}}}}}};
   const std::string key = activeTask("t1", spec);
   setCompleted(key);
   ASSERT_TRUE(h.reconcileUntilStable(key).ok());
@@ -474,8 +486,9 @@ TEST_F(ReconcilerTest, AnX509TaskGetsAnSvidWhoseSerialGoesOnTheCrlAtRevocation) 
 TEST_F(ReconcilerTest, WhatIsLeftOfAGoneTaskIsSwept) {
   const TaskRef ghost{"team-a", "ghost", "uid-ghost"};
   const TaskNames n = taskNames(ghost.name, ghost.uid);
-  ASSERT_TRUE(h.fake.create(res::kServiceAccounts, buildServiceAccount(ghost, n,
-                                                                       CredentialType::kServiceAccountToken))
+  ASSERT_TRUE(h.fake
+                  .create(res::kServiceAccounts,
+                          buildServiceAccount(ghost, n, CredentialType::kServiceAccountToken))
                   .ok());
   ASSERT_TRUE(h.fake.create(res::kRoleBindings, buildRoleBinding(ghost, n)).ok());
   ASSERT_TRUE(h.reconciler->reconcile("team-a/ghost").ok());

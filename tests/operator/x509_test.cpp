@@ -22,13 +22,13 @@ using std::chrono::hours;
 // Independent checks with OpenSSL directly, not through the code under test.
 struct Pem {
   static std::unique_ptr<X509, decltype(&X509_free)> cert(const std::string& pem) {
-    std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())),
-                                                  &BIO_free);
+    std::unique_ptr<BIO, decltype(&BIO_free)> bio(
+        BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), &BIO_free);
     return {PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr), &X509_free};
   }
   static std::unique_ptr<X509_CRL, decltype(&X509_CRL_free)> crl(const std::string& pem) {
-    std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())),
-                                                  &BIO_free);
+    std::unique_ptr<BIO, decltype(&BIO_free)> bio(
+        BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), &BIO_free);
     return {PEM_read_bio_X509_CRL(bio.get(), nullptr, nullptr, nullptr), &X509_CRL_free};
   }
 };
@@ -36,11 +36,13 @@ struct Pem {
 class X509Test : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto generated = CertificateAuthority::generate("example.org", now - hours(1), now + hours(24 * 365));
+    auto generated =
+        CertificateAuthority::generate("example.org", now - hours(1), now + hours(24 * 365));
     ASSERT_TRUE(generated.ok()) << generated.status().toString();
     ca = std::make_unique<CertificateAuthority>(std::move(*generated));
   }
-  TimePoint now = std::chrono::time_point_cast<std::chrono::seconds>(std::chrono::system_clock::now());
+  TimePoint now =
+      std::chrono::time_point_cast<std::chrono::seconds>(std::chrono::system_clock::now());
   std::unique_ptr<CertificateAuthority> ca;
 };
 
@@ -124,7 +126,8 @@ class CaStoreTest : public ::testing::Test {
     return {{"tasklease-system", "tasklease-ca"}, "example.org", hours(24 * 60), hours(24 * 30)};
   }
   kube::FakeApiClient fake;
-  TimePoint now = std::chrono::time_point_cast<std::chrono::seconds>(std::chrono::system_clock::now());
+  TimePoint now =
+      std::chrono::time_point_cast<std::chrono::seconds>(std::chrono::system_clock::now());
   std::function<TimePoint()> clock = [this] { return now; };
 };
 
@@ -162,10 +165,11 @@ TEST_F(CaStoreTest, ACaNearItsEndIsRotatedAndTheOldOneKeptUntilItExpires) {
 }
 
 TEST_F(CaStoreTest, ABrokenSecretIsReportedNotReplaced) {
-  ASSERT_TRUE(fake.create(kube::resources::kSecrets,
-                          {{"metadata", {{"name", "tasklease-ca"}, {"namespace", "tasklease-system"}}},
-                           {"data", {{"tls.crt", base64Encode("not a cert")}}}})
-                  .ok());
+  ASSERT_TRUE(
+      fake.create(kube::resources::kSecrets,
+                  {{"metadata", {{"name", "tasklease-ca"}, {"namespace", "tasklease-system"}}},
+                   {"data", {{"tls.crt", base64Encode("not a cert")}}}})
+          .ok());
   CaStore store(fake, options(), clock);
   auto result = store.ensure();
   EXPECT_FALSE(result.ok());
@@ -182,7 +186,8 @@ TEST_F(CaStoreTest, RevokedSerialsAreOnTheCrlUntilTheirCertificateExpires) {
   auto cas = store.ensure();
   ASSERT_TRUE(cas.ok());
   CrlPublisher crl(fake, store, {{"tasklease-system", "tasklease-crl"}, hours(24)}, clock);
-  auto leaf = (*cas)->current.issueSvid("spiffe://example.org/ns/a/task/b", "b", now, now + hours(1));
+  auto leaf =
+      (*cas)->current.issueSvid("spiffe://example.org/ns/a/task/b", "b", now, now + hours(1));
   ASSERT_TRUE(leaf.ok());
   const RevokedCertificate entry{leaf->info.serialHex, (*cas)->current.info().fingerprint, now,
                                  leaf->info.notAfter, "a/b"};
