@@ -250,6 +250,14 @@ void checkServiceAccount(const PodUnderReview& pod, const ClusterState& state, T
   }
 }
 
+// The API server's ServiceAccount admission adds a volume "kube-api-access-<random>" with a
+// token of 3607 s to every pod that automounts one, before validating webhooks run. It is not
+// the workload's own choice, and flagging it would reject every such pod; turning automount off
+// (automountServiceAccountToken: false) is the way to be rid of it (docs/rules.md, TL007).
+bool isApiServerTokenVolume(const Json& volume, int64_t seconds) {
+  return seconds == 3607 && stringMember(volume, "name").starts_with("kube-api-access-");
+}
+
 void checkVolumes(const PodUnderReview& pod, const RuleConfig& config, const TaskCheck& task,
                   PodFindings& out) {
   auto secretVolume = [&](std::string path, std::string_view secretName) {
@@ -288,7 +296,7 @@ void checkVolumes(const PodUnderReview& pod, const RuleConfig& config, const Tas
         out.violations.push_back({RuleId::kTL007, epath, "expirationSeconds is not an integer"});
         continue;
       }
-      if (seconds > config.maxTokenExpirationSeconds) {
+      if (seconds > config.maxTokenExpirationSeconds && !isApiServerTokenVolume(v, seconds)) {
         out.violations.push_back(
             {RuleId::kTL007, epath,
              "a projected ServiceAccount token lives " + std::to_string(seconds) +

@@ -231,6 +231,26 @@ TEST_F(RulesTest, TL007UnsetExpirationIsTheOneHourDefault) {
           "TL007@spec.volumes[0].projected.sources[0].serviceAccountToken.expirationSeconds"));
 }
 
+TEST_F(RulesTest, TL007LeavesTheApiServersInjectedTokenVolumeAlone) {
+  // What the ServiceAccount admission plugin adds to every pod that automounts a token.
+  Json injected = {{"name", "kube-api-access-x7k2p"},
+                   {"projected",
+                    {{"defaultMode", 420},
+                     {"sources",
+                      {{{"serviceAccountToken", {{"expirationSeconds", 3607}, {"path", "token"}}}},
+                       {{"configMap", {{"name", "kube-root-ca.crt"}}}},
+                       {{"downwardAPI", {{"items", Json::array()}}}}}}}}};
+  Json spec = cleanSpec();
+  spec["volumes"] = {injected};
+  EXPECT_THAT(found(evaluate(pod(spec), state_)), IsEmpty());
+  // The same lifetime in a volume of the workload's own is its choice, and flagged.
+  spec["volumes"][0]["name"] = "my-token";
+  EXPECT_THAT(
+      found(evaluate(pod(spec), state_)),
+      ElementsAre(
+          "TL007@spec.volumes[0].projected.sources[0].serviceAccountToken.expirationSeconds"));
+}
+
 TEST_F(RulesTest, TL008PodUnderAnActiveTaskWithItsLabelIsAdmitted) {
   Json spec = cleanSpec();
   spec["serviceAccountName"] = "tl-build";
