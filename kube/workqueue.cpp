@@ -127,7 +127,10 @@ std::optional<std::string> WorkQueue::get() {
     if (delayed_.empty()) {
       cv_.wait(lock);
     } else {
-      cv_.wait_until(lock, delayed_.top().readyAt);
+      // A copy: wait_until keeps reading its argument after the lock is released, and an
+      // addAfter() meanwhile may reallocate the heap that top() points into.
+      const SteadyTime until = delayed_.top().readyAt;
+      cv_.wait_until(lock, until);
     }
   }
   std::string key = std::move(queue_.front());

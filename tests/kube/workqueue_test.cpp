@@ -191,5 +191,29 @@ TEST(WorkQueueTest, NeverHandsOneKeyToTwoWorkersAtOnce) {
   EXPECT_GE(processed.load(), 3);
 }
 
+// get() sleeps until the earliest delayed key; keys added meanwhile grow the delay heap. The
+// waiting get() must not hold a reference into that heap (under ASan this was a
+// heap-use-after-free), and every delayed key must still come out.
+TEST(WorkQueueTest, DelayedKeysAddedWhileGetWaitsAllArriveIntact) {
+  WorkQueue q(noDelay());
+  constexpr int kKeys = 2000;
+  std::set<std::string> got;
+  std::thread worker([&] {
+    while (auto key = q.get()) {
+      got.insert(*key);
+      q.done(*key);
+      if (got.size() == kKeys) break;
+    }
+  });
+  // The first key is far out, so get() is waiting on it while the heap grows beneath it.
+  q.addAfter("key-0", milliseconds(300));
+  for (int i = 1; i < kKeys; ++i) q.addAfter("key-" + std::to_string(i), milliseconds(1 + i % 50));
+  worker.join();
+  q.shutDown();
+  EXPECT_EQ(got.size(), static_cast<size_t>(kKeys));
+  EXPECT_EQ(got.count("key-0"), 1U);
+  EXPECT_EQ(got.count("key-" + std::to_string(kKeys - 1)), 1U);
+}
+
 }  // namespace
 }  // namespace tasklease::kube
