@@ -60,7 +60,9 @@ Status checkNoFractions(const Json& v, const std::string& path) {
   }
   if (v.is_object()) {
     for (const auto& [k, child] : v.items()) {
-      Status s = checkNoFractions(child, path + "." + k);
+      std::string childPath = path;
+      childPath.append(".").append(k);
+      Status s = checkNoFractions(child, childPath);
       if (!s.ok()) return s;
     }
   } else if (v.is_array()) {

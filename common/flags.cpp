@@ -145,7 +145,7 @@ std::string FlagSet::usage() const {
     for (const auto& [c, n] : shorts_) {
       if (n == name) shortName = std::string("-") + c + ", ";
     }
-    out += "  " + shortName + "--" + name + "  " + f.help;
+    out.append("  ").append(shortName).append("--").append(name).append("  ").append(f.help);
     if (!f.defaultText.empty()) out += " (default " + f.defaultText + ")";
     out += "\n";
   }

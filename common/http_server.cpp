@@ -35,11 +35,11 @@ using SslContextPtr = std::shared_ptr<ssl::context>;
 // client is still sending is read and dropped for a while before closing: closing a socket with
 // unread input resets the connection and can destroy the answer in flight.
 constexpr std::chrono::milliseconds kLingerTime{2000};
-constexpr size_t kLingerBytes = 16 * 1024 * 1024;
+constexpr size_t kLingerBytes = size_t{16} * 1024 * 1024;
 constexpr std::chrono::milliseconds kTlsShutdownTime{1000};
 // The first read of a request asks for this much, so that a typical review (a few KiB to a few
 // dozen) arrives in one read rather than in a chain of small ones, each an asynchronous round.
-constexpr size_t kReadChunk = 64 * 1024;
+constexpr size_t kReadChunk = size_t{64} * 1024;
 
 std::string opensslErrors() {
   std::string out;
@@ -324,8 +324,8 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   void drain(size_t drained) {
     if (drained > kLingerBytes) return closeNow();
     buffer_.consume(buffer_.size());
-    stream_.async_read_some(buffer_.prepare(64 * 1024), [self = this->shared_from_this(), drained](
-                                                            beast::error_code ec, size_t n) {
+    stream_.async_read_some(buffer_.prepare(kReadChunk), [self = this->shared_from_this(), drained](
+                                                             beast::error_code ec, size_t n) {
       if (ec) return self->closeNow();
       self->drain(drained + n);
     });

@@ -86,8 +86,8 @@ struct HttpServerOptions {
   uint16_t port = 0;  // 0: any free port, see HttpServer::port()
   std::optional<TlsFiles> tls;
   std::chrono::milliseconds certReloadInterval{10000};
-  size_t bodyLimit = 3 * 1024 * 1024;
-  size_t headerLimit = 16 * 1024;
+  size_t bodyLimit = size_t{3} * 1024 * 1024;
+  size_t headerLimit = size_t{16} * 1024;
   std::chrono::milliseconds handshakeTimeout{10000};
   std::chrono::milliseconds idleTimeout{90000};  // between requests on a kept-alive connection
   std::chrono::milliseconds readTimeout{10000};  // to receive a whole request once it started

@@ -79,7 +79,7 @@ StatusOr<TimePoint> parseRfc3339(std::string_view s) {
         !digits(s, pos + 4, 2, &om) || oh > 23 || om > 59) {
       return badTime(s, "bad zone offset");
     }
-    offsetSeconds = (oh * 3600 + om * 60) * (s[pos] == '-' ? -1 : 1);
+    offsetSeconds = (int64_t{oh} * 3600 + int64_t{om} * 60) * (s[pos] == '-' ? -1 : 1);
     pos += 6;
   } else {
     return badTime(s, "bad zone");
@@ -87,7 +87,7 @@ StatusOr<TimePoint> parseRfc3339(std::string_view s) {
   if (pos != s.size()) return badTime(s, "trailing characters");
   int64_t secs =
       daysFromCivil(year, static_cast<unsigned>(month), static_cast<unsigned>(day)) * 86400 +
-      hour * 3600 + minute * 60 + second - offsetSeconds;
+      int64_t{hour} * 3600 + int64_t{minute} * 60 + second - offsetSeconds;
   auto since = std::chrono::seconds(secs) + std::chrono::nanoseconds(nanos);
   return TimePoint(std::chrono::duration_cast<TimePoint::duration>(since));
 }
