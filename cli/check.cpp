@@ -10,7 +10,6 @@
 namespace tasklease::cli {
 namespace {
 
-using webhook::member;
 using webhook::objectMember;
 using webhook::stringMember;
 

@@ -149,8 +149,9 @@ Json toJson(const simdjson::dom::element& e, const Keep* keep) {
         const Keep* child = &kAll;
         if (!keep->all) {
           if (keep->items != nullptr) return toJson(e, &kAll);  // an object where a list belongs
+          const std::string_view name = key;  // lambdas may not capture structured bindings (clang)
           auto it = std::find_if(keep->members.begin(), keep->members.end(),
-                                 [&](const auto& m) { return m.first == key; });
+                                 [&](const auto& m) { return m.first == name; });
           if (it == keep->members.end()) continue;
           child = it->second;
         }
@@ -194,7 +195,7 @@ Json toJson(const simdjson::dom::element& e, const Keep* keep) {
 }
 
 // Reviews up to this size reuse a per-thread parser.
-constexpr size_t kReusedParserBytes = 256 * 1024;
+constexpr size_t kReusedParserBytes = size_t{256} * 1024;
 
 std::unique_ptr<simdjson::dom::parser> newParser(size_t capacity) {
   auto p = std::make_unique<simdjson::dom::parser>();

@@ -4,7 +4,7 @@
 
 namespace tasklease::webhook {
 
-StatusOr<std::unique_ptr<WebhookServer>> WebhookServer::start(WebhookServerOptions options,
+StatusOr<std::unique_ptr<WebhookServer>> WebhookServer::start(const WebhookServerOptions& options,
                                                               const ClusterState& state,
                                                               EvidenceChain* evidence,
                                                               Clock clock) {

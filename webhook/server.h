@@ -29,7 +29,7 @@ struct WebhookServerOptions {
 class WebhookServer {
  public:
   // state and evidence (may be null) must outlive the server.
-  static StatusOr<std::unique_ptr<WebhookServer>> start(WebhookServerOptions options,
+  static StatusOr<std::unique_ptr<WebhookServer>> start(const WebhookServerOptions& options,
                                                         const ClusterState& state,
                                                         EvidenceChain* evidence,
                                                         Clock clock = nullptr);
