@@ -287,7 +287,7 @@ Status runOperator(const OperatorOptions& o, const std::stop_token& stop) {
     kube::LeaderElectionConfig election;
     election.lease = {o.ns, o.leaseName};
     election.identity = identity;
-    election.onStartedLeading = [&](std::stop_token leading) {
+    election.onStartedLeading = [&](const std::stop_token& leading) {
       logInfo("leading", {{"lease", o.ns + "/" + o.leaseName}});
       metrics.leader.labels({}).set(1);
       result = lead(leading);

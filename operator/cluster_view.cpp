@@ -18,7 +18,7 @@ kube::InformerOptions informerOptions(const std::string& ns, const std::string& 
 }  // namespace
 
 InformerClusterView::InformerClusterView(kube::ApiClient& client,
-                                         InformerClusterViewOptions options)
+                                         const InformerClusterViewOptions& options)
     : tasks_(client, kAgentTasks, informerOptions(options.ns, "", options.resyncPeriod)),
       policies_(client, kAgentPolicies, informerOptions("", "", options.resyncPeriod)),
       // Jobs only wake their task up; the task's own resync covers them.

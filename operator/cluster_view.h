@@ -35,7 +35,7 @@ struct InformerClusterViewOptions {
 
 class InformerClusterView final : public ClusterView {
  public:
-  InformerClusterView(kube::ApiClient& client, InformerClusterViewOptions options);
+  InformerClusterView(kube::ApiClient& client, const InformerClusterViewOptions& options);
 
   kube::ObjectPtr task(const kube::ObjectKey& key) const override;
   std::vector<kube::ObjectPtr> tasks() const override;

@@ -87,6 +87,7 @@ Status Controller::run(const std::stop_token& stop) {
                                          {"policies", view_.policies().size()},
                                          {"workers", options_.workers}});
   std::vector<std::jthread> threads;
+  threads.reserve(static_cast<size_t>(options_.workers) + 1);
   for (int i = 0; i < options_.workers; ++i) {
     threads.emplace_back([this, stop] { work(stop); });
   }

@@ -2,6 +2,7 @@
 // the tasklease_operator library (operator/app.h).
 
 #include <signal.h>
+#include <unistd.h>
 
 #include <iostream>
 #include <stop_token>
@@ -110,8 +111,8 @@ int main(int argc, char** argv) {
   });
   Status result = op::runOperator(o, stop.get_token());
   if (!stop.stop_requested()) {
-    // Ended on its own (a start failure, a lost lease): wake the waiter so it can be joined.
-    pthread_kill(waiter.native_handle(), SIGTERM);
+    // Ended on its own (a start failure, a lost lease): the waiter takes this one and ends.
+    kill(getpid(), SIGTERM);
   }
   if (!result.ok()) {
     logError("tasklease-operator stopped", {{"error", result.toString()}});

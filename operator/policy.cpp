@@ -237,6 +237,7 @@ StatusOr<AgentPolicy> parseAgentPolicy(const Json& object) {
 
 PolicyDecision evaluatePolicies(const PolicyRequest& request, const std::vector<Json>& policies) {
   std::vector<const Json*> ordered;
+  ordered.reserve(policies.size());
   for (const Json& p : policies) ordered.push_back(&p);
   std::sort(ordered.begin(), ordered.end(), [](const Json* a, const Json* b) {
     return stringAt(*a, {"metadata", "name"}) < stringAt(*b, {"metadata", "name"});

@@ -55,7 +55,10 @@ StatusOr<SweepReport> Sweeper::sweep(const std::string& ns, const std::string& s
   SweepReport report;
   for (const auto& [g, hasCredential] : groups) {
     const auto& [gns, name, uid] = g;
-    const std::string label = gns + "/" + name + " (" + uid + ")";
+    std::string task = gns;
+    task.append("/").append(name);
+    std::string label = task;
+    label.append(" (").append(uid).append(")");
     kube::ObjectPtr live = view_.task({gns, name});
     const bool sameTask = live && kube::uidOf(*live) == uid;
     const Phase phase = sameTask ? parsePhase(stringAt(*live, {"status", "phase"})) : Phase::kNone;
@@ -83,10 +86,9 @@ StatusOr<SweepReport> Sweeper::sweep(const std::string& ns, const std::string& s
         report.revokedTasks.push_back(label);
         report.deleted.insert(report.deleted.end(), revoked->deleted.begin(),
                               revoked->deleted.end());
-        logInfo("sweep revoked leftover credential objects", {{"task", gns + "/" + name},
-                                                              {"uid", uid},
-                                                              {"finished", finished},
-                                                              {"deleted", revoked->deleted}});
+        logInfo(
+            "sweep revoked leftover credential objects",
+            {{"task", task}, {"uid", uid}, {"finished", finished}, {"deleted", revoked->deleted}});
       }
     }
     // A finished task keeps its Job (its outcome and logs); a gone task's Job goes too.
@@ -96,7 +98,9 @@ StatusOr<SweepReport> Sweeper::sweep(const std::string& ns, const std::string& s
       options.propagation = kube::PropagationPolicy::kBackground;
       Status s = client_.remove(kube::resources::kJobs, {gns, job}, options);
       if (!s.ok() && !s.isNotFound()) {
-        report.errors.push_back(label + ": deleting Job " + job + ": " + s.message());
+        std::string error = label;
+        error.append(": deleting Job ").append(job).append(": ").append(s.message());
+        report.errors.push_back(std::move(error));
       } else if (s.ok()) {
         report.deleted.push_back("Job/" + job);
       }

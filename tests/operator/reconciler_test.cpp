@@ -49,9 +49,10 @@ bool contains(const std::vector<std::string>& items, const std::string& item) {
 class ReconcilerTest : public ::testing::Test {
  protected:
   // Creates an allowed task and reconciles it to Active.
-  std::string activeTask(const std::string& name = "t1", Json spec = OperatorHarness::taskSpec()) {
+  std::string activeTask(const std::string& name = "t1",
+                         const Json& spec = OperatorHarness::taskSpec()) {
     h.addPolicy("allow-refactor", Json::object());
-    const std::string key = h.createTask(name, spec);
+    std::string key = h.createTask(name, spec);
     auto result = h.reconcileUntilStable(key);
     EXPECT_TRUE(result.ok()) << result.status().toString();
     EXPECT_EQ(h.phase(key), "Active");
