@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <iostream>
 #include <stop_token>
 #include <string>
@@ -103,15 +104,17 @@ int main(int argc, char** argv) {
   initLogging("tasklease-operator", level);
 
   std::stop_source stop;
+  std::atomic<bool> ended{false};
   std::jthread waiter([&] {
     int received = 0;
     sigwait(&signals, &received);
-    logInfo("shutting down", {{"signal", received}});
+    if (!ended) logInfo("shutting down", {{"signal", received}});
     stop.request_stop();
   });
   Status result = op::runOperator(o, stop.get_token());
   if (!stop.stop_requested()) {
     // Ended on its own (a start failure, a lost lease): the waiter takes this one and ends.
+    ended = true;
     kill(getpid(), SIGTERM);
   }
   if (!result.ok()) {
