@@ -151,6 +151,7 @@ StatusOr<ReconcileResult> Reconciler::finalize(Json& task) {
   }
   std::lock_guard lock(mu_);
   finalized_.insert(keyText(ref));
+  firstSeen_.erase(ref.uid);
   return ReconcileResult{};
 }
 
