@@ -1,0 +1,152 @@
+"""tasklease-webhook registered in the cluster (issue 4 acceptance): refusals name the rule and
+the field path, compliant pods are admitted, warn mode warns, IdentityExceptions are honoured
+until they expire, and every denial is in the evidence log."""
+
+import datetime
+import json
+import os
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from binaries import binary_path
+from components import Webhook, install_crds
+
+
+@pytest.fixture(scope="module")
+def webhook(cluster):
+    install_crds(cluster)
+    wd = tempfile.mkdtemp(prefix="webhook-e2e-")
+    wh = Webhook.start(cluster, wd)
+    wh.register(name=f"tasklease-webhook-e2e-{os.getpid()}")
+    yield wh
+    wh.stop()
+
+
+def enforced_ns(cluster, mode="enforce"):
+    ns = cluster.namespace(mode, labels={"tasklease.io/enforcement": mode})
+    cluster.apply({"apiVersion": "v1", "kind": "ServiceAccount",
+                   "metadata": {"name": "web", "namespace": ns,
+                                "annotations": {"tasklease.io/dedicated-to": "Pod/web"}}})
+    return ns
+
+
+SECRET_ENV = [{"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}}]
+
+
+def pod(ns, name="web", sa="web", init_env=None):
+    p = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": ns},
+         "spec": {"serviceAccountName": sa, "automountServiceAccountToken": False,
+                  "containers": [{"name": "app", "image": "busybox"}]}}
+    if init_env is not None:
+        p["spec"]["initContainers"] = [{"name": "init", "image": "busybox", "env": init_env}]
+    return json.dumps(p)
+
+
+def create(cluster, ns, body, *extra):
+    return cluster.kubectl("create", "-n", ns, *extra, "-f", "-", input=body, check=False)
+
+
+def test_secret_key_ref_in_init_container_is_refused_naming_rule_and_path(cluster, webhook):
+    ns = enforced_ns(cluster)
+    res = create(cluster, ns, pod(ns, init_env=SECRET_ENV))
+    assert res.returncode != 0
+    assert 'admission webhook "validate.tasklease.io" denied the request' in res.stderr
+    assert "TL001" in res.stderr and "spec.initContainers[0].env[0]" in res.stderr
+    assert "db" in res.stderr  # names the Secret, never a value
+
+
+def test_compliant_pod_under_dedicated_service_account_is_admitted(cluster, webhook):
+    ns = enforced_ns(cluster)
+    res = create(cluster, ns, pod(ns))
+    assert res.returncode == 0, res
+
+
+def test_default_service_account_is_refused(cluster, webhook):
+    ns = enforced_ns(cluster)
+    res = create(cluster, ns, pod(ns, name="other", sa="default"))
+    assert res.returncode != 0 and "TL005" in res.stderr
+
+
+def test_every_violation_is_listed_at_once(cluster, webhook):
+    ns = enforced_ns(cluster)
+    body = json.loads(pod(ns, sa="default", init_env=SECRET_ENV))
+    body["spec"]["containers"][0]["envFrom"] = [{"secretRef": {"name": "all"}}]
+    res = create(cluster, ns, json.dumps(body))
+    assert all(r in res.stderr for r in ("TL001", "TL002", "TL005")), res.stderr
+
+
+def test_workload_templates_are_checked(cluster, webhook):
+    ns = enforced_ns(cluster)
+    job = {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "nightly"},
+           "spec": {"schedule": "0 1 * * *", "jobTemplate": {"spec": {"template": {"spec": {
+               "restartPolicy": "Never", "serviceAccountName": "web",
+               "containers": [{"name": "c", "image": "busybox", "env": SECRET_ENV}]}}}}}}
+    res = create(cluster, ns, json.dumps(job))
+    assert res.returncode != 0
+    assert "spec.jobTemplate.spec.template.spec.containers[0].env[0]" in res.stderr
+
+
+def test_warn_mode_admits_with_a_warning(cluster, webhook):
+    ns = enforced_ns(cluster, "warn")
+    res = create(cluster, ns, pod(ns, init_env=SECRET_ENV))
+    assert res.returncode == 0, res
+    assert "Warning:" in res.stderr and "TL001" in res.stderr
+
+
+def test_unlabelled_namespace_is_not_evaluated(cluster, webhook, ns):
+    cluster.apply({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "web", "namespace": ns}})
+    assert create(cluster, ns, pod(ns, init_env=SECRET_ENV)).returncode == 0
+
+
+def test_identity_exception_is_honoured_until_it_expires(cluster, webhook):
+    ns = enforced_ns(cluster)
+    expires = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=6)
+    cluster.apply({"apiVersion": "tasklease.io/v1alpha1", "kind": "IdentityException",
+                   "metadata": {"name": "legacy", "namespace": ns},
+                   "spec": {"reason": "migration to AgentTasks", "approvedBy": "security@example.com",
+                            "expiresAt": expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                            # TL006: the account is dedicated to Pod/web, these pods have other names.
+                            "rules": ["TL001", "TL006"], "serviceAccountNames": ["web"]}})
+
+    def admitted():
+        res = create(cluster, ns, pod(ns, name=f"ex-{time.monotonic_ns()}", init_env=SECRET_ENV))
+        return res if res.returncode == 0 else None
+    res = cluster.wait_for(admitted, timeout=5, what="the exception to be honoured")
+    assert "Warning:" in res.stderr and "legacy" in res.stderr
+    time.sleep(max(0.0, (expires - datetime.datetime.now(datetime.timezone.utc)).total_seconds()) + 1)
+    res = create(cluster, ns, pod(ns, name="after", init_env=SECRET_ENV))
+    assert res.returncode != 0 and "TL001" in res.stderr
+
+
+def test_identity_exceptions_themselves_are_validated(cluster, webhook):
+    ns = enforced_ns(cluster)
+    body = {"apiVersion": "tasklease.io/v1alpha1", "kind": "IdentityException",
+            "metadata": {"name": "forever", "namespace": ns},
+            "spec": {"reason": "r", "approvedBy": "me", "expiresAt": "2099-01-01T00:00:00Z",
+                     "rules": ["TL001"], "serviceAccountNames": ["web"]}}
+    res = create(cluster, ns, json.dumps(body))
+    assert res.returncode != 0 and "30 days" in res.stderr
+
+
+def test_dry_run_is_judged_without_evidence(cluster, webhook):
+    ns = enforced_ns(cluster)
+    before = open(webhook.evidence_file).read() if os.path.exists(webhook.evidence_file) else ""
+    res = create(cluster, ns, pod(ns, name="dry", init_env=SECRET_ENV), "--dry-run=server")
+    assert res.returncode != 0 and "TL001" in res.stderr
+    after = open(webhook.evidence_file).read() if os.path.exists(webhook.evidence_file) else ""
+    assert '"dry"' not in after[len(before):]
+
+
+def test_denials_are_recorded_in_a_verifiable_evidence_chain(cluster, webhook):
+    ns = enforced_ns(cluster)
+    create(cluster, ns, pod(ns, name="evid", init_env=SECRET_ENV))
+    records = [json.loads(line) for line in open(webhook.evidence_file) if line.strip()]
+    mine = [r for r in records if r["kind"] == "rejected" and ns in json.dumps(r)]
+    assert mine, "no rejected record for the denial"
+    assert "TL001" in json.dumps(mine[-1]) and "evid" in json.dumps(mine[-1])
+    out = subprocess.run([binary_path("kubectl-tasklease"), "evidence", "verify",
+                          webhook.evidence_file], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
