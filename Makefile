@@ -13,7 +13,10 @@ SAN_DIR     ?= build-asan
 
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
-.PHONY: all deps configure build test unit e2e bench lint format sanitize clean
+FUZZ_DIR    ?= build-fuzz
+FUZZ_SECONDS ?= 60
+
+.PHONY: all deps configure build test unit e2e bench lint format sanitize fuzz clean
 
 all: build
 
@@ -46,6 +49,15 @@ sanitize: deps
 	@cd $(SAN_DIR) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j$(JOBS) $(CTEST_ARGS)
 
+# libFuzzer over the webhook's AdmissionReview decoder and rules (clang), for FUZZ_SECONDS.
+fuzz: deps
+	@CXX=clang++ cmake -S . -B $(FUZZ_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DTASKLEASE_FUZZ=ON >/dev/null
+	@cmake --build $(FUZZ_DIR) -j$(JOBS) --target webhook_review_fuzzer
+	@mkdir -p $(FUZZ_DIR)/corpus
+	@$(FUZZ_DIR)/bin/webhook_review_fuzzer -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 \
+	  -max_len=65536 -print_final_stats=1 $(FUZZ_DIR)/corpus webhook/fuzz/corpus 2>&1 | tail -15
+
 bench: build
 	@scripts/run-bench.sh $(BUILD_DIR)
 
@@ -56,4 +68,4 @@ format:
 	@git ls-files '*.cpp' '*.h' | xargs -r clang-format -i
 
 clean:
-	rm -rf $(BUILD_DIR) $(SAN_DIR)
+	rm -rf $(BUILD_DIR) $(SAN_DIR) $(FUZZ_DIR)

@@ -6,6 +6,10 @@ build=${1:-build}
 export PATH="$PWD/.tools/bin:$PATH"
 echo "== kubesim =="
 /usr/bin/python3 bench/kubesim_bench.py
+if [ -f bench/webhook_bench.py ]; then
+  echo "== webhook =="
+  /usr/bin/python3 bench/webhook_bench.py --build "$build"
+fi
 for b in "$build"/bin/*_bench; do
   [ -x "$b" ] || continue
   echo "== $(basename "$b") =="
