@@ -56,7 +56,8 @@ fuzz: deps
 	@cmake --build $(FUZZ_DIR) -j$(JOBS) --target webhook_review_fuzzer
 	@mkdir -p $(FUZZ_DIR)/corpus
 	@$(FUZZ_DIR)/bin/webhook_review_fuzzer -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 \
-	  -max_len=65536 -print_final_stats=1 $(FUZZ_DIR)/corpus webhook/fuzz/corpus 2>&1 | tail -15
+	  -max_len=65536 -print_final_stats=1 $(FUZZ_DIR)/corpus webhook/fuzz/corpus \
+	  > $(FUZZ_DIR)/fuzz.log 2>&1; rc=$$?; tail -15 $(FUZZ_DIR)/fuzz.log; exit $$rc
 
 bench: build
 	@scripts/run-bench.sh $(BUILD_DIR)
