@@ -43,8 +43,14 @@ Controller::Controller(InformerClusterView& view, Reconciler& reconciler, Sweepe
 
 void Controller::addHandlers() {
   kube::ResourceEventHandler tasks;
-  tasks.onAdd = [this](const Json& o) { queue_.add(keyOf(o)); };
-  tasks.onUpdate = [this](const Json&, const Json& o) { queue_.add(keyOf(o)); };
+  tasks.onAdd = [this](const Json& o) {
+    reconciler_.observe(o);
+    queue_.add(keyOf(o));
+  };
+  tasks.onUpdate = [this](const Json&, const Json& o) {
+    reconciler_.observe(o);
+    queue_.add(keyOf(o));
+  };
   tasks.onDelete = [this](const Json& o) { queue_.add(keyOf(o)); };
   view_.taskInformer().addEventHandler(std::move(tasks));
 

@@ -68,7 +68,7 @@ StatusOr<ReconcileResult> Reconciler::reconcile(const std::string& key) {
   if (isTerminal(phase)) return ReconcileResult{};
   {
     std::lock_guard lock(mu_);
-    firstSeen_.emplace(kube::uidOf(task), std::chrono::steady_clock::now());
+    firstSeen_.emplace(kube::uidOf(task), deps_.now());
   }
   if (stringAt(task, {"status", "policy", "decision"}).empty()) {
     Status s = decide(task);
@@ -80,6 +80,14 @@ StatusOr<ReconcileResult> Reconciler::reconcile(const std::string& key) {
     }
   }
   return issue(task);
+}
+
+void Reconciler::observe(const Json& task) {
+  const Phase phase = parsePhase(stringAt(task, {"status", "phase"}));
+  const bool completed = objectAt(task, {"spec"}).value("completed", false);
+  std::lock_guard lock(mu_);
+  if (phase == Phase::kNone) firstSeen_.emplace(kube::uidOf(task), deps_.now());
+  if (phase == Phase::kActive && completed) completedSeen_.emplace(kube::uidOf(task), deps_.now());
 }
 
 // ---- gone and being deleted ----
@@ -152,6 +160,7 @@ StatusOr<ReconcileResult> Reconciler::finalize(Json& task) {
   std::lock_guard lock(mu_);
   finalized_.insert(keyText(ref));
   firstSeen_.erase(ref.uid);
+  completedSeen_.erase(ref.uid);
   return ReconcileResult{};
 }
 
@@ -368,8 +377,7 @@ StatusOr<ReconcileResult> Reconciler::issue(Json& task) {
     std::lock_guard lock(mu_);
     const auto seen = firstSeen_.find(ref.uid);
     if (seen != firstSeen_.end()) {
-      issuance =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - seen->second).count();
+      issuance = secondsBetween(seen->second, deps_.now());
       firstSeen_.erase(seen);
     }
   }
@@ -388,8 +396,14 @@ StatusOr<ReconcileResult> Reconciler::active(Json& task) {
   const TaskRef ref = taskRefOf(task);
 
   if (spec->completed) {
+    TimePoint since = now;
+    {
+      std::lock_guard lock(mu_);
+      const auto seen = completedSeen_.find(ref.uid);
+      if (seen != completedSeen_.end()) since = std::min(since, seen->second);
+    }
     return finish(task, *spec,
-                  {Phase::kSucceeded, "completed", "Completed", "spec.completed is true", now});
+                  {Phase::kSucceeded, "completed", "Completed", "spec.completed is true", since});
   }
   const std::string jobName = stringAt(task, {"status", "workload", "jobName"});
   if (spec->workloadTemplate && !jobName.empty()) {
@@ -471,6 +485,7 @@ StatusOr<ReconcileResult> Reconciler::finish(Json& task, const TaskSpec& spec,
   {
     std::lock_guard lock(mu_);
     firstSeen_.erase(ref.uid);
+    completedSeen_.erase(ref.uid);
   }
   const TaskNames names = taskNames(ref.name, ref.uid);
   const bool issued = !stringAt(task, {"status", "credential", "issuedAt"}).empty();

@@ -65,6 +65,10 @@ class Reconciler {
  public:
   explicit Reconciler(ReconcilerDeps deps);
   StatusOr<ReconcileResult> reconcile(const std::string& key);
+  // Called by the informer's handlers as a task arrives or changes, before its key is queued:
+  // notes when a new task, or a task's completion, was first seen, so that the issuance and
+  // revocation latencies include the time spent waiting in the queue.
+  void observe(const Json& task);
 
  private:
   // How an Active task ended.
@@ -102,9 +106,10 @@ class Reconciler {
   // guarded by mu_: "uid/kind" already in the chain, and when (kept for a while, see .cpp)
   std::map<std::string, std::chrono::steady_clock::time_point> recorded_;
   std::set<std::string> finalized_;  // guarded by mu_: keys whose revocation was verified
-  // guarded by mu_: when this process first saw each undecided task (by uid), for the
-  // issuance latency; creationTimestamp has only whole seconds.
-  std::map<std::string, std::chrono::steady_clock::time_point> firstSeen_;
+  // guarded by mu_: when this process first saw each undecided task, and each Active task's
+  // spec.completed (by uid), for the latencies; creationTimestamp has only whole seconds.
+  std::map<std::string, TimePoint> firstSeen_;
+  std::map<std::string, TimePoint> completedSeen_;
 };
 
 }  // namespace tasklease::op
