@@ -14,13 +14,13 @@
 #include "common/metrics.h"
 #include "kube/api_client_impl.h"
 #include "kube/backoff.h"
+#include "kube/chain_head_store.h"
 #include "kube/clock.h"
 #include "kube/config.h"
 #include "kube/event_recorder.h"
 #include "kube/leader_election.h"
 #include "operator/async_events.h"
 #include "operator/ca_store.h"
-#include "operator/chain_head_store.h"
 #include "operator/cluster_view.h"
 #include "operator/controller.h"
 #include "operator/crl.h"
@@ -220,7 +220,7 @@ Status runOperator(const OperatorOptions& o, const std::stop_token& stop) {
     s = retryUntil(leading, "publishing the CRL", [&] { return crl.refresh(); });
     if (!s.ok()) return {};
 
-    ConfigMapChainHeadStore head(api, {o.ns, o.evidenceConfigMap});
+    kube::ConfigMapChainHeadStore head(api, {o.ns, o.evidenceConfigMap});
     EvidenceChainPtr chain;
     if (o.evidenceStdout || !o.evidenceFile.empty()) {
       s = retryUntil(leading, "opening the evidence chain", [&]() -> Status {

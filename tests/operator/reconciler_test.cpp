@@ -9,7 +9,6 @@
 
 #include "common/crypto.h"
 #include "operator/async_events.h"
-#include "operator/chain_head_store.h"
 #include "operator/conditions.h"
 #include "operator/objects.h"
 #include "tests/operator/operator_fixture.h"
@@ -545,37 +544,11 @@ TEST_F(ReconcilerTest, EachTransitionIsRecordedOnceInAChainThatVerifies) {
   EXPECT_EQ(h.task(key)["status"]["delegation"]["verified"], false);
 }
 
-TEST(ChainHeadStoreTest, TheHeadIsKeptInAConfigMapAcrossRestarts) {
-  kube::FakeApiClient fake;
-  ConfigMapChainHeadStore store(fake, {"tasklease-system", "evidence"});
-  auto empty = store.load();
-  ASSERT_TRUE(empty.ok());
-  EXPECT_FALSE(empty->has_value());
-  ASSERT_TRUE(store.save({3, std::string(64, 'a')}).ok());
-  ASSERT_TRUE(store.save({4, std::string(64, 'b')}).ok());
-  ASSERT_TRUE(store.flush(std::chrono::seconds(5)).ok());
-  auto loaded = ConfigMapChainHeadStore(fake, {"tasklease-system", "evidence"}).load();
-  ASSERT_TRUE(loaded.ok());
-  ASSERT_TRUE(loaded->has_value());
-  EXPECT_EQ(**loaded, (ChainHead{4, std::string(64, 'b')}));
-}
-
 }  // namespace
 }  // namespace tasklease::op
 
 namespace tasklease::op {
 namespace {
-
-TEST(ChainHeadStoreTest, AFailedSaveIsRetriedUntilTheHeadIsStored) {
-  kube::FakeApiClient fake;
-  fake.failNext("patch", "configmaps", Status(StatusCode::kInternal, "injected"), 1);
-  ConfigMapChainHeadStore store(fake, {"tasklease-system", "evidence"});
-  ASSERT_TRUE(store.save({1, std::string(64, 'c')}).ok());  // never waits for the API
-  ASSERT_TRUE(store.flush(std::chrono::seconds(10)).ok());
-  auto loaded = store.load();
-  ASSERT_TRUE(loaded.ok() && loaded->has_value());
-  EXPECT_EQ((*loaded)->seq, 1u);
-}
 
 // An EventRecorder whose writes block until `open`, as a stuck API server's would.
 class BlockingRecorder final : public kube::EventRecorder {

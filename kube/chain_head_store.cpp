@@ -1,17 +1,17 @@
-#include "operator/chain_head_store.h"
+#include "kube/chain_head_store.h"
 
 #include "common/log.h"
 #include "kube/backoff.h"
 #include "kube/clock.h"
 
-namespace tasklease::op {
+namespace tasklease::kube {
 namespace {
 
 constexpr char kHeadKey[] = "head";
 
 }  // namespace
 
-ConfigMapChainHeadStore::ConfigMapChainHeadStore(kube::ApiClient& client, kube::ObjectKey configMap)
+ConfigMapChainHeadStore::ConfigMapChainHeadStore(ApiClient& client, ObjectKey configMap)
     : client_(client),
       key_(std::move(configMap)),
       writer_([this](const std::stop_token& stop) { run(stop); }) {}
@@ -24,7 +24,7 @@ ConfigMapChainHeadStore::~ConfigMapChainHeadStore() {
 
 StatusOr<std::optional<ChainHead>> ConfigMapChainHeadStore::load() {
   const std::string where = "evidence chain head ConfigMap " + key_.toString();
-  auto cm = client_.get(kube::resources::kConfigMaps, key_);
+  auto cm = client_.get(resources::kConfigMaps, key_);
   if (!cm.ok()) {
     if (cm.status().isNotFound()) return std::optional<ChainHead>();
     return cm.status().annotate(where);
@@ -54,7 +54,7 @@ Status ConfigMapChainHeadStore::flush(std::chrono::milliseconds timeout) {
 }
 
 void ConfigMapChainHeadStore::run(const std::stop_token& stop) {
-  kube::Backoff backoff({std::chrono::milliseconds(100), 2.0, 0.2, std::chrono::seconds(5)});
+  Backoff backoff({std::chrono::milliseconds(100), 2.0, 0.2, std::chrono::seconds(5)});
   while (true) {
     ChainHead head;
     {
@@ -80,7 +80,7 @@ void ConfigMapChainHeadStore::run(const std::stop_token& stop) {
     }
     logWarn("saving the evidence chain head failed; will try again",
             {{"configMap", key_.toString()}, {"seq", head.seq}, {"error", s.toString()}});
-    if (!kube::sleepFor(backoff.next(), stop)) return;
+    if (!sleepFor(backoff.next(), stop)) return;
   }
 }
 
@@ -88,7 +88,7 @@ Status ConfigMapChainHeadStore::write(const ChainHead& head) {
   const std::string value = chainHeadToJson(head).dump();
   const Json patch = {{"data", {{kHeadKey, value}}}};
   for (int attempt = 0; attempt < 2; ++attempt) {
-    auto patched = client_.patch(kube::resources::kConfigMaps, key_, patch);
+    auto patched = client_.patch(resources::kConfigMaps, key_, patch);
     if (patched.ok()) return {};
     if (!patched.status().isNotFound()) return patched.status();
     const Json cm = {{"apiVersion", "v1"},
@@ -100,7 +100,7 @@ Status ConfigMapChainHeadStore::write(const ChainHead& head) {
                         {{"app.kubernetes.io/name", "tasklease"},
                          {"app.kubernetes.io/component", "evidence"}}}}},
                      {"data", {{kHeadKey, value}}}};
-    auto created = client_.create(kube::resources::kConfigMaps, cm);
+    auto created = client_.create(resources::kConfigMaps, cm);
     if (created.ok()) return {};
     // Created by someone else between our patch and create: patch it.
     if (!created.status().isAlreadyExists()) return created.status();
@@ -109,4 +109,4 @@ Status ConfigMapChainHeadStore::write(const ChainHead& head) {
                      ": created and deleted concurrently");
 }
 
-}  // namespace tasklease::op
+}  // namespace tasklease::kube

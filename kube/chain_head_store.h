@@ -1,7 +1,7 @@
 #pragma once
 // ConfigMapChainHeadStore: keeps the evidence chain's head ({"seq", "hash"}) in a ConfigMap, so
-// that a restarted operator, or the replica that takes over the lead, continues the chain
-// (docs/evidence.md, "Restarts").
+// that a restarted operator or webhook, or the replica that takes over the lead, continues the
+// chain (docs/evidence.md, "Restarts").
 //
 // save() only records the newest head; a writer thread puts it in the ConfigMap (a merge patch,
 // or a create the first time). A burst of records thus costs one write, and a slow or failing
@@ -25,11 +25,11 @@
 #include "common/evidence.h"
 #include "kube/api_client.h"
 
-namespace tasklease::op {
+namespace tasklease::kube {
 
 class ConfigMapChainHeadStore final : public ChainHeadStore {
  public:
-  ConfigMapChainHeadStore(kube::ApiClient& client, kube::ObjectKey configMap);
+  ConfigMapChainHeadStore(ApiClient& client, ObjectKey configMap);
   // Tries to save what is pending for up to a second, then stops the writer.
   ~ConfigMapChainHeadStore() override;
   ConfigMapChainHeadStore(const ConfigMapChainHeadStore&) = delete;
@@ -46,8 +46,8 @@ class ConfigMapChainHeadStore final : public ChainHeadStore {
   Status write(const ChainHead& head);
   void run(const std::stop_token& stop);
 
-  kube::ApiClient& client_;
-  const kube::ObjectKey key_;
+  ApiClient& client_;
+  const ObjectKey key_;
   std::mutex mu_;
   std::condition_variable_any cv_;    // pending_ set, or a write finished
   std::optional<ChainHead> pending_;  // guarded by mu_: newer than what is stored
@@ -56,4 +56,4 @@ class ConfigMapChainHeadStore final : public ChainHeadStore {
   std::jthread writer_;               // last: it uses everything above
 };
 
-}  // namespace tasklease::op
+}  // namespace tasklease::kube
