@@ -1,10 +1,12 @@
 #include "tests/common/tls_test_pki.h"
 
 #include <openssl/ec.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
 #include <openssl/x509v3.h>
 
 #include <fstream>
@@ -120,6 +122,28 @@ std::string commonNameOf(const void* x509) {
   char buf[256] = {0};
   X509_NAME_get_text_by_NID(name, NID_commonName, buf, sizeof buf);
   return buf;
+}
+
+int verifyServerCertificate(const std::string& leafPem, const std::string& caBundle,
+                            const std::string& host, long long unixTime) {
+  CertPtr leaf = certFromPem(leafPem);
+  std::unique_ptr<X509_STORE, decltype(&X509_STORE_free)> store(X509_STORE_new(),
+                                                                X509_STORE_free);
+  BioPtr bio(BIO_new_mem_buf(caBundle.data(), static_cast<int>(caBundle.size())), BIO_free);
+  while (X509* ca = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) {
+    X509_STORE_add_cert(store.get(), ca);
+    X509_free(ca);
+  }
+  ERR_clear_error();  // the end of the bundle reads as an error
+  std::unique_ptr<X509_STORE_CTX, decltype(&X509_STORE_CTX_free)> ctx(X509_STORE_CTX_new(),
+                                                                      X509_STORE_CTX_free);
+  X509_STORE_CTX_init(ctx.get(), store.get(), leaf.get(), nullptr);
+  X509_VERIFY_PARAM* param = X509_STORE_CTX_get0_param(ctx.get());
+  X509_VERIFY_PARAM_set1_host(param, host.c_str(), host.size());
+  X509_VERIFY_PARAM_set_purpose(param, X509_PURPOSE_SSL_SERVER);
+  X509_VERIFY_PARAM_set_time(param, static_cast<time_t>(unixTime));
+  X509_verify_cert(ctx.get());
+  return X509_STORE_CTX_get_error(ctx.get());
 }
 
 void writeFile(const std::string& path, const std::string& content) {

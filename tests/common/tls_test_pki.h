@@ -24,4 +24,10 @@ std::string commonNameOf(const void* x509);
 
 void writeFile(const std::string& path, const std::string& content);
 
+// What a TLS client does with a server's certificate: the chain to any certificate of the PEM
+// `caBundle`, the host name and the serverAuth purpose, at `unixTime`. Returns OpenSSL's
+// X509_V_* verdict (X509_V_OK, X509_V_ERR_HOSTNAME_MISMATCH, ...).
+int verifyServerCertificate(const std::string& leafPem, const std::string& caBundle,
+                            const std::string& host, long long unixTime);
+
 }  // namespace tasklease::testing

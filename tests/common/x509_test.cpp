@@ -5,9 +5,10 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
-#include <openssl/x509v3.h>
 
 #include <memory>
+
+#include "tests/common/tls_test_pki.h"
 
 namespace tasklease {
 namespace {
@@ -21,23 +22,10 @@ std::unique_ptr<X509, decltype(&X509_free)> parsePem(const std::string& pem) {
   return {PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr), &X509_free};
 }
 
-// What a TLS client does: the chain to `caPem` and the host name, at time `at`.
 int verifyForHost(const std::string& leafPem, const std::string& caPem, const std::string& host,
                   TimePoint at) {
-  auto leaf = parsePem(leafPem);
-  auto ca = parsePem(caPem);
-  std::unique_ptr<X509_STORE, decltype(&X509_STORE_free)> store(X509_STORE_new(),
-                                                                &X509_STORE_free);
-  X509_STORE_add_cert(store.get(), ca.get());
-  std::unique_ptr<X509_STORE_CTX, decltype(&X509_STORE_CTX_free)> ctx(X509_STORE_CTX_new(),
-                                                                      &X509_STORE_CTX_free);
-  X509_STORE_CTX_init(ctx.get(), store.get(), leaf.get(), nullptr);
-  X509_VERIFY_PARAM* param = X509_STORE_CTX_get0_param(ctx.get());
-  X509_VERIFY_PARAM_set1_host(param, host.c_str(), host.size());
-  X509_VERIFY_PARAM_set_purpose(param, X509_PURPOSE_SSL_SERVER);
-  X509_VERIFY_PARAM_set_time(param, std::chrono::system_clock::to_time_t(at));
-  X509_verify_cert(ctx.get());
-  return X509_STORE_CTX_get_error(ctx.get());
+  return testing::verifyServerCertificate(leafPem, caPem, host,
+                                          std::chrono::system_clock::to_time_t(at));
 }
 
 class X509AuthorityTest : public ::testing::Test {
