@@ -35,8 +35,8 @@ Json caSecretObject(const kube::ObjectKey& key, const CaSet& set) {
           {"data", data}};
 }
 
-StatusOr<CertificateAuthority> loadPair(const Json& secret, const char* certKey, const char* keyKey,
-                                        const std::string& where) {
+StatusOr<X509Authority> loadPair(const Json& secret, const char* certKey, const char* keyKey,
+                                 const std::string& where) {
   const auto cert = secretValue(secret, certKey);
   const auto key = secretValue(secret, keyKey);
   if (!cert || !key) {
@@ -44,7 +44,7 @@ StatusOr<CertificateAuthority> loadPair(const Json& secret, const char* certKey,
                            " must both be present and base64; fix or delete the Secret (see "
                            "docs/operator.md, CA rotation)");
   }
-  auto ca = CertificateAuthority::load(*cert, *key);
+  auto ca = X509Authority::load(*cert, *key);
   if (!ca.ok()) return invalidArgument(where + ": " + ca.status().message());
   return ca;
 }
@@ -67,15 +67,28 @@ std::string CaSet::bundlePem() const {
   return current.certPem() + (previous ? previous->certPem() : std::string());
 }
 
-const CertificateAuthority* CaSet::issuerOf(std::string_view leafPem) const {
+StatusOr<IssuedCertificate> CaSet::issueSvid(const std::string& spiffeId,
+                                             const std::string& commonName, TimePoint notBefore,
+                                             TimePoint notAfter) const {
+  LeafRequest request;
+  request.commonName = commonName;
+  request.uris = {spiffeId};
+  request.notBefore = notBefore;
+  request.notAfter = notAfter;
+  request.serverAuth = true;
+  request.clientAuth = true;
+  return current.issue(request);
+}
+
+const X509Authority* CaSet::issuerOf(std::string_view leafPem) const {
   if (current.signedByThis(leafPem)) return &current;
   if (previous && previous->signedByThis(leafPem)) return &*previous;
   return nullptr;
 }
 
-const CertificateAuthority* CaSet::byFingerprint(const std::string& fingerprint) const {
-  if (current.info().fingerprint == fingerprint) return &current;
-  if (previous && previous->info().fingerprint == fingerprint) return &*previous;
+const X509Authority* CaSet::byFingerprint(const std::string& fingerprint) const {
+  if (current.summary().fingerprint == fingerprint) return &current;
+  if (previous && previous->summary().fingerprint == fingerprint) return &*previous;
   return nullptr;
 }
 
@@ -109,8 +122,12 @@ StatusOr<std::shared_ptr<const CaSet>> CaStore::ensureOnce() {
   const std::string where = "CA Secret " + options_.secret.toString();
   const auto fresh = [&]() {
     // Valid from an hour ago: clocks of relying parties may lag ours.
-    return CertificateAuthority::generate(options_.trustDomain, now - std::chrono::hours(1),
-                                          now + options_.validity);
+    CaRequest request;
+    request.commonName = "tasklease CA " + options_.trustDomain;
+    request.uris = {"spiffe://" + options_.trustDomain};
+    request.notBefore = now - std::chrono::hours(1);
+    request.notAfter = now + options_.validity;
+    return X509Authority::generate(request);
   };
   auto stored = client_.get(kube::resources::kSecrets, options_.secret);
   if (!stored.ok() && !stored.status().isNotFound()) return stored.status().annotate(where);
@@ -122,27 +139,27 @@ StatusOr<std::shared_ptr<const CaSet>> CaStore::ensureOnce() {
     if (!created.ok()) return created.status().annotate("creating " + where);
     logInfo("created the X509SVID certificate authority",
             {{"secret", options_.secret.toString()},
-             {"fingerprint", set->current.info().fingerprint},
-             {"notAfter", formatRfc3339(set->current.info().notAfter)}});
+             {"fingerprint", set->current.summary().fingerprint},
+             {"notAfter", formatRfc3339(set->current.summary().notAfter)}});
     return std::shared_ptr<const CaSet>(std::move(set));
   }
   auto parsed = parseCaSecret(*stored, where);
   if (!parsed.ok()) return parsed.status();
   auto set = std::make_shared<CaSet>(std::move(*parsed));
   bool changed = false;
-  if (set->previous && set->previous->info().notAfter <= now) {
+  if (set->previous && set->previous->summary().notAfter <= now) {
     logInfo("dropping the expired previous CA",
-            {{"fingerprint", set->previous->info().fingerprint}});
+            {{"fingerprint", set->previous->summary().fingerprint}});
     set->previous.reset();
     changed = true;
   }
-  if (set->current.info().notAfter - now < options_.rotateBefore) {
+  if (set->current.summary().notAfter - now < options_.rotateBefore) {
     auto ca = fresh();
     if (!ca.ok()) return ca.status();
     logInfo("rotating the X509SVID certificate authority",
-            {{"old", set->current.info().fingerprint},
-             {"oldNotAfter", formatRfc3339(set->current.info().notAfter)},
-             {"new", ca->info().fingerprint}});
+            {{"old", set->current.summary().fingerprint},
+             {"oldNotAfter", formatRfc3339(set->current.summary().notAfter)},
+             {"new", ca->summary().fingerprint}});
     set->previous = std::move(set->current);
     set->current = std::move(*ca);
     changed = true;

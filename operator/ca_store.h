@@ -8,7 +8,7 @@
 //
 //   CaStore store(client, {.secret = {"tasklease-system", "tasklease-ca"}}, now);
 //   auto cas = store.ensure();                  // on start and on every sweep
-//   cas.value()->current.issueSvid(...);
+//   cas.value()->issueSvid("spiffe://example.org/ns/team-a/task/t1", "t1", from, deadline);
 
 #include <chrono>
 #include <functional>
@@ -18,8 +18,8 @@
 #include <string>
 
 #include "common/status.h"
+#include "common/x509.h"
 #include "kube/api_client.h"
-#include "operator/x509.h"
 
 namespace tasklease::op {
 
@@ -33,15 +33,20 @@ struct CaOptions {
 
 // The CAs in use: `current` signs; `previous` (after a rotation, until it expires) verifies.
 struct CaSet {
-  CertificateAuthority current;
-  std::optional<CertificateAuthority> previous;
+  X509Authority current;
+  std::optional<X509Authority> previous;
+
+  // An X509-SVID signed by `current`: a new EC P-256 key, the SPIFFE ID as its only name (a URI
+  // SAN), serverAuth and clientAuth.
+  StatusOr<IssuedCertificate> issueSvid(const std::string& spiffeId, const std::string& commonName,
+                                        TimePoint notBefore, TimePoint notAfter) const;
 
   // The trust bundle: current, then previous.
   std::string bundlePem() const;
   // The CA whose key signed the certificate, or null.
-  const CertificateAuthority* issuerOf(std::string_view leafPem) const;
+  const X509Authority* issuerOf(std::string_view leafPem) const;
   // The CA with this certificate fingerprint, or null.
-  const CertificateAuthority* byFingerprint(const std::string& fingerprint) const;
+  const X509Authority* byFingerprint(const std::string& fingerprint) const;
 };
 
 class CaStore {

@@ -38,8 +38,8 @@ std::vector<RevokedCertificate> entriesFrom(const Json& state) {
 }
 
 std::vector<std::string> caFingerprints(const CaSet& set) {
-  std::vector<std::string> out = {set.current.info().fingerprint};
-  if (set.previous) out.push_back(set.previous->info().fingerprint);
+  std::vector<std::string> out = {set.current.summary().fingerprint};
+  if (set.previous) out.push_back(set.previous->summary().fingerprint);
   return out;
 }
 
@@ -105,12 +105,11 @@ Status CrlPublisher::update(
 
     const uint64_t number = state.value("crlNumber", uint64_t{0}) + 1;
     std::string crlPem;
-    for (const CertificateAuthority* ca :
-         {&cas->current, cas->previous ? &*cas->previous : nullptr}) {
+    for (const X509Authority* ca : {&cas->current, cas->previous ? &*cas->previous : nullptr}) {
       if (ca == nullptr) continue;
-      std::vector<CrlEntry> listed;
+      std::vector<RevokedSerial> listed;
       for (const auto& e : entries) {
-        if (e.issuer.empty() || e.issuer == ca->info().fingerprint) {
+        if (e.issuer.empty() || e.issuer == ca->summary().fingerprint) {
           listed.push_back({e.serialHex, e.revokedAt});
         }
       }

@@ -182,12 +182,12 @@ StatusOr<IssuedCredential> X509SvidIssuer::issue(const IssueContext& ctx) {
 
   // Valid from a minute before the task began (clock skew of relying parties), never later.
   const TimePoint notBefore = std::min(ctx.created, ctx.now) - std::chrono::minutes(1);
-  auto leaf = cas->current.issueSvid(spiffeId, ctx.task.name, notBefore, ctx.deadline);
+  auto leaf = cas->issueSvid(spiffeId, ctx.task.name, notBefore, ctx.deadline);
   if (!leaf.ok()) return leaf.status().annotate("issuing the X509-SVID " + spiffeId);
   Json secret = credentialSecret(ctx.task, ctx.names, type(), "kubernetes.io/tls");
-  secret["metadata"]["annotations"][kSerialAnnotation] = leaf->info.serialHex;
-  secret["metadata"]["annotations"][kIssuerAnnotation] = cas->current.info().fingerprint;
-  secret["metadata"]["annotations"][kNotAfterAnnotation] = formatRfc3339(leaf->info.notAfter);
+  secret["metadata"]["annotations"][kSerialAnnotation] = leaf->summary.serialHex;
+  secret["metadata"]["annotations"][kIssuerAnnotation] = cas->current.summary().fingerprint;
+  secret["metadata"]["annotations"][kNotAfterAnnotation] = formatRfc3339(leaf->summary.notAfter);
   secret["data"] = {{"tls.crt", base64Encode(leaf->certPem)},
                     {"tls.key", base64Encode(leaf->keyPem)},
                     {"ca.crt", base64Encode(cas->bundlePem())}};
@@ -198,8 +198,8 @@ StatusOr<IssuedCredential> X509SvidIssuer::issue(const IssueContext& ctx) {
     // Not stored, the key is gone with this call: the certificate can never be used.
     return written.status().annotate("storing the certificate in " + where);
   }
-  return IssuedCredential{leaf->info.fingerprint, "",   leaf->info.serialHex, ctx.now,
-                          leaf->info.notAfter,    false};
+  return IssuedCredential{leaf->summary.fingerprint, "",   leaf->summary.serialHex, ctx.now,
+                          leaf->summary.notAfter,    false};
 }
 
 Status X509SvidIssuer::beforeRevoke(const RevokeContext& ctx) {
@@ -219,8 +219,8 @@ Status X509SvidIssuer::beforeRevoke(const RevokeContext& ctx) {
       if (info.ok()) {
         entry.serialHex = info->serialHex;
         entry.notAfter = info->notAfter;
-        const CertificateAuthority* issuer = cas ? cas->issuerOf(*pem) : nullptr;
-        entry.issuer = issuer != nullptr ? issuer->info().fingerprint : std::string();
+        const X509Authority* issuer = cas ? cas->issuerOf(*pem) : nullptr;
+        entry.issuer = issuer != nullptr ? issuer->summary().fingerprint : std::string();
       }
     }
   }
