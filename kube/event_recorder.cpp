@@ -33,6 +33,24 @@ EventRecorderImpl::EventRecorderImpl(ApiClient& client, std::string component, s
       instance_(std::move(instance)),
       now_(now ? std::move(now) : [] { return std::chrono::system_clock::now(); }) {}
 
+std::mutex& EventRecorderImpl::stripeFor(const std::string& key) {
+  return stripes_[std::hash<std::string>{}(key) % stripes_.size()];
+}
+
+std::string EventRecorderImpl::eventName(const std::string& objectName,
+                                         std::chrono::system_clock::time_point now) {
+  int64_t nanos =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count();
+  {
+    std::lock_guard lock(mu_);
+    if (nanos <= lastNanos_) nanos = lastNanos_ + 1;
+    lastNanos_ = nanos;
+  }
+  char suffix[32];
+  std::snprintf(suffix, sizeof suffix, ".%llx", static_cast<unsigned long long>(nanos));
+  return objectName + suffix;
+}
+
 Status EventRecorderImpl::createEvent(const std::string& key, const Json& object, EventType type,
                                       const std::string& reason, const std::string& message,
                                       int64_t count, const std::string& firstTimestamp) {
@@ -40,12 +58,7 @@ Status EventRecorderImpl::createEvent(const std::string& key, const Json& object
   const ObjectKey target = objectKeyOf(object);
   // Events about cluster-scoped objects go to "default", as client-go does.
   const std::string ns = target.ns.empty() ? "default" : target.ns;
-  char suffix[32];
-  std::snprintf(
-      suffix, sizeof suffix, ".%llx",
-      static_cast<unsigned long long>(
-          std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count()));
-  const std::string name = target.name + suffix;
+  const std::string name = eventName(target.name, now);
   const std::string stamp = formatRfc3339(now);
   const std::string first = firstTimestamp.empty() ? stamp : firstTimestamp;
   const Json event = {
@@ -65,6 +78,7 @@ Status EventRecorderImpl::createEvent(const std::string& key, const Json& object
   };
   auto created = client_.create(resources::kEvents, event);
   if (!created.ok()) return created.status().annotate("recording event " + reason);
+  std::lock_guard lock(mu_);
   auto it = seen_.find(key);
   if (it == seen_.end()) {
     lru_.push_front(key);
@@ -85,17 +99,27 @@ Status EventRecorderImpl::record(const Json& object, EventType type, const std::
   const std::string key = object.value("kind", std::string()) + "\n" + target.ns + "\n" +
                           target.name + "\n" + uidOf(object) + "\n" + typeName(type) + "\n" +
                           reason + "\n" + message;
-  std::lock_guard lock(mu_);
-  const auto it = seen_.find(key);
-  if (it == seen_.end()) return createEvent(key, object, type, reason, message, 1, "");
+  std::lock_guard keyLock(stripeFor(key));
+  Seen seen;
+  {
+    std::lock_guard lock(mu_);
+    const auto it = seen_.find(key);
+    if (it == seen_.end()) {
+      seen.count = 0;
+    } else {
+      lru_.splice(lru_.begin(), lru_, it->second.lru);
+      seen = it->second;
+    }
+  }
+  if (seen.count == 0) return createEvent(key, object, type, reason, message, 1, "");
 
-  Seen& seen = it->second;
-  lru_.splice(lru_.begin(), lru_, seen.lru);
   const int64_t count = seen.count + 1;
   const Json patch = {{"count", count}, {"lastTimestamp", formatRfc3339(now_())}};
   auto patched = client_.patch(resources::kEvents, {seen.ns, seen.name}, patch);
   if (patched.ok()) {
-    seen.count = count;
+    std::lock_guard lock(mu_);
+    const auto it = seen_.find(key);
+    if (it != seen_.end()) it->second.count = count;
     return {};
   }
   // The Event expired (the API server keeps Events for an hour) or never got written: start a

@@ -7,7 +7,9 @@
 //   EventRecorderImpl recorder(client, "tasklease-operator", podName);
 //   recorder.record(task, EventType::kNormal, "CredentialIssued", "token for SA x issued");
 
+#include <array>
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <list>
 #include <map>
@@ -54,15 +56,24 @@ class EventRecorderImpl final : public EventRecorder {
   Status createEvent(const std::string& key, const Json& object, EventType type,
                      const std::string& reason, const std::string& message, int64_t count,
                      const std::string& firstTimestamp);
+  // A name for a new Event: the object's name and the time in hex nanoseconds, unique within
+  // this recorder even when the clock reads the same twice.
+  std::string eventName(const std::string& objectName,
+                        std::chrono::system_clock::time_point now);
+  std::mutex& stripeFor(const std::string& key);
 
   ApiClient& client_;
   const std::string component_;
   const std::string instance_;
   const std::function<std::chrono::system_clock::time_point()> now_;
-  // Held across the API call, so two identical events in a row become one Event with count 2.
-  std::mutex mu_;
+  // One of these is held across the API call for a given aggregation key, so two identical
+  // events in a row become one Event with count 2, while events about other objects (other
+  // stripes) are written in parallel.
+  std::array<std::mutex, 16> stripes_;
+  std::mutex mu_;                     // guards the three below; never held across a call
   std::map<std::string, Seen> seen_;  // guarded by mu_: aggregation key -> Event written
   std::list<std::string> lru_;        // guarded by mu_: most recent first
+  int64_t lastNanos_ = 0;             // guarded by mu_: the last time used in a name
 };
 
 }  // namespace tasklease::kube

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include "tests/mocks/fake_api_client.h"
 
 namespace tasklease::kube {
@@ -34,6 +36,22 @@ TEST_F(EventRecorderTest, WritesACoreV1EventAboutTheObject) {
   EXPECT_EQ(e["source"]["component"], "tasklease-operator");
   EXPECT_EQ(e["count"], 1);
   EXPECT_EQ(e["firstTimestamp"], "2023-11-14T22:13:20Z");
+}
+
+TEST_F(EventRecorderTest, EventsAtTheSameClockReadingGetDistinctNames) {
+  // The clock does not move between these: names must still differ, or the second create
+  // would fail with AlreadyExists.
+  const Json other = {{"apiVersion", "v1"},
+                      {"kind", "ConfigMap"},
+                      {"metadata", {{"namespace", "team-a"}, {"name", "refactor"}, {"uid", "u-2"}}}};
+  ASSERT_TRUE(recorder_.record(kTask, EventType::kNormal, "Issued", "one").ok());
+  ASSERT_TRUE(recorder_.record(kTask, EventType::kNormal, "Revoked", "two").ok());
+  ASSERT_TRUE(recorder_.record(other, EventType::kNormal, "Issued", "three").ok());
+  const auto events = fake_.objects(resources::kEvents);
+  ASSERT_EQ(events.size(), 3u);
+  std::set<std::string> names;
+  for (const Json& e : events) names.insert(e["metadata"]["name"].get<std::string>());
+  EXPECT_EQ(names.size(), 3u);
 }
 
 TEST_F(EventRecorderTest, RepeatsAreAggregatedIntoACount) {
