@@ -392,3 +392,41 @@ def test_rbac_grants_what_the_binaries_call_and_no_more(sim, applied):
     # operator.watchNamespace: task objects in that namespace only.
     assert can(sim, "operator", "create", "secrets", namespace="team-a", option="watch-namespace")
     assert not can(sim, "operator", "create", "secrets", namespace="team-b", option="watch-namespace")
+
+
+# ---- the installer docs keep up with the sources ----
+
+def schema_fields(node, path=""):
+    """Every field path of a CRD schema, arrays as `[]`, e.g. spec.scope.rules[].verbs."""
+    out = []
+    for key, child in (node.get("properties") or {}).items():
+        if not path and key in ("apiVersion", "kind", "metadata"):
+            continue
+        child_path = f"{path}.{key}" if path else key
+        out.append(child_path)
+        out += schema_fields(child, child_path)
+        if "items" in child:
+            out += schema_fields(child["items"], child_path + "[]")
+    return out
+
+
+def test_crd_reference_documents_every_field():
+    doc = open(os.path.join(ROOT, "docs", "crd-reference.md")).read()
+    missing = []
+    for name in sorted(os.listdir(os.path.join(ROOT, "crds"))):
+        crd = yaml.safe_load(open(os.path.join(ROOT, "crds", name)))
+        schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+        missing += [f"{name}: {f}" for f in schema_fields(schema) if f"`{f}`" not in doc]
+    assert missing == []
+
+
+def test_operations_guide_names_every_metric():
+    import re
+    names = set()
+    for part in ("webhook", "operator"):
+        for f in os.listdir(os.path.join(ROOT, part)):
+            if f.endswith(".cpp"):
+                names |= set(re.findall(r'"(tasklease_[a-z_]+)"', open(os.path.join(ROOT, part, f)).read()))
+    assert len(names) > 20
+    doc = open(os.path.join(ROOT, "docs", "operations.md")).read()
+    assert sorted(n for n in names if f"`{n}`" not in doc) == []
