@@ -10,6 +10,8 @@ PYTHON      := /usr/bin/python3
 CTEST_ARGS  ?=
 PYTEST_ARGS ?=
 SAN_DIR     ?= build-asan
+# Sanitizers for the main build (CI: address,undefined), e.g. `make test SANITIZE=address`.
+SANITIZE    ?=
 
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
@@ -25,7 +27,7 @@ deps:
 
 configure: deps
 	@cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) \
-	  -DTASKLEASE_WERROR=$(WERROR) >/dev/null
+	  -DTASKLEASE_WERROR=$(WERROR) -DTASKLEASE_SANITIZE=$(SANITIZE) >/dev/null
 
 build: configure
 	@cmake --build $(BUILD_DIR) -j$(JOBS)

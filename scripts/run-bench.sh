@@ -10,6 +10,10 @@ if [ -f bench/webhook_bench.py ]; then
   echo "== webhook =="
   /usr/bin/python3 bench/webhook_bench.py --build "$build"
 fi
+if [ -f bench/operator_bench.py ]; then
+  echo "== operator =="
+  /usr/bin/python3 bench/operator_bench.py --build "$build"
+fi
 for b in "$build"/bin/*_bench; do
   [ -x "$b" ] || continue
   echo "== $(basename "$b") =="

@@ -148,6 +148,7 @@ class Server:
         self.bookmark_interval = bookmark_interval
         self.min_request_timeout = min_request_timeout
         self.requests = 0
+        self.requests_by_agent = {}
         self.started = time.time()
         self.watch_tasks = set()
         self.encoded = _EncodeCache()
@@ -234,6 +235,11 @@ class Server:
 
     async def handle(self, request):
         self.requests += 1
+        # Per client (User-Agent up to its first '/') and method: benchmarks count the calls a
+        # component made.
+        agent = request.headers.get("User-Agent", "").split("/", 1)[0] or "-"
+        per_agent = self.requests_by_agent.setdefault(agent, {})
+        per_agent[request.method] = per_agent.get(request.method, 0) + 1
         log.debug("%s %s ct=%s accept=%s", request.method, request.path_qs, request.headers.get("Content-Type"), request.headers.get("Accept"))
         try:
             return await self._handle(request)
@@ -684,6 +690,7 @@ class Server:
         if path == "/kubesim/stats" and request.method == "GET":
             return self.respond({
                 "resourceVersion": self.store.rv, "requests": self.requests,
+                "requestsByAgent": self.requests_by_agent,
                 "watchers": self.store.watcher_count(),
                 "objects": {f"{g}/{p}" if g else p: len(rs.objects)
                             for (g, p), rs in self.store.resources.items()},
