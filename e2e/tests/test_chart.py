@@ -250,7 +250,7 @@ def test_cert_manager_issues_the_certificate_and_injects_the_ca():
         assert annotations["cert-manager.io/inject-ca-from"] == "tasklease-system/tasklease-webhook"
     spec = find(objects, "Deployment", "tasklease-webhook")[0]["spec"]["template"]["spec"]
     assert "--manage-certs" not in spec["containers"][0]["args"]
-    assert spec["volumes"][0]["secret"]["secretName"] == cert["spec"]["secretName"]
+    assert [v["secret"]["secretName"] for v in spec["volumes"] if "secret" in v] == [cert["spec"]["secretName"]]
     # The webhook may no longer touch its configurations: nothing for it to keep current.
     webhook_role = find(objects, "ClusterRole", "tasklease-webhook")[0]
     assert all("admissionregistration.k8s.io" not in r["apiGroups"] for r in webhook_role["rules"])
@@ -435,7 +435,8 @@ def test_webhook_and_operator_work_with_the_rendered_flags_and_permissions(priva
         cert_dir = os.path.join(c.workdir, "certs")  # the pod's emptyDir
         os.makedirs(cert_dir)
         wh_args = container_args(docs, "tasklease-webhook", env, {
-            "--port": port, "--metrics-port": mport, "--cert-dir": cert_dir})
+            "--port": port, "--metrics-port": mport, "--cert-dir": cert_dir,
+            "--evidence-head-file": os.path.join(c.workdir, "evidence-head.json")})
         started.append(Binary.start("tasklease-webhook", [
             *wh_args, "--kubeconfig", service_account_kubeconfig(c, ns, "tasklease-webhook")],
             env=env, log_dir=c.workdir, ready=lambda: http_ok(f"http://127.0.0.1:{mport}/readyz")))
