@@ -3,10 +3,10 @@
 # running as the unprivileged user 65532. The Helm chart (helm/tasklease) picks the binary with
 # `command:`.
 #
-#   docker build -t ghcr.io/tasklease/tasklease:0.1.0 .
-#   helm install tasklease helm/tasklease -n tasklease-system --create-namespace \
-#     --set image.repository=ghcr.io/tasklease/tasklease --set image.tag=0.1.0
-#   kind load docker-image ghcr.io/tasklease/tasklease:0.1.0      # kind: no registry needed
+#   docker build -t tasklease:0.1.0 .                 # the chart's default image name
+#   kind load docker-image tasklease:0.1.0            # kind: no registry needed
+#   helm install tasklease helm/tasklease -n tasklease-system --create-namespace
+# Elsewhere, tag and push it to your registry and set image.repository (docs/install.md).
 
 # ---- build: the C++ toolchain and -dev packages (scripts/deps.sh's build part) ----
 FROM debian:bookworm AS build
