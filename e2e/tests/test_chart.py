@@ -4,6 +4,7 @@ server, a misspelt value fails schema validation naming it, the chart's CRDs are
 repository's crds/, and the rendered objects keep the promises of docs/install.md (restricted
 pods, the webhook excluded from its own namespace and kube-system, least-privilege RBAC)."""
 
+import base64
 import filecmp
 import json
 import os
@@ -482,6 +483,29 @@ def test_webhook_and_operator_work_with_the_rendered_flags_and_permissions(priva
         for b in started:
             b.stop()
     assert "forbidden" not in logs.lower(), logs
+
+
+
+def test_helm_upgrade_keeps_the_ca_bundle_the_webhook_wrote(private_cluster):
+    c = private_cluster
+
+    def helm_on(*args):
+        return helm(*args, "--kubeconfig", c.kubeconfig, "--namespace", NS)
+
+    helm_on("install", "tasklease", CHART, "--create-namespace")
+    bundle = base64.b64encode(b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n").decode()
+    for kind in ("validatingwebhookconfiguration", "mutatingwebhookconfiguration"):
+        config = c.kubectl_json("get", kind, "tasklease")
+        for hook in config["webhooks"]:
+            hook["clientConfig"]["caBundle"] = bundle  # as the webhook's --manage-certs does: an update
+        c.kubectl("replace", "-f", "-", input=json.dumps(config))
+    helm_on("upgrade", "tasklease", CHART, "--set", "webhook.timeoutSeconds=7")
+    for kind in ("validatingwebhookconfiguration", "mutatingwebhookconfiguration"):
+        hooks = c.kubectl_json("get", kind, "tasklease")["webhooks"]
+        assert [h["clientConfig"].get("caBundle") for h in hooks] == [bundle] * len(hooks)
+        assert 7 in [h["timeoutSeconds"] for h in hooks]  # the upgrade itself took effect
+    helm_on("uninstall", "tasklease")
+    assert c.kubectl("get", "validatingwebhookconfiguration", "tasklease", check=False).returncode != 0
 
 
 # ---- the installer docs keep up with the sources ----
