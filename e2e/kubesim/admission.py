@@ -277,23 +277,22 @@ class Admission:
         svc = store.get(reg.types[("", "services")], namespace, name)
         if svc is None:
             raise WebhookCallError(f'failed to call webhook: service "{name}" not found')
-        target = port
-        for p in (svc.get("spec") or {}).get("ports") or []:
-            if p.get("port") == port:
-                target = p.get("targetPort", port)
-                break
+        # As kube-apiserver's service resolver: the Service port that matches, then the
+        # Endpoints port that carries that Service port's name (unnamed when the Service has a
+        # single unnamed port).
+        svc_port = next((p for p in (svc.get("spec") or {}).get("ports") or []
+                         if p.get("port") == port), None)
+        if svc_port is None:
+            raise WebhookCallError(f'failed to call webhook: service "{name}" has no port {port}')
+        port_name = svc_port.get("name", "")
         eps = store.get(reg.types[("", "endpoints")], namespace, name)
         for subset in (eps or {}).get("subsets") or []:
             addrs = subset.get("addresses") or []
             if not addrs:
                 continue
-            ports = subset.get("ports") or []
-            if isinstance(target, str):
-                match = next((p for p in ports if p.get("name") == target), None)
-                if match is None:
-                    continue
-                tport = match["port"]
-            else:
-                tport = target
-            return addrs[0]["ip"], tport
+            match = next((p for p in subset.get("ports") or [] if p.get("name", "") == port_name),
+                         None)
+            if match is None:
+                continue
+            return addrs[0]["ip"], match["port"]
         raise WebhookCallError(f'failed to call webhook: no endpoints available for service "{name}"')

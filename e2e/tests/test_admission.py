@@ -114,6 +114,30 @@ def test_service_webhook_is_resolved_through_endpoints_and_certificate_checked(c
         wrong_name.stop()
 
 
+def test_service_port_is_found_in_endpoints_by_the_service_ports_name(cluster, scope):
+    """kube-apiserver takes the Endpoints port named like the Service port (not like its
+    targetPort); the port number there is what it dials."""
+    ns, key, register = scope
+    hook = FakeWebhook(dns_names=[f"named.{ns}.svc"]).start()
+    try:
+        hook.handlers["/v"] = deny("reached by the service port's name")
+        cluster.apply([
+            {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "named", "namespace": ns},
+             "spec": {"ports": [{"port": 443, "targetPort": "container-port", "name": "web"}]}},
+            {"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "named", "namespace": ns},
+             "subsets": [{"addresses": [{"ip": "127.0.0.1"}],
+                          "ports": [{"name": "other", "port": 1},
+                                    {"name": "web", "port": hook.port}]}]}])
+        register("ValidatingWebhookConfiguration", f"named-{key}", [webhook(
+            "named.tasklease.test", key,
+            {"service": {"name": "named", "namespace": ns, "path": "/v", "port": 443},
+             "caBundle": hook.ca_bundle})])
+        res = create_cm(cluster, ns, "c1")
+        assert "reached by the service port's name" in res.stderr
+    finally:
+        hook.stop()
+
+
 def test_failure_policy_fail_rejects_and_ignore_admits_when_webhook_is_down(cluster, scope):
     ns, key, register = scope
     dead = "https://127.0.0.1:1/never"
