@@ -30,7 +30,6 @@ import asyncio
 import json
 import os
 import ssl
-import statistics
 import sys
 import tempfile
 import time
