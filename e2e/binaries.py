@@ -1,6 +1,7 @@
 """Starting the project's own binaries (build/bin/) from end-to-end tests: each runs as a real
 process with its log captured to a file, waits for readiness, and can be stopped gracefully or
-killed with SIGKILL (crash-safety tests).
+killed with SIGKILL (crash-safety tests). Logs, and links to the evidence files the binaries
+write, are collected under ARTIFACTS_DIR for the whole session.
 
     op = Binary.start("tasklease-operator", ["--kubeconfig", c.kubeconfig, ...],
                       ready=lambda: http_ok(f"http://127.0.0.1:{port}/healthz"))
@@ -22,6 +23,33 @@ from harness import ROOT
 
 BUILD_DIR = os.environ.get("TASKLEASE_BUILD_DIR", os.path.join(ROOT, "build"))
 BIN_DIR = os.path.join(BUILD_DIR, "bin")
+
+
+def _artifacts_dir():
+    """One directory per test session (or $TASKLEASE_E2E_ARTIFACTS) that holds every binary's log
+    and a link to each evidence file it writes, so that they can be examined together
+    (tests/test_zz_secret_scan.py)."""
+    given = os.environ.get("TASKLEASE_E2E_ARTIFACTS")
+    if given:
+        os.makedirs(given, exist_ok=True)
+        return given
+    parent = os.path.join(BUILD_DIR, "e2e-artifacts")
+    os.makedirs(parent, exist_ok=True)
+    return tempfile.mkdtemp(prefix=time.strftime("%Y%m%d-%H%M%S-"), dir=parent)
+
+
+ARTIFACTS_DIR = _artifacts_dir()
+
+
+def _evidence_files(args):
+    """The --evidence-file paths among a binary's arguments."""
+    out = []
+    for i, a in enumerate(args):
+        if a == "--evidence-file" and i + 1 < len(args):
+            out.append(args[i + 1])
+        elif a.startswith("--evidence-file="):
+            out.append(a.split("=", 1)[1])
+    return out
 
 
 def binary_path(name):
@@ -53,9 +81,15 @@ class Binary:
 
     @classmethod
     def start(cls, name, args, ready=None, timeout=30, env=None, log_dir=None):
-        log_dir = log_dir or tempfile.mkdtemp(prefix=f"{name}-")
-        log_path = os.path.join(log_dir, f"{name}-{int(time.time() * 1000)}.log")
+        """The log is written under ARTIFACTS_DIR, next to links to the evidence files named
+        by --evidence-file; log_dir, when given, gets a link to the log."""
+        run_dir = tempfile.mkdtemp(prefix=f"{name}-", dir=ARTIFACTS_DIR)
+        log_path = os.path.join(run_dir, f"{name}.log")
         log = open(log_path, "wb")
+        if log_dir:
+            os.symlink(log_path, os.path.join(log_dir, f"{name}-{int(time.time() * 1000)}.log"))
+        for i, evidence in enumerate(_evidence_files(args)):
+            os.symlink(os.path.abspath(evidence), os.path.join(run_dir, f"evidence-{i}.jsonl"))
         full_env = dict(os.environ)
         full_env.update(env or {})
         proc = subprocess.Popen([binary_path(name), *args], stdout=log, stderr=subprocess.STDOUT,
