@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <memory>
 
+#include "common/base64.h"
 #include "webhook/json_access.h"
 
 namespace tasklease::webhook {
@@ -313,6 +314,27 @@ StatusOr<AdmissionRequest> decodeAdmissionReview(std::string_view body) {
         r.userInfo.groups.emplace_back(v);
       }
     }
+    simdjson::dom::element extra;
+    if (user.at_key("extra").get(extra) == simdjson::SUCCESS && !extra.is_null()) {
+      simdjson::dom::object entries;
+      if (extra.get(entries) != simdjson::SUCCESS) {
+        return fieldError("request.userInfo.extra", "must be a map of string lists");
+      }
+      for (auto [key, value] : entries) {
+        std::vector<std::string>& values = r.userInfo.extra[std::string(key)];
+        simdjson::dom::array list;
+        if (value.get(list) != simdjson::SUCCESS) {
+          return fieldError("request.userInfo.extra", "must be a map of string lists");
+        }
+        for (simdjson::dom::element item : list) {
+          std::string_view v;
+          if (item.get(v) != simdjson::SUCCESS) {
+            return fieldError("request.userInfo.extra", "must be a map of string lists");
+          }
+          values.emplace_back(v);
+        }
+      }
+    }
   }
   // Pods and workloads keep only what the rules read; other kinds (IdentityException,
   // AgentTask) are kept whole.
@@ -344,6 +366,10 @@ std::string encodeAdmissionReview(const AdmissionResponse& response) {
     if (!response.allowed) status["status"] = "Failure";
     if (!response.reason.empty()) status["reason"] = response.reason;
     resp["status"] = std::move(status);
+  }
+  if (!response.patch.empty()) {
+    resp["patchType"] = "JSONPatch";
+    resp["patch"] = base64Encode(response.patch);
   }
   if (!response.warnings.empty()) resp["warnings"] = response.warnings;
   if (!response.auditAnnotations.empty()) resp["auditAnnotations"] = response.auditAnnotations;

@@ -26,6 +26,9 @@ struct UserInfo {
   std::string username;
   std::string uid;
   std::vector<std::string> groups;
+  // Authenticator-specific attributes (scopes, the node of a bound token); passed on to the
+  // SubjectAccessReviews that check an AgentTask against its requester.
+  std::map<std::string, std::vector<std::string>> extra;
 };
 
 struct AdmissionRequest {
@@ -52,6 +55,8 @@ struct AdmissionResponse {
   std::string message;
   std::vector<std::string> warnings;
   std::map<std::string, std::string> auditAnnotations;
+  // A JSON Patch document (mutating admission); sent base64-encoded with patchType JSONPatch.
+  std::string patch;
 };
 
 // Deepest nesting of arrays and objects accepted; Kubernetes objects stay far below it.

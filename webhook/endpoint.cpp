@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "common/log.h"
+#include "webhook/agenttask.h"
 #include "webhook/identity_exception.h"
 #include "webhook/workload.h"
 
@@ -12,7 +13,9 @@ namespace {
 // A label value from outside input must not create unbounded series: kinds the webhook does
 // not judge are all "other".
 std::string kindLabel(const std::string& kind) {
-  if (isPodBearingKind(kind) || kind == kIdentityExceptionKind) return kind;
+  if (isPodBearingKind(kind) || kind == kIdentityExceptionKind || kind == kAgentTaskKind) {
+    return kind;
+  }
   return "other";
 }
 
@@ -27,12 +30,14 @@ HttpResponse textResponse(int status, std::string body) {
 }  // namespace
 
 AdmissionEndpoint::AdmissionEndpoint(const ClusterState& state, ReviewConfig config,
-                                     EvidenceChain* evidence, MetricsRegistry& metrics, Clock clock)
+                                     EvidenceChain* evidence, MetricsRegistry& metrics, Clock clock,
+                                     const AgentTaskReviewer* agentTasks)
     : state_(state),
       config_(std::move(config)),
       evidence_(evidence),
       metrics_(metrics),
       clock_(clock ? std::move(clock) : Clock([] { return std::chrono::system_clock::now(); })),
+      agentTasks_(agentTasks),
       reviews_(metrics.counter("tasklease_webhook_reviews_total",
                                "Admission reviews answered, by object kind, decision and the "
                                "namespace's enforcement mode.",
@@ -53,8 +58,16 @@ AdmissionEndpoint::AdmissionEndpoint(const ClusterState& state, ReviewConfig con
                                        "Evidence records written, by kind.", {"kind"})) {}
 
 HttpResponse AdmissionEndpoint::validate(const HttpRequest& request) {
+  return answer(request, /*mutating=*/false);
+}
+
+HttpResponse AdmissionEndpoint::mutate(const HttpRequest& request) {
+  return answer(request, /*mutating=*/true);
+}
+
+HttpResponse AdmissionEndpoint::answer(const HttpRequest& request, bool mutating) {
   auto started = std::chrono::steady_clock::now();
-  if (!state_.synced()) {
+  if (!mutating && !state_.synced()) {
     errors_.labels({"not_ready"}).inc();
     return statusResponse(503, "ServiceUnavailable",
                           "tasklease-webhook: cluster state caches are not synced yet");
@@ -65,7 +78,21 @@ HttpResponse AdmissionEndpoint::validate(const HttpRequest& request) {
     logWarn("bad admission review", {{"error", decoded.status().message()}});
     return statusResponse(400, "BadRequest", decoded.status().message());
   }
-  ReviewOutcome outcome = reviewAdmission(*decoded, state_, config_, clock_());
+  ReviewOutcome outcome;
+  if (isAgentTaskRequest(*decoded)) {
+    if (agentTasks_ == nullptr) {
+      outcome = noAgentTaskReviewer(*decoded);
+    } else if (mutating) {
+      outcome = agentTasks_->mutate(*decoded, clock_());
+    } else {
+      outcome = agentTasks_->validate(*decoded, clock_());
+    }
+  } else if (mutating) {
+    outcome.kind = decoded->kind;
+    outcome.response.uid = decoded->uid;  // nothing else is mutated
+  } else {
+    outcome = reviewAdmission(*decoded, state_, config_, clock_());
+  }
   writeEvidence(outcome.evidence, decoded->uid);
   HttpResponse response;
   response.body = encodeAdmissionReview(outcome.response);
@@ -73,6 +100,22 @@ HttpResponse AdmissionEndpoint::validate(const HttpRequest& request) {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   record(*decoded, outcome, seconds);
   return response;
+}
+
+ReviewOutcome AdmissionEndpoint::noAgentTaskReviewer(const AdmissionRequest& request) const {
+  ReviewOutcome out;
+  out.kind = request.kind;
+  out.mode = EnforcementMode::kEnforce;
+  out.decision = Decision::kDenied;
+  out.response.uid = request.uid;
+  out.response.allowed = false;
+  out.response.code = 503;
+  out.response.reason = "ServiceUnavailable";
+  out.response.message =
+      "tasklease-webhook has no delegation signing key (it runs with --cluster-state-file, or "
+      "without --namespace or $POD_NAMESPACE): it cannot stamp or check AgentTasks, so it "
+      "refuses them";
+  return out;
 }
 
 void AdmissionEndpoint::record(const AdmissionRequest& request, const ReviewOutcome& outcome,

@@ -1,9 +1,9 @@
 #pragma once
-// The webhook's HTTP endpoints without the HTTP server: /validate (decode, review, record
-// evidence and metrics, encode), /healthz, /readyz and /metrics. The server (server.h) routes
-// requests here; tests and the fuzzer call it directly.
+// The webhook's HTTP endpoints without the HTTP server: /validate and /mutate (decode, review,
+// record evidence and metrics, encode), /healthz, /readyz and /metrics. The server (server.h)
+// routes requests here; tests and the fuzzer call it directly.
 //
-//   AdmissionEndpoint endpoint(state, ReviewConfig{}, &chain, registry);
+//   AdmissionEndpoint endpoint(state, ReviewConfig{}, &chain, registry, nullptr, &agentTasks);
 //   HttpResponse r = endpoint.validate(request);
 
 #include <memory>
@@ -11,6 +11,7 @@
 #include "common/evidence.h"
 #include "common/http_server.h"
 #include "common/metrics.h"
+#include "webhook/agenttask_review.h"
 #include "webhook/cluster_state.h"
 #include "webhook/review.h"
 
@@ -18,13 +19,18 @@ namespace tasklease::webhook {
 
 class AdmissionEndpoint {
  public:
-  // state, evidence (may be null: no evidence) and metrics must outlive the endpoint.
+  // state, evidence (may be null: no evidence), metrics and agentTasks must outlive the
+  // endpoint. Without agentTasks (no signing key), AgentTasks are refused.
   AdmissionEndpoint(const ClusterState& state, ReviewConfig config, EvidenceChain* evidence,
-                    MetricsRegistry& metrics, Clock clock = nullptr);
+                    MetricsRegistry& metrics, Clock clock = nullptr,
+                    const AgentTaskReviewer* agentTasks = nullptr);
 
   // POST /validate: 200 with an AdmissionReview response; 400 (metav1.Status) when the body is
   // not an admission.k8s.io/v1 AdmissionReview; 503 while the cluster state is not synced.
   HttpResponse validate(const HttpRequest& request);
+  // POST /mutate: stamps AgentTask CREATEs (tasklease.io/requested-by); other requests pass
+  // unchanged. 400 as /validate.
+  HttpResponse mutate(const HttpRequest& request);
   HttpResponse healthz() const;
   // 200 once the cluster state is synced, 503 before.
   HttpResponse readyz() const;
@@ -35,6 +41,9 @@ class AdmissionEndpoint {
   void countCertificateReload();
 
  private:
+  HttpResponse answer(const HttpRequest& request, bool mutating);
+  // AgentTasks cannot be checked without a signing key: refused, so nothing slips through.
+  ReviewOutcome noAgentTaskReviewer(const AdmissionRequest& request) const;
   void record(const AdmissionRequest& request, const ReviewOutcome& outcome, double seconds);
   void writeEvidence(std::vector<EvidenceEvent>& events, const std::string& uid);
 
@@ -43,6 +52,7 @@ class AdmissionEndpoint {
   EvidenceChain* evidence_;
   MetricsRegistry& metrics_;
   Clock clock_;
+  const AgentTaskReviewer* agentTasks_;
 
   CounterFamily& reviews_;
   CounterFamily& violations_;

@@ -6,14 +6,14 @@ namespace tasklease::webhook {
 
 StatusOr<std::unique_ptr<WebhookServer>> WebhookServer::start(const WebhookServerOptions& options,
                                                               const ClusterState& state,
-                                                              EvidenceChain* evidence,
-                                                              Clock clock) {
+                                                              EvidenceChain* evidence, Clock clock,
+                                                              const AgentTaskReviewer* agentTasks) {
   if (!options.https.tls) {
     return invalidArgument("the webhook serves only HTTPS: set the certificate and key files");
   }
   std::unique_ptr<WebhookServer> server(new WebhookServer());
-  server->endpoint_ = std::make_unique<AdmissionEndpoint>(state, options.review, evidence,
-                                                          server->metrics_, std::move(clock));
+  server->endpoint_ = std::make_unique<AdmissionEndpoint>(
+      state, options.review, evidence, server->metrics_, std::move(clock), agentTasks);
   AdmissionEndpoint* endpoint = server->endpoint_.get();
 
   HttpServerOptions https = options.https;
@@ -32,6 +32,7 @@ StatusOr<std::unique_ptr<WebhookServer>> WebhookServer::start(const WebhookServe
   HttpRoutes routes;
   routes.add("POST", "/validate",
              [endpoint](const HttpRequest& r) { return endpoint->validate(r); });
+  routes.add("POST", "/mutate", [endpoint](const HttpRequest& r) { return endpoint->mutate(r); });
   routes.add("GET", "/healthz", [endpoint](const HttpRequest&) { return endpoint->healthz(); });
   routes.add("GET", "/readyz", [endpoint](const HttpRequest&) { return endpoint->readyz(); });
   auto started = HttpServer::start(std::move(https), std::move(routes));

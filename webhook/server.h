@@ -1,7 +1,7 @@
 #pragma once
-// tasklease-webhook's servers: HTTPS for POST /validate, GET /healthz and GET /readyz, and
-// plain HTTP for GET /metrics on a separate port (DESIGN.md §8). The admission logic is in
-// AdmissionEndpoint; this only wires it to the two HTTP servers.
+// tasklease-webhook's servers: HTTPS for POST /validate, POST /mutate, GET /healthz and
+// GET /readyz, and plain HTTP for GET /metrics on a separate port (DESIGN.md §8). The
+// admission logic is in AdmissionEndpoint; this only wires it to the two HTTP servers.
 //
 //   WebhookServerOptions opts;  // TLS files, ports, timeouts, review config
 //   auto server = WebhookServer::start(opts, clusterState, &evidenceChain);
@@ -28,11 +28,11 @@ struct WebhookServerOptions {
 
 class WebhookServer {
  public:
-  // state and evidence (may be null) must outlive the server.
-  static StatusOr<std::unique_ptr<WebhookServer>> start(const WebhookServerOptions& options,
-                                                        const ClusterState& state,
-                                                        EvidenceChain* evidence,
-                                                        Clock clock = nullptr);
+  // state, evidence (may be null) and agentTasks (may be null: AgentTasks are refused) must
+  // outlive the server.
+  static StatusOr<std::unique_ptr<WebhookServer>> start(
+      const WebhookServerOptions& options, const ClusterState& state, EvidenceChain* evidence,
+      Clock clock = nullptr, const AgentTaskReviewer* agentTasks = nullptr);
   ~WebhookServer();
 
   uint16_t port() const;

@@ -1,0 +1,531 @@
+#include "webhook/agenttask.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <map>
+#include <optional>
+#include <set>
+
+#include "common/base64.h"
+#include "common/metrics.h"
+#include "tests/mocks/fake_stamp_verifier.h"
+#include "tests/webhook/fixtures.h"
+#include "webhook/agenttask_review.h"
+#include "webhook/endpoint.h"
+
+namespace tasklease::webhook {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+using namespace testing;  // NOLINT: the fixtures
+
+Json rule(const Json& groups, const Json& resources, const Json& verbs,
+          const Json& names = Json()) {
+  Json r = {{"apiGroups", groups}, {"resources", resources}, {"verbs", verbs}};
+  if (!names.is_null()) r["resourceNames"] = names;
+  return r;
+}
+
+Json taskSpec(const Json& rules = Json::array({rule({""}, {"configmaps"}, {"get"})}),
+              const std::string& ttl = "30m") {
+  return {{"agent", "refactor-bot"},
+          {"purpose", "Refactor billing"},
+          {"context", {{"tool", "git"}, {"dataSensitivity", "internal"}, {"environment", "dev"}}},
+          {"ttl", ttl},
+          {"scope", {{"rules", rules}}},
+          {"completed", false}};
+}
+
+Json task(const Json& spec, const Json& annotations = Json()) {
+  Json t = {{"apiVersion", "tasklease.io/v1alpha1"},
+            {"kind", "AgentTask"},
+            {"metadata", {{"name", "t1"}, {"namespace", "team-a"}}},
+            {"spec", spec}};
+  if (!annotations.is_null()) t["metadata"]["annotations"] = annotations;
+  return t;
+}
+
+AdmissionRequest request(const Json& object, const std::string& operation = "CREATE",
+                         const Json& oldObject = Json()) {
+  AdmissionRequest r;
+  r.uid = "req-1";
+  r.group = "tasklease.io";
+  r.version = "v1alpha1";
+  r.kind = "AgentTask";
+  r.resource = "agenttasks";
+  r.name = "t1";
+  r.ns = "team-a";
+  r.operation = operation;
+  r.userInfo = {"alice", "uid-alice", {"dev", "system:authenticated"}, {}};
+  r.object = object;
+  r.oldObject = oldObject;
+  return r;
+}
+
+bool mentions(const std::vector<std::string>& problems, const std::string& text) {
+  for (const auto& p : problems) {
+    if (p.find(text) != std::string::npos) return true;
+  }
+  return false;
+}
+
+// ---- spec checks ----
+
+TEST(AgentTaskSpecTest, AWellFormedSpecHasNoProblems) {
+  EXPECT_TRUE(agentTaskSpecProblems(taskSpec()).empty());
+}
+
+TEST(AgentTaskSpecTest, WildcardVerbsResourcesAndApiGroupsAreRefused) {
+  auto problems = agentTaskSpecProblems(
+      taskSpec(Json::array({rule({"*"}, {"*"}, {"*"}), rule({""}, {"pods/*"}, {"get"})})));
+  EXPECT_TRUE(mentions(problems, "spec.scope.rules[0].verbs[0]: \"*\" is not allowed"))
+      << problems[0];
+  EXPECT_TRUE(mentions(problems, "spec.scope.rules[0].resources[0]: \"*\" is a wildcard"));
+  EXPECT_TRUE(mentions(problems, "spec.scope.rules[0].apiGroups[0]: \"*\" is not allowed"));
+  EXPECT_TRUE(mentions(problems, "spec.scope.rules[1].resources[0]: \"pods/*\" is a wildcard"));
+}
+
+TEST(AgentTaskSpecTest, EscalateBindAndImpersonateAreRefused) {
+  auto problems = agentTaskSpecProblems(taskSpec(
+      Json::array({rule({"rbac.authorization.k8s.io"}, {"roles"}, {"get", "escalate", "bind"}),
+                   rule({""}, {"users"}, {"impersonate"})})));
+  EXPECT_EQ(problems.size(), 3u);
+  EXPECT_TRUE(mentions(problems, "spec.scope.rules[0].verbs[1]: \"escalate\""));
+  EXPECT_TRUE(mentions(problems, "spec.scope.rules[0].verbs[2]: \"bind\""));
+  EXPECT_TRUE(mentions(problems, "spec.scope.rules[1].verbs[0]: \"impersonate\""));
+}
+
+TEST(AgentTaskSpecTest, UnparsableOrMissingTtlIsRefused) {
+  EXPECT_TRUE(mentions(agentTaskSpecProblems(taskSpec(Json::array(), "soon")), "spec.ttl"));
+  Json noTtl = taskSpec();
+  noTtl.erase("ttl");
+  EXPECT_TRUE(mentions(agentTaskSpecProblems(noTtl), "spec.ttl: required"));
+}
+
+TEST(AgentTaskSpecTest, ServiceAccountTokenTtlBelowTenMinutesIsRefusedButX509SvidMayBeShorter) {
+  auto problems = agentTaskSpecProblems(taskSpec(Json::array(), "9m"));
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_THAT(problems[0], HasSubstr("below 10m"));
+  Json svid = taskSpec(Json::array(), "5m");
+  svid["credential"] = {{"type", "X509SVID"}};
+  EXPECT_TRUE(agentTaskSpecProblems(svid).empty());
+  EXPECT_TRUE(agentTaskSpecProblems(taskSpec(Json::array(), "10m")).empty());
+  EXPECT_TRUE(mentions(agentTaskSpecProblems(taskSpec(Json::array(), "25h")), "outside 1m to 24h"));
+}
+
+TEST(AgentTaskSpecTest, ListsOfTheWrongTypeAreNamed) {
+  Json spec = taskSpec(Json::array({{{"resources", "configmaps"}, {"verbs", {"get", 3}}}}));
+  auto problems = agentTaskSpecProblems(spec);
+  EXPECT_TRUE(mentions(problems, "spec.scope.rules[0].resources: must be a list of strings"));
+  EXPECT_TRUE(mentions(problems, "spec.scope.rules[0].verbs[1]: must be a string"));
+  spec["credential"] = {{"type", "Password"}};
+  EXPECT_TRUE(mentions(agentTaskSpecProblems(spec), "spec.credential.type"));
+}
+
+// ---- update checks ----
+
+TEST(AgentTaskUpdateTest, CompletingTheTaskIsTheOnlySpecChangeAllowed) {
+  const Json before = task(taskSpec());
+  Json done = before;
+  done["spec"]["completed"] = true;
+  EXPECT_TRUE(agentTaskUpdateProblems(before, done).empty());
+  EXPECT_TRUE(mentions(agentTaskUpdateProblems(done, before), "from true back to false"));
+  Json longer = before;
+  longer["spec"]["ttl"] = "1h";
+  EXPECT_TRUE(
+      mentions(agentTaskUpdateProblems(before, longer), "spec.ttl: the spec cannot change"));
+  Json more = before;
+  more["spec"]["scope"]["rules"][0]["verbs"].push_back("update");
+  EXPECT_TRUE(mentions(agentTaskUpdateProblems(before, more), "spec.scope"));
+}
+
+TEST(AgentTaskUpdateTest, MetadataChangesOtherThanTheStampAreAllowed) {
+  const Json before = task(taskSpec(), {{kRequestedByAnnotation, "x"}});
+  Json after = before;
+  after["metadata"]["finalizers"] = {"tasklease.io/revoke"};
+  after["metadata"]["labels"] = {{"team", "billing"}};
+  EXPECT_TRUE(agentTaskUpdateProblems(before, after).empty());
+}
+
+TEST(AgentTaskUpdateTest, TheStampCanBeNeitherAddedChangedNorRemoved) {
+  const Json stamped = task(taskSpec(), {{kRequestedByAnnotation, R"({"username":"alice"})"},
+                                         {kRequestedBySignatureAnnotation, "sig"}});
+  Json changed = stamped;
+  changed["metadata"]["annotations"][kRequestedByAnnotation] = R"({"username":"root"})";
+  EXPECT_TRUE(mentions(agentTaskUpdateProblems(stamped, changed),
+                       std::string("metadata.annotations[") + kRequestedByAnnotation + "]"));
+  Json removed = stamped;
+  removed["metadata"].erase("annotations");
+  EXPECT_EQ(agentTaskUpdateProblems(stamped, removed).size(), 2u);
+  const Json bare = task(taskSpec());
+  EXPECT_EQ(agentTaskUpdateProblems(bare, stamped).size(), 2u);
+}
+
+// ---- permission planning ----
+
+TEST(PermissionPlanTest, OneCheckPerGroupResourceVerbAndName) {
+  const auto checks = planPermissionChecks(taskSpec(
+      Json::array({rule({""}, {"configmaps", "pods/log"}, {"get", "update"}, {"a", "b"})})));
+  ASSERT_EQ(checks.size(), 8u);
+  EXPECT_EQ(checks[0], (PermissionCheck{"get", "", "configmaps", "", "a"}));
+  EXPECT_EQ(checks[1], (PermissionCheck{"get", "", "configmaps", "", "b"}));
+  EXPECT_EQ(checks[2], (PermissionCheck{"update", "", "configmaps", "", "a"}));
+  EXPECT_EQ(checks[4], (PermissionCheck{"get", "", "pods", "log", "a"}));
+}
+
+TEST(PermissionPlanTest, ARuleWithoutApiGroupsOrNamesIsTheCoreGroupAndEveryName) {
+  const auto checks = planPermissionChecks(
+      taskSpec(Json::array({{{"resources", {"secrets"}}, {"verbs", {"list"}}}})));
+  ASSERT_EQ(checks.size(), 1u);
+  EXPECT_EQ(checks[0], (PermissionCheck{"list", "", "secrets", "", ""}));
+  EXPECT_EQ(describePermission(checks[0]), "list on secrets (apiGroup \"\")");
+}
+
+TEST(PermissionPlanTest, DuplicatesAreDroppedAndRefusedEntriesLeftOut) {
+  const auto checks = planPermissionChecks(
+      taskSpec(Json::array({rule({""}, {"configmaps"}, {"get", "*", "bind"}),
+                            rule({"", "*"}, {"configmaps", "*"}, {"get"}),
+                            rule({"apps"}, {"deployments"}, {"patch"}, {"web"})})));
+  ASSERT_EQ(checks.size(), 2u);
+  EXPECT_EQ(checks[0], (PermissionCheck{"get", "", "configmaps", "", ""}));
+  EXPECT_EQ(checks[1], (PermissionCheck{"patch", "apps", "deployments", "", "web"}));
+  EXPECT_EQ(describePermission(checks[1]),
+            "patch on deployments (apiGroup \"apps\", resourceName \"web\")");
+}
+
+// ---- stamping ----
+
+class StampTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto k = SigningKey::generate();
+    ASSERT_TRUE(k.ok());
+    key_ = std::make_unique<SigningKey>(std::move(*k));
+    ASSERT_TRUE(stamps_.keys.add(key_->publicPem()).ok());
+  }
+
+  // The object as the API server stores it after applying the response's patch.
+  Json applied(const AdmissionRequest& req, const AdmissionResponse& resp) {
+    Json object = req.object.patch(Json::parse(resp.patch));
+    object["metadata"]["creationTimestamp"] = formatRfc3339(testNow());
+    return object;
+  }
+
+  std::unique_ptr<SigningKey> key_;
+  kube::FakeStampVerifier stamps_;
+};
+
+TEST_F(StampTest, CreateIsPatchedWithTheRequesterAndASignatureThatVerifies) {
+  const AdmissionRequest req = request(task(taskSpec()));
+  const AdmissionResponse resp = stampAgentTask(req, *key_, testNow());
+  ASSERT_TRUE(resp.allowed) << resp.message;
+  const Json patch = Json::parse(resp.patch);
+  ASSERT_EQ(patch.size(), 1u);
+  EXPECT_EQ(patch[0]["path"], "/metadata/annotations");
+  const Json object = applied(req, resp);
+  auto who = parseRequestedBy(
+      object["metadata"]["annotations"][kRequestedByAnnotation].get<std::string>());
+  ASSERT_TRUE(who.ok());
+  EXPECT_EQ(*who, (Requester{"alice", "uid-alice", {"dev", "system:authenticated"}}));
+  const StampCheck check = verifyStamp(object, stamps_.keys);
+  EXPECT_TRUE(check.verified()) << check.message;
+}
+
+TEST_F(StampTest, ExistingAnnotationsAreKeptAndTheKeysEscapedInThePointer) {
+  const AdmissionRequest req = request(task(taskSpec(), {{"team", "billing"}}));
+  const AdmissionResponse resp = stampAgentTask(req, *key_, testNow());
+  ASSERT_TRUE(resp.allowed);
+  const Json patch = Json::parse(resp.patch);
+  ASSERT_EQ(patch.size(), 2u);
+  EXPECT_EQ(patch[0]["path"], "/metadata/annotations/tasklease.io~1requested-by");
+  const Json object = applied(req, resp);
+  EXPECT_EQ(object["metadata"]["annotations"]["team"], "billing");
+  EXPECT_TRUE(verifyStamp(object, stamps_.keys).verified());
+}
+
+TEST_F(StampTest, AClientSuppliedStampOrSignatureIsRefused) {
+  for (const char* k : {kRequestedByAnnotation, kRequestedBySignatureAnnotation}) {
+    const AdmissionResponse resp = stampAgentTask(
+        request(task(taskSpec(), {{k, R"({"username":"root"})"}})), *key_, testNow());
+    EXPECT_FALSE(resp.allowed);
+    EXPECT_EQ(resp.code, 403);
+    EXPECT_THAT(resp.message, HasSubstr(k));
+    EXPECT_TRUE(resp.patch.empty());
+  }
+}
+
+TEST_F(StampTest, ARequestWithoutAUserIsRefused) {
+  AdmissionRequest req = request(task(taskSpec()));
+  req.userInfo = {};
+  const AdmissionResponse resp = stampAgentTask(req, *key_, testNow());
+  EXPECT_FALSE(resp.allowed);
+  EXPECT_THAT(resp.message, HasSubstr("userInfo.username"));
+}
+
+// ---- the reviewer ----
+
+// Answers from a table of "verb resource name" the user holds; checks not in `unanswered`.
+class FakeAccessReviewer final : public AccessReviewer {
+ public:
+  std::vector<AccessAnswer> review(const UserInfo& user, const std::string& ns,
+                                   const std::vector<PermissionCheck>& checks,
+                                   std::chrono::milliseconds) override {
+    lastUser = user.username;
+    lastNs = ns;
+    asked += checks.size();
+    std::vector<AccessAnswer> out;
+    for (const auto& c : checks) {
+      if (truncateAfter && out.size() == *truncateAfter) break;
+      const std::string key = c.verb + " " + c.resource;
+      if (unanswered.count(key) > 0) {
+        out.push_back({false, false, "context deadline exceeded"});
+      } else {
+        out.push_back({true, held.count(key) > 0, ""});
+      }
+    }
+    return out;
+  }
+  std::set<std::string> held;
+  std::set<std::string> unanswered;
+  std::optional<size_t> truncateAfter;
+  size_t asked = 0;
+  std::string lastUser, lastNs;
+};
+
+class AgentTaskReviewerTest : public StampTest {
+ protected:
+  void SetUp() override {
+    StampTest::SetUp();
+    reviewer_ = std::make_unique<AgentTaskReviewer>(*key_, stamps_, access_);
+  }
+
+  // A CREATE as the validating webhook sees it: stamped by the mutating one.
+  AdmissionRequest stampedCreate(const Json& spec) {
+    AdmissionRequest req = request(task(spec));
+    const ReviewOutcome m = reviewer_->mutate(req, testNow());
+    EXPECT_TRUE(m.response.allowed) << m.response.message;
+    req.object = applied(req, m.response);
+    return req;
+  }
+
+  FakeAccessReviewer access_;
+  std::unique_ptr<AgentTaskReviewer> reviewer_;
+};
+
+const Json kUpdateConfigMaps = Json::array({rule({""}, {"configmaps"}, {"get", "update"})});
+
+TEST_F(AgentTaskReviewerTest, ATaskWithinTheRequestersPermissionsIsAdmittedAndRecorded) {
+  access_.held = {"get configmaps", "update configmaps"};
+  const ReviewOutcome v =
+      reviewer_->validate(stampedCreate(taskSpec(kUpdateConfigMaps)), testNow());
+  EXPECT_TRUE(v.response.allowed) << v.response.message;
+  EXPECT_EQ(v.decision, Decision::kAllowed);
+  EXPECT_EQ(access_.asked, 2u);
+  EXPECT_EQ(access_.lastUser, "alice");
+  EXPECT_EQ(access_.lastNs, "team-a");
+  ASSERT_EQ(v.evidence.size(), 1u);
+  EXPECT_EQ(v.evidence[0].kind, EvidenceKind::kDelegated);
+  EXPECT_EQ(v.evidence[0].actor, "alice");
+}
+
+TEST_F(AgentTaskReviewerTest, EachPermissionTheRequesterLacksIsNamedInTheDenial) {
+  access_.held = {"get configmaps"};
+  const ReviewOutcome v =
+      reviewer_->validate(stampedCreate(taskSpec(kUpdateConfigMaps)), testNow());
+  EXPECT_FALSE(v.response.allowed);
+  EXPECT_EQ(v.response.code, 403);
+  EXPECT_THAT(v.response.message, HasSubstr("update on configmaps"));
+  EXPECT_THAT(v.response.message, Not(HasSubstr("get on configmaps")));
+  EXPECT_THAT(v.response.message, HasSubstr("\"alice\" does not hold in namespace team-a"));
+  ASSERT_EQ(v.evidence.size(), 1u);
+  EXPECT_EQ(v.evidence[0].kind, EvidenceKind::kRejected);
+  EXPECT_EQ(v.evidence[0].details["reason"], "permissions");
+}
+
+TEST_F(AgentTaskReviewerTest, AnUnansweredReviewRefusesTheTask) {
+  access_.held = {"get configmaps", "update configmaps"};
+  access_.unanswered = {"update configmaps"};
+  const ReviewOutcome v =
+      reviewer_->validate(stampedCreate(taskSpec(kUpdateConfigMaps)), testNow());
+  EXPECT_FALSE(v.response.allowed);
+  EXPECT_EQ(v.response.code, 503);
+  EXPECT_THAT(v.response.message, HasSubstr("1 of 2 SubjectAccessReviews unanswered"));
+}
+
+TEST_F(AgentTaskReviewerTest, FewerAnswersThanChecksRefusesTheTask) {
+  access_.held = {"get configmaps", "update configmaps"};
+  access_.truncateAfter = 1;
+  const ReviewOutcome v =
+      reviewer_->validate(stampedCreate(taskSpec(kUpdateConfigMaps)), testNow());
+  EXPECT_FALSE(v.response.allowed);
+  EXPECT_EQ(v.response.code, 503);
+}
+
+TEST_F(AgentTaskReviewerTest, AnInvalidSpecIsRefusedBeforeAnyAccessReview) {
+  const ReviewOutcome v = reviewer_->validate(
+      stampedCreate(taskSpec(Json::array({rule({""}, {"configmaps"}, {"get", "escalate"})}))),
+      testNow());
+  EXPECT_FALSE(v.response.allowed);
+  EXPECT_EQ(v.response.code, 422);
+  EXPECT_THAT(v.response.message, HasSubstr("\"escalate\" is not allowed"));
+  EXPECT_EQ(access_.asked, 0u);
+  ASSERT_EQ(v.evidence.size(), 1u);
+  EXPECT_EQ(v.evidence[0].kind, EvidenceKind::kRejected);
+}
+
+TEST_F(AgentTaskReviewerTest, ATaskTheMutatingWebhookDidNotStampIsRefused) {
+  access_.held = {"get configmaps"};
+  const ReviewOutcome v = reviewer_->validate(request(task(taskSpec())), testNow());
+  EXPECT_FALSE(v.response.allowed);
+  EXPECT_EQ(v.response.code, 403);
+  EXPECT_THAT(v.response.message, HasSubstr(kRequestedByAnnotation));
+  EXPECT_EQ(access_.asked, 0u);
+}
+
+TEST_F(AgentTaskReviewerTest, AStampNamingSomeoneElseIsRefused) {
+  access_.held = {"get configmaps"};
+  AdmissionRequest req = stampedCreate(taskSpec());
+  req.userInfo.username = "bob";
+  const ReviewOutcome v = reviewer_->validate(req, testNow());
+  EXPECT_FALSE(v.response.allowed);
+  EXPECT_THAT(v.response.message, HasSubstr("the stamp names \"alice\""));
+}
+
+TEST_F(AgentTaskReviewerTest, UnreadableKeysRefuseTheTask) {
+  access_.held = {"get configmaps"};
+  AdmissionRequest req = stampedCreate(taskSpec());
+  stamps_.failure = unavailable("configmaps is forbidden");
+  const ReviewOutcome v = reviewer_->validate(req, testNow());
+  EXPECT_FALSE(v.response.allowed);
+  EXPECT_EQ(v.response.code, 503);
+  EXPECT_THAT(v.response.message, HasSubstr("cannot verify the delegation stamp"));
+}
+
+TEST_F(AgentTaskReviewerTest, UpdatesThatRewriteTheStampOrTheSpecAreRefusedCompletionIsNot) {
+  const Json before = stampedCreate(taskSpec()).object;
+  Json done = before;
+  done["spec"]["completed"] = true;
+  EXPECT_TRUE(reviewer_->validate(request(done, "UPDATE", before), testNow()).response.allowed);
+  Json rewritten = before;
+  rewritten["metadata"]["annotations"][kRequestedByAnnotation] =
+      requestedByValue({"root", "", {"system:masters"}});
+  ReviewOutcome v = reviewer_->validate(request(rewritten, "UPDATE", before), testNow());
+  EXPECT_FALSE(v.response.allowed);
+  EXPECT_THAT(v.response.message, HasSubstr("can never be added, changed or removed"));
+  ASSERT_EQ(v.evidence.size(), 1u);
+  EXPECT_EQ(v.evidence[0].kind, EvidenceKind::kRejected);
+  Json longer = before;
+  longer["spec"]["ttl"] = "2h";
+  v = reviewer_->validate(request(longer, "UPDATE", before), testNow());
+  EXPECT_FALSE(v.response.allowed);
+  EXPECT_THAT(v.response.message, HasSubstr("spec.ttl"));
+}
+
+TEST_F(AgentTaskReviewerTest, DryRunDenialsLeaveNoEvidence) {
+  AdmissionRequest req = stampedCreate(taskSpec(kUpdateConfigMaps));
+  req.dryRun = true;
+  const ReviewOutcome v = reviewer_->validate(req, testNow());
+  EXPECT_FALSE(v.response.allowed);
+  EXPECT_TRUE(v.evidence.empty());
+}
+
+TEST_F(AgentTaskReviewerTest, OtherKindsAndTheStatusSubresourceAreNotItsBusiness) {
+  AdmissionRequest status = request(task(taskSpec()), "UPDATE", task(taskSpec()));
+  status.subResource = "status";
+  EXPECT_EQ(reviewer_->validate(status, testNow()).decision, Decision::kSkipped);
+  AdmissionRequest p = request(pod(cleanSpec()));
+  p.group = "";
+  p.kind = "Pod";
+  EXPECT_EQ(reviewer_->mutate(p, testNow()).decision, Decision::kSkipped);
+  EXPECT_TRUE(reviewer_->mutate(p, testNow()).response.patch.empty());
+}
+
+// ---- the endpoint ----
+
+Json reviewBody(const Json& object, const std::string& group, const std::string& kind) {
+  return {{"apiVersion", "admission.k8s.io/v1"},
+          {"kind", "AdmissionReview"},
+          {"request",
+           {{"uid", "req-9"},
+            {"kind", {{"group", group}, {"version", "v1"}, {"kind", kind}}},
+            {"resource", {{"group", group}, {"version", "v1"}, {"resource", "x"}}},
+            {"name", "t1"},
+            {"namespace", "team-a"},
+            {"operation", "CREATE"},
+            {"userInfo",
+             {{"username", "alice"},
+              {"uid", "uid-alice"},
+              {"groups", {"dev"}},
+              {"extra", {{"scopes", {"a"}}}}}},
+            {"object", object}}}};
+}
+
+HttpRequest post(const std::string& path, const Json& body) {
+  HttpRequest r;
+  r.method = "POST";
+  r.path = path;
+  r.body = body.dump();
+  return r;
+}
+
+class EndpointMutateTest : public AgentTaskReviewerTest {
+ protected:
+  ObjectSetClusterState state_{standardState()};
+  MetricsRegistry registry_;
+};
+
+TEST_F(EndpointMutateTest, AnAgentTaskCreateGetsABase64JsonPatch) {
+  AdmissionEndpoint endpoint(
+      state_, ReviewConfig{}, nullptr, registry_, [] { return testNow(); }, reviewer_.get());
+  const HttpResponse http =
+      endpoint.mutate(post("/mutate", reviewBody(task(taskSpec()), "tasklease.io", "AgentTask")));
+  ASSERT_EQ(http.status, 200);
+  const Json resp = Json::parse(http.body)["response"];
+  EXPECT_EQ(resp["uid"], "req-9");
+  EXPECT_EQ(resp["allowed"], true);
+  EXPECT_EQ(resp["patchType"], "JSONPatch");
+  auto decoded = base64Decode(resp["patch"].get<std::string>());
+  ASSERT_TRUE(decoded.has_value());
+  const Json patched = task(taskSpec()).patch(Json::parse(*decoded));
+  EXPECT_THAT(patched["metadata"]["annotations"][kRequestedByAnnotation].get<std::string>(),
+              HasSubstr("\"username\":\"alice\""));
+}
+
+TEST_F(EndpointMutateTest, OtherKindsPassMutateUnpatched) {
+  AdmissionEndpoint endpoint(
+      state_, ReviewConfig{}, nullptr, registry_, [] { return testNow(); }, reviewer_.get());
+  const HttpResponse http =
+      endpoint.mutate(post("/mutate", reviewBody(pod(cleanSpec()), "", "Pod")));
+  ASSERT_EQ(http.status, 200);
+  const Json resp = Json::parse(http.body)["response"];
+  EXPECT_EQ(resp["allowed"], true);
+  EXPECT_FALSE(resp.contains("patch"));
+  EXPECT_FALSE(resp.contains("patchType"));
+}
+
+TEST_F(EndpointMutateTest, WithoutAReviewerAgentTasksAreRefused) {
+  AdmissionEndpoint endpoint(state_, ReviewConfig{}, nullptr, registry_, [] { return testNow(); });
+  for (const char* path : {"/mutate", "/validate"}) {
+    const Json body = reviewBody(task(taskSpec()), "tasklease.io", "AgentTask");
+    const HttpResponse http = std::string(path) == "/mutate" ? endpoint.mutate(post(path, body))
+                                                             : endpoint.validate(post(path, body));
+    const Json resp = Json::parse(http.body)["response"];
+    EXPECT_EQ(resp["allowed"], false) << path;
+    EXPECT_EQ(resp["status"]["code"], 503) << path;
+  }
+}
+
+TEST_F(EndpointMutateTest, UserExtraIsDecodedForTheAccessReviews) {
+  auto decoded =
+      decodeAdmissionReview(reviewBody(task(taskSpec()), "tasklease.io", "AgentTask").dump());
+  ASSERT_TRUE(decoded.ok());
+  EXPECT_EQ(decoded->userInfo.extra.at("scopes"), (std::vector<std::string>{"a"}));
+  Json bad = reviewBody(task(taskSpec()), "tasklease.io", "AgentTask");
+  bad["request"]["userInfo"]["extra"] = {{"scopes", "a"}};
+  EXPECT_FALSE(decodeAdmissionReview(bad.dump()).ok());
+}
+
+}  // namespace
+}  // namespace tasklease::webhook
