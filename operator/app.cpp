@@ -107,11 +107,16 @@ Status validateOptions(const OperatorOptions& o) {
   for (const auto& [flag, value] :
        {std::pair{"--leader-elect-lease", &o.leaseName}, std::pair{"--ca-secret", &o.caSecret},
         std::pair{"--crl-configmap", &o.crlConfigMap},
-        std::pair{"--evidence-configmap", &o.evidenceConfigMap}}) {
+        std::pair{"--evidence-configmap", &o.evidenceConfigMap},
+        std::pair{"--delegation-keys-configmap", &o.delegationKeysConfigMap}}) {
     if (!isDnsSubdomain(*value)) {
       return invalidArgument(std::string(flag) + " \"" + *value +
                              "\": must be an object name (lower-case letters, digits, '-', '.')");
     }
+  }
+  if (!o.delegationKeysNamespace.empty() && !isDnsLabel(o.delegationKeysNamespace)) {
+    return invalidArgument("--delegation-keys-namespace \"" + o.delegationKeysNamespace +
+                           "\": must be a namespace name, or omitted for --namespace");
   }
   if (o.metricsPort < 0 || o.metricsPort > 65535) {
     return invalidArgument("--metrics-port " + std::to_string(o.metricsPort) +
@@ -249,7 +254,10 @@ Status runOperator(const OperatorOptions& o, const std::stop_token& stop) {
                             {CredentialType::kX509Svid, &svids}};
     Revoker revoker(api, issuers);
     Sweeper sweeper(api, view, revoker, o.watchNamespace, now);
-    StampedDelegationSource delegation;
+    kube::ConfigMapKeyring stampKeys(
+        api, {o.delegationKeysNamespace.empty() ? o.ns : o.delegationKeysNamespace,
+              o.delegationKeysConfigMap});
+    VerifyingDelegationSource delegation(stampKeys);
     Reconciler reconciler({.client = api,
                            .view = view,
                            .issuers = issuers,

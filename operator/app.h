@@ -35,6 +35,9 @@ struct OperatorOptions {
   std::chrono::nanoseconds caValidity = std::chrono::hours(24 * 365);
   std::chrono::nanoseconds caRotateBefore = std::chrono::hours(24 * 30);
   std::string crlConfigMap = "tasklease-crl";
+  // Where the webhook publishes the public keys of the delegation stamp (docs/delegation.md).
+  std::string delegationKeysConfigMap = "tasklease-delegation-keys";
+  std::string delegationKeysNamespace;  // "" : --namespace (the chart installs both there)
   std::chrono::nanoseconds crlValidity = std::chrono::hours(24);
   int64_t workers = 4;
   std::chrono::nanoseconds sweepInterval = std::chrono::seconds(60);

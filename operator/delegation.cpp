@@ -24,8 +24,21 @@ Delegation parseRequestedBy(std::string_view value) {
   return d;
 }
 
-Delegation StampedDelegationSource::delegationOf(const Json& task) const {
-  return parseRequestedBy(stringAt(task, {"metadata", "annotations", kRequestedByAnnotation}));
+StatusOr<Delegation> VerifyingDelegationSource::delegationOf(const Json& task) const {
+  const std::string stamp = stringAt(task, {"metadata", "annotations", kRequestedByAnnotation});
+  Delegation d = parseRequestedBy(stamp);
+  if (!d.present) return d;
+  auto check = stamps_.verify(task);
+  if (!check.ok()) return check.status();
+  if (check->verified()) {
+    d.username = check->requester.username;
+    d.uid = check->requester.uid;
+    d.groups = check->requester.groups;
+    d.verified = true;
+    return d;
+  }
+  d.unverifiedReason = std::string(stampResultName(check->result)) + ": " + check->message;
+  return d;
 }
 
 }  // namespace tasklease::op

@@ -56,6 +56,11 @@ int main(int argc, char** argv) {
                     "rotate the CA when it has less than this left (more than 24h)");
   flags.addString("crl-configmap", &o.crlConfigMap,
                   "ConfigMap in --namespace where the CRL of X509SVID credentials is published");
+  flags.addString("delegation-keys-configmap", &o.delegationKeysConfigMap,
+                  "ConfigMap where the webhook publishes the public keys that verify the "
+                  "delegation stamp of AgentTasks");
+  flags.addString("delegation-keys-namespace", &o.delegationKeysNamespace,
+                  "namespace of --delegation-keys-configmap (default: --namespace)");
   flags.addDuration("crl-validity", &o.crlValidity,
                     "CRL nextUpdate - thisUpdate; it is re-signed after half of it");
   flags.addInt("workers", &o.workers, "AgentTasks reconciled in parallel (1-64)");

@@ -101,12 +101,15 @@ std::string shortfalls(const AgentPolicy& p, const PolicyRequest& r) {
   if (auto uncovered = firstUncoveredPermission(r.spec.rules, p.rules)) {
     why.push_back(*uncovered + " is not within the policy's rules");
   }
-  // The seam of issue 6: Delegation::verified becomes true once the webhook's stamp can be
-  // authenticated; until then a policy that requires verification allows nothing.
   if (p.requireVerifiedDelegation && !r.delegation.verified) {
+    std::string unverified = "requireVerifiedDelegation: the delegation by \"" +
+                             r.delegation.username +
+                             "\" is not verified as stamped by the tasklease webhook";
+    if (!r.delegation.unverifiedReason.empty()) {
+      unverified += " (" + r.delegation.unverifiedReason + ")";
+    }
     why.push_back(r.delegation.present
-                      ? "requireVerifiedDelegation: the delegation by \"" + r.delegation.username +
-                            "\" is not verified as stamped by the tasklease webhook"
+                      ? unverified
                       : std::string("requireVerifiedDelegation: the task has no ") +
                             kRequestedByAnnotation + " stamp");
   }

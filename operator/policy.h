@@ -28,8 +28,10 @@ struct Delegation {
   std::string username;
   std::string uid;
   std::vector<std::string> groups;
-  // True only when the stamp is known to come from the tasklease webhook (issue 6).
+  // True only when the stamp's signature verifies against the webhook's published keys.
   bool verified = false;
+  // Why it is not verified (for the policy's denial and the evidence), empty when verified.
+  std::string unverifiedReason;
 };
 
 struct AgentPolicy {

@@ -187,7 +187,11 @@ Status Reconciler::decide(Json& task) {
   const TimePoint now = deps_.now();
   const TaskRef ref = taskRefOf(task);
   const int64_t generation = generationOf(task);
-  const Delegation who = deps_.delegation.delegationOf(task);
+  // A delegation that cannot be checked now (keys unreadable) must not be decided as
+  // unverified: the decision is final, so this pass is retried instead.
+  auto delegation = deps_.delegation.delegationOf(task);
+  if (!delegation.ok()) return delegation.status();
+  const Delegation who = std::move(*delegation);
   auto spec = parseTaskSpec(task);
   PolicyDecision decision;
   std::optional<TimePoint> deadline;
@@ -207,8 +211,9 @@ Status Reconciler::decide(Json& task) {
   }
 
   if (who.present) {
-    recordOnce(EvidenceKind::kDelegated, ref, who.username,
-               {{"uid", who.uid}, {"groups", who.groups}, {"verified", who.verified}});
+    Json delegated = {{"uid", who.uid}, {"groups", who.groups}, {"verified", who.verified}};
+    if (!who.verified) delegated["reason"] = who.unverifiedReason;
+    recordOnce(EvidenceKind::kDelegated, ref, who.username, delegated);
   }
   Json details = {{"policy", decision.policy}, {"reason", decision.reason}};
   if (spec.ok()) {

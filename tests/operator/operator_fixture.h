@@ -32,6 +32,7 @@
 #include "operator/revoker.h"
 #include "operator/sweeper.h"
 #include "tests/mocks/fake_api_client.h"
+#include "tests/mocks/fake_stamp_verifier.h"
 
 namespace tasklease::op::testing {
 
@@ -170,7 +171,9 @@ class OperatorHarness {
   IssuerSet issuers;
   Revoker revoker;
   Sweeper sweeper;
-  StampedDelegationSource delegation;
+  // Trusts the keys the test adds: none at first, so stamps do not verify.
+  kube::FakeStampVerifier stamps;
+  VerifyingDelegationSource delegation{stamps};
   kube::EventRecorderImpl events;
   std::shared_ptr<std::vector<Json>> evidence = std::make_shared<std::vector<Json>>();
   EvidenceChainPtr chain;

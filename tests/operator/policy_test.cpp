@@ -2,7 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <stdexcept>
+
+#include "common/delegation_stamp.h"
 #include "operator/delegation.h"
+#include "tests/mocks/fake_stamp_verifier.h"
 
 namespace tasklease::op {
 namespace {
@@ -172,7 +176,7 @@ TEST(PolicyTest, RequireVerifiedDelegationDeniesWhatIsNotVerified) {
   EXPECT_FALSE(d.allowed);
   EXPECT_NE(d.reason.find("the delegation by \"alice\" is not verified"), std::string::npos)
       << d.reason;
-  r.delegation.verified = true;  // what issue 6's verifying source will set
+  r.delegation.verified = true;  // what VerifyingDelegationSource sets for a good stamp
   EXPECT_TRUE(evaluatePolicies(r, {strict}).allowed);
   // The schema's default is true: a policy without the field requires verification.
   Json defaulted = policy("defaulted");
@@ -189,7 +193,7 @@ TEST(PolicyTest, AnInvalidPolicyIsReportedAndAllowsNothing) {
       << d.reason;
 }
 
-TEST(DelegationTest, TheStampIsReadAsJsonOrAsABareUsernameAndNeverVerified) {
+TEST(DelegationTest, TheStampIsReadAsJsonOrAsABareUsername) {
   Delegation d = parseRequestedBy(R"({"username":"alice","uid":"u1","groups":["dev","ops"]})");
   EXPECT_TRUE(d.present);
   EXPECT_EQ(d.username, "alice");
@@ -199,9 +203,97 @@ TEST(DelegationTest, TheStampIsReadAsJsonOrAsABareUsernameAndNeverVerified) {
   d = parseRequestedBy("bob");
   EXPECT_EQ(d.username, "bob");
   EXPECT_FALSE(parseRequestedBy("").present);
-  const Json task = {{"metadata", {{"annotations", {{kRequestedByAnnotation, "carol"}}}}}};
-  EXPECT_EQ(StampedDelegationSource().delegationOf(task).username, "carol");
-  EXPECT_FALSE(StampedDelegationSource().delegationOf(task).verified);
+}
+
+// A task as the webhook leaves it: stamped and signed with `key` for team-a/name.
+Json stampedTask(const SigningKey& key, const std::string& name, const std::string& user) {
+  const TimePoint now = std::chrono::system_clock::now();
+  Json task = {
+      {"metadata",
+       {{"name", name}, {"namespace", "team-a"}, {"creationTimestamp", formatRfc3339(now)}}},
+      {"spec", {{"agent", "refactor-bot"}, {"ttl", "30m"}}}};
+  const std::string who = requestedByValue({user, "uid-" + user, {"dev"}});
+  auto sig = signStamp(key, {"team-a", name, "", task["spec"]}, who, now);
+  if (!sig.ok()) throw std::runtime_error(sig.status().toString());
+  task["metadata"]["annotations"] = {{kRequestedByAnnotation, who},
+                                     {kRequestedBySignatureAnnotation, *sig}};
+  return task;
+}
+
+TEST(DelegationTest, AStampSignedWithAPublishedKeyIsVerified) {
+  auto key = SigningKey::generate();
+  ASSERT_TRUE(key.ok());
+  kube::FakeStampVerifier stamps;
+  ASSERT_TRUE(stamps.keys.add(key->publicPem()).ok());
+  auto d = VerifyingDelegationSource(stamps).delegationOf(stampedTask(*key, "t1", "alice"));
+  ASSERT_TRUE(d.ok()) << d.status().toString();
+  EXPECT_TRUE(d->present);
+  EXPECT_TRUE(d->verified);
+  EXPECT_EQ(d->username, "alice");
+  EXPECT_EQ(d->uid, "uid-alice");
+  EXPECT_EQ(d->groups, (std::vector<std::string>{"dev"}));
+  EXPECT_TRUE(d->unverifiedReason.empty());
+}
+
+TEST(DelegationTest, AStampFromAnUnpublishedKeyOrAlteredIsNotVerifiedAndSaysWhy) {
+  auto key = SigningKey::generate();
+  auto other = SigningKey::generate();
+  ASSERT_TRUE(key.ok() && other.ok());
+  kube::FakeStampVerifier stamps;
+  ASSERT_TRUE(stamps.keys.add(key->publicPem()).ok());
+  const VerifyingDelegationSource source(stamps);
+
+  auto d = source.delegationOf(stampedTask(*other, "t1", "mallory"));
+  ASSERT_TRUE(d.ok());
+  EXPECT_TRUE(d->present);
+  EXPECT_FALSE(d->verified);
+  EXPECT_EQ(d->username, "mallory");
+  EXPECT_NE(d->unverifiedReason.find("unknown-key"), std::string::npos) << d->unverifiedReason;
+
+  Json altered = stampedTask(*key, "t1", "alice");
+  altered["spec"]["ttl"] = "1h";
+  d = source.delegationOf(altered);
+  ASSERT_TRUE(d.ok());
+  EXPECT_FALSE(d->verified);
+  EXPECT_NE(d->unverifiedReason.find("bad-signature"), std::string::npos) << d->unverifiedReason;
+
+  // A client-written stamp without a signature.
+  const Json unsigned_ = {
+      {"metadata", {{"annotations", {{kRequestedByAnnotation, R"({"username":"carol"})"}}}}}};
+  d = source.delegationOf(unsigned_);
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->username, "carol");
+  EXPECT_FALSE(d->verified);
+  EXPECT_NE(d->unverifiedReason.find("unsigned"), std::string::npos) << d->unverifiedReason;
+}
+
+TEST(DelegationTest, ATaskWithoutAStampHasNoDelegationAndNeedsNoKeys) {
+  kube::FakeStampVerifier stamps;
+  stamps.failure = unavailable("configmaps \"tasklease-delegation-keys\" is forbidden");
+  auto d = VerifyingDelegationSource(stamps).delegationOf({{"metadata", {{"name", "t1"}}}});
+  ASSERT_TRUE(d.ok());
+  EXPECT_FALSE(d->present);
+  EXPECT_EQ(stamps.calls, 0);
+}
+
+TEST(DelegationTest, UnreadableKeysAreAnErrorNotAnUnverifiedDelegation) {
+  auto key = SigningKey::generate();
+  ASSERT_TRUE(key.ok());
+  kube::FakeStampVerifier stamps;
+  stamps.failure = unavailable("configmaps \"tasklease-delegation-keys\" is forbidden");
+  auto d = VerifyingDelegationSource(stamps).delegationOf(stampedTask(*key, "t1", "alice"));
+  EXPECT_FALSE(d.ok());
+  EXPECT_NE(d.status().message().find("forbidden"), std::string::npos);
+}
+
+TEST(PolicyTest, TheDenialSaysWhyTheDelegationIsNotVerified) {
+  const Json strict = policy("strict", {{"requireVerifiedDelegation", true}});
+  PolicyRequest r = request();
+  r.delegation = parseRequestedBy(R"({"username":"alice"})");
+  r.delegation.unverifiedReason = "unknown-key: signed with key 0123";
+  const PolicyDecision d = evaluatePolicies(r, {strict});
+  EXPECT_FALSE(d.allowed);
+  EXPECT_NE(d.reason.find("(unknown-key: signed with key 0123)"), std::string::npos) << d.reason;
 }
 
 }  // namespace

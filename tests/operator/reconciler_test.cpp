@@ -6,8 +6,10 @@
 #include <condition_variable>
 #include <mutex>
 #include <sstream>
+#include <stdexcept>
 
 #include "common/crypto.h"
+#include "common/delegation_stamp.h"
 #include "operator/async_events.h"
 #include "operator/conditions.h"
 #include "operator/objects.h"
@@ -539,9 +541,68 @@ TEST_F(ReconcilerTest, EachTransitionIsRecordedOnceInAChainThatVerifies) {
   const VerifyResult verified = verifyEvidence(lines);
   EXPECT_TRUE(verified.ok()) << verified.message;
   EXPECT_EQ(verified.records, 5u);
-  // The delegation is recorded, and marked unverified until issue 6 can verify the stamp.
+  // The stamp carries no signature: the delegation is recorded as unverified.
   EXPECT_EQ(stringAt(h.task(key), {"status", "delegation", "username"}), "alice");
   EXPECT_EQ(h.task(key)["status"]["delegation"]["verified"], false);
+}
+
+// The annotations the mutating webhook writes for team-a/name, signed with key now.
+Json webhookStamp(const SigningKey& key, const std::string& name, const Json& spec) {
+  const std::string who = requestedByValue({"alice", "uid-alice", {"dev"}});
+  auto sig = signStamp(key, {"team-a", name, "", spec}, who, std::chrono::system_clock::now());
+  if (!sig.ok()) throw std::runtime_error(sig.status().toString());
+  return {{kRequestedByAnnotation, who}, {kRequestedBySignatureAnnotation, *sig}};
+}
+
+TEST_F(ReconcilerTest, AStampThatVerifiesIsAVerifiedDelegationThatAStrictPolicyAllows) {
+  h.addPolicy("strict", {{"requireVerifiedDelegation", true}});
+  auto key = SigningKey::generate();
+  ASSERT_TRUE(key.ok());
+  ASSERT_TRUE(h.stamps.keys.add(key->publicPem()).ok());
+  const Json spec = OperatorHarness::taskSpec();
+  const std::string key1 = h.createTask("t1", spec, webhookStamp(*key, "t1", spec));
+  ASSERT_TRUE(h.reconcileUntilStable(key1).ok());
+  const Json task = h.task(key1);
+  EXPECT_EQ(task["status"]["delegation"]["verified"], true);
+  EXPECT_EQ(stringAt(task, {"status", "delegation", "uid"}), "uid-alice");
+  EXPECT_EQ(h.phase(key1), "Active");
+  EXPECT_EQ((*h.evidence)[0]["kind"], "delegated");
+  EXPECT_EQ((*h.evidence)[0]["details"]["verified"], true);
+}
+
+TEST_F(ReconcilerTest, AStampFromAnotherKeyIsDeniedByAStrictPolicyWithTheReason) {
+  h.addPolicy("strict", {{"requireVerifiedDelegation", true}});
+  auto published = SigningKey::generate();
+  auto forged = SigningKey::generate();
+  ASSERT_TRUE(published.ok() && forged.ok());
+  ASSERT_TRUE(h.stamps.keys.add(published->publicPem()).ok());
+  const Json spec = OperatorHarness::taskSpec();
+  const std::string key1 = h.createTask("t1", spec, webhookStamp(*forged, "t1", spec));
+  ASSERT_TRUE(h.reconcileUntilStable(key1).ok());
+  const Json task = h.task(key1);
+  EXPECT_EQ(h.phase(key1), "Denied");
+  EXPECT_EQ(task["status"]["delegation"]["verified"], false);
+  const std::string reason = stringAt(task, {"status", "policy", "reason"});
+  EXPECT_NE(reason.find("is not verified"), std::string::npos) << reason;
+  EXPECT_NE(reason.find("unknown-key"), std::string::npos) << reason;
+  EXPECT_EQ((*h.evidence)[0]["details"]["verified"], false);
+}
+
+TEST_F(ReconcilerTest, UnreadableStampKeysLeaveTheTaskUndecidedUntilTheyCanBeRead) {
+  h.addPolicy("strict", {{"requireVerifiedDelegation", true}});
+  auto key = SigningKey::generate();
+  ASSERT_TRUE(key.ok());
+  ASSERT_TRUE(h.stamps.keys.add(key->publicPem()).ok());
+  h.stamps.failure = unavailable("configmaps \"tasklease-delegation-keys\" is forbidden");
+  const Json spec = OperatorHarness::taskSpec();
+  const std::string key1 = h.createTask("t1", spec, webhookStamp(*key, "t1", spec));
+  auto stuck = h.reconcileUntilStable(key1);
+  EXPECT_FALSE(stuck.ok());
+  EXPECT_FALSE(h.reconcileUntilStable(key1).ok());
+  EXPECT_FALSE(h.task(key1).contains("status") && h.task(key1)["status"].contains("policy"));
+  h.stamps.failure.reset();
+  ASSERT_TRUE(h.reconcileUntilStable(key1).ok());
+  EXPECT_EQ(h.phase(key1), "Active");
 }
 
 }  // namespace
