@@ -38,6 +38,7 @@ class Workloads:
         self.server = server
         self.tasks = set()
         self.retry = {}  # job uid -> next attempt delay
+        self.job_locks = {}  # (namespace, name) -> asyncio.Lock, one per Job name ever seen
 
     @property
     def store(self):
@@ -189,6 +190,13 @@ class Workloads:
     # ---- job controller ----
 
     async def _sync_job(self, ns, name):
+        # One sync per Job at a time (the job controller's expectations): two syncs that both
+        # saw no active pod while the first pod's creation awaited admission would make two.
+        lock = self.job_locks.setdefault((ns, name), asyncio.Lock())
+        async with lock:
+            await self._sync_job_locked(ns, name)
+
+    async def _sync_job_locked(self, ns, name):
         await asyncio.sleep(0.02)
         jobs, pods = self.rt("batch", "jobs"), self.rt("", "pods")
         job = self.store.get(jobs, ns, name)

@@ -1,6 +1,7 @@
 """Admission webhooks registered in the cluster are called as kube-apiserver calls them."""
 
 import json
+import time
 import uuid
 
 import pytest
@@ -216,3 +217,32 @@ def test_webhook_sees_ephemeral_container_updates_as_pod_subresource(cluster, ho
     assert out["message"] == 'admission webhook "eph.tasklease.test" denied the request: no debugging here'
     _, req = hook.reviews[-1]
     assert req["subResource"] == "ephemeralcontainers" and req["kind"]["kind"] == "Pod"
+
+
+def test_a_job_makes_one_pod_while_its_first_pod_waits_for_admission(cluster, hook, scope):
+    """The job controller must not create a second pod because the Job changed while the first
+    pod's creation was still in admission (kube's job controller tracks expectations)."""
+    ns, key, register = scope
+    slow = allow()
+
+    def slow_allow(request):
+        time.sleep(0.6)
+        return slow(request)
+
+    hook.handlers["/slow"] = slow_allow
+    register("ValidatingWebhookConfiguration", f"slow-{key}", [webhook(
+        "slow.tasklease.test", key, {"url": hook.url("/slow"), "caBundle": hook.ca_bundle},
+        rules=[{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"],
+                "resources": ["pods"]}])])
+    job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "one", "namespace": ns},
+           "spec": {"backoffLimit": 0, "template": {
+               "metadata": {"annotations": {"kubesim.tasklease.io/run-seconds": "30"}},
+               "spec": {"restartPolicy": "Never",
+                        "containers": [{"name": "c", "image": "busybox"}]}}}}
+    cluster.kubectl("create", "-f", "-", input=json.dumps(job))
+    for i in range(3):  # each change makes the job controller sync the Job again
+        cluster.kubectl("label", "job", "one", "-n", ns, f"touch={i}", "--overwrite")
+    cluster.wait_for(lambda: cluster.kubectl_json("get", "pods", "-n", ns, "-l", "job-name=one")
+                     ["items"], what="the Job's pod")
+    time.sleep(2)  # room for a wrongly started second creation to finish
+    assert len(cluster.kubectl_json("get", "pods", "-n", ns, "-l", "job-name=one")["items"]) == 1
