@@ -18,7 +18,7 @@ export PATH := $(CURDIR)/.tools/bin:$(PATH)
 FUZZ_DIR    ?= build-fuzz
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps configure build test unit e2e bench lint format sanitize fuzz clean
+.PHONY: all deps configure build test unit e2e bench demo demo-up lint format sanitize fuzz clean
 
 all: build
 
@@ -63,6 +63,14 @@ fuzz: deps
 
 bench: build
 	@scripts/run-bench.sh $(BUILD_DIR)
+
+# The whole system against kubesim, told as a story; stops everything it started.
+demo: build
+	@$(PYTHON) scripts/demo.py --build $(BUILD_DIR)
+
+# The same control plane, kept running until Ctrl-C; prints how to point kubectl at it.
+demo-up: build
+	@$(PYTHON) scripts/demo.py --build $(BUILD_DIR) --up
 
 lint: configure
 	@scripts/lint.sh $(BUILD_DIR)

@@ -13,8 +13,7 @@ import subprocess
 import pytest
 import yaml
 
-from binaries import Binary, free_port, http_ok
-from harness import ROOT, TOOLS, Cluster, sa_token
+from harness import ROOT, TOOLS, Cluster
 
 CHART = os.path.join(ROOT, "helm", "tasklease")
 NS = "tasklease-system"
@@ -397,93 +396,7 @@ def test_rbac_grants_what_the_binaries_call_and_no_more(sim, applied):
 
 
 
-# ---- the real binaries run with exactly what the chart gives them ----
-
-def container_args(docs, deployment, env, ports):
-    """The rendered container's args with $(VAR) expanded as the kubelet would, and the listen
-    ports moved to free local ones."""
-    container = find(docs, "Deployment", deployment)[0]["spec"]["template"]["spec"]["containers"][0]
-    out = []
-    for arg in container["args"]:
-        for var, val in env.items():
-            arg = arg.replace(f"$({var})", val)
-        flag = arg.split("=", 1)[0]
-        out.append(f"{flag}={ports[flag]}" if flag in ports else arg)
-    return out
-
-
-def service_account_kubeconfig(cluster, namespace, name):
-    token = sa_token(cluster, namespace, name)["status"]["token"]
-    config = yaml.safe_load(open(cluster.kubeconfig))
-    config["users"][0]["user"] = {"token": token}
-    path = os.path.join(cluster.workdir, f"{name}.kubeconfig")
-    with open(path, "w") as f:
-        yaml.safe_dump(config, f)
-    return path
-
-
-def test_webhook_and_operator_work_with_the_rendered_flags_and_permissions(private_cluster):
-    c, ns = private_cluster, "tasklease-system"
-    docs = render(crds=True)
-    c.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
-    c.kubectl("apply", "--server-side", "-f", "-", input=yaml.safe_dump_all(docs))
-    c.kubectl("wait", "--for=condition=Established", "--timeout=30s", "crd/agenttasks.tasklease.io")
-    env = {"POD_NAMESPACE": ns, "POD_NAME": "chart-test-0"}
-    started = []
-    try:
-        # The webhook, as the chart runs it without cert-manager, behind the chart's Service.
-        port, mport = free_port(), free_port()
-        cert_dir = os.path.join(c.workdir, "certs")  # the pod's emptyDir
-        os.makedirs(cert_dir)
-        wh_args = container_args(docs, "tasklease-webhook", env, {
-            "--port": port, "--metrics-port": mport, "--cert-dir": cert_dir,
-            "--evidence-head-file": os.path.join(c.workdir, "evidence-head.json")})
-        started.append(Binary.start("tasklease-webhook", [
-            *wh_args, "--kubeconfig", service_account_kubeconfig(c, ns, "tasklease-webhook")],
-            env=env, log_dir=c.workdir, ready=lambda: http_ok(f"http://127.0.0.1:{mport}/readyz")))
-        c.apply({"apiVersion": "v1", "kind": "Endpoints",
-                 "metadata": {"name": "tasklease-webhook", "namespace": ns},
-                 "subsets": [{"addresses": [{"ip": "127.0.0.1"}], "ports": [{"name": "https", "port": port}]}]})
-        for kind in ("validatingwebhookconfiguration", "mutatingwebhookconfiguration"):
-            c.wait_for(lambda: all(h["clientConfig"].get("caBundle") for h in c.kubectl_json(
-                "get", kind, "tasklease")["webhooks"]), what=f"the webhook to fill the {kind}'s caBundle")
-        secret = c.kubectl_json("get", "secret", "tasklease-webhook-tls", "-n", ns)
-        assert secret["metadata"]["ownerReferences"][0]["kind"] == "ValidatingWebhookConfiguration"
-
-        # The operator, leader-elected as the chart runs it.
-        oport = free_port()
-        op_args = container_args(docs, "tasklease-operator", env, {"--metrics-port": oport})
-        started.append(Binary.start("tasklease-operator", [
-            *op_args, "--kubeconfig", service_account_kubeconfig(c, ns, "tasklease-operator")],
-            env=env, log_dir=c.workdir, ready=lambda: http_ok(f"http://127.0.0.1:{oport}/readyz")))
-
-        # A task goes through both webhooks (API server -> Service -> Endpoints -> webhook) and
-        # the operator issues and revokes its credential.
-        team = c.namespace("team")
-        c.apply({"apiVersion": "tasklease.io/v1alpha1", "kind": "AgentPolicy",
-                 "metadata": {"name": f"chart-{team}"},
-                 "spec": {"match": {"namespaces": [team]}, "requireVerifiedDelegation": False,
-                          "allow": {"maxTTL": "1h", "rules": [{"apiGroups": [""], "resources": ["configmaps"],
-                                                                "verbs": ["get"]}]}}})
-        c.apply({"apiVersion": "tasklease.io/v1alpha1", "kind": "AgentTask",
-                 "metadata": {"name": "t1", "namespace": team},
-                 "spec": {"agent": "bot", "purpose": "chart test", "ttl": "15m",
-                          "context": {"tool": "git", "dataSensitivity": "internal", "environment": "dev"},
-                          "scope": {"rules": [{"apiGroups": [""], "resources": ["configmaps"],
-                                               "verbs": ["get"]}]}}})
-        phase = lambda: c.kubectl_json("get", "agenttask", "t1", "-n", team).get("status", {}).get("phase")
-        c.wait_for(lambda: phase() == "Active", timeout=30, what="the task to become Active")
-        c.kubectl("patch", "agenttask", "t1", "-n", team, "--type=merge", "-p", '{"spec":{"completed":true}}')
-        c.wait_for(lambda: phase() == "Succeeded", timeout=30, what="the task to be revoked")
-        assert c.kubectl("get", "sa,role,rolebinding,secret", "-n", team, "-l", "tasklease.io/task=t1",
-                         "-o", "name").stdout.strip() == ""
-        assert c.kubectl_json("get", "lease", "tasklease-operator", "-n", ns)["spec"]["holderIdentity"] == "chart-test-0"
-    finally:
-        logs = "".join(b.log_text() for b in started)
-        for b in started:
-            b.stop()
-    assert "forbidden" not in logs.lower(), logs
-
+# The real binaries running with exactly what the chart gives them: tests/test_install.py.
 
 
 def test_helm_upgrade_keeps_the_ca_bundle_the_webhook_wrote(private_cluster):

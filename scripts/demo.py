@@ -1,0 +1,250 @@
+#!/usr/bin/python3
+"""`make demo`: tasklease end to end against kubesim, told as a story in the terminal.
+
+Starts kubesim, installs the Helm chart's rendered manifests (e2e/install.py), runs the webhook
+and the operator under the chart's ServiceAccounts, then: a pod carrying a static secret is
+refused (TL001); a policy and an AgentTask are created by a team member; the task's credential is
+issued; the agent's Job is admitted and runs; the task completes when the Job does and everything
+issued for it is revoked; `kubectl get agenttasks` and `kubectl tasklease explain` show what
+happened. Everything it started is stopped at the end, also on failure or Ctrl-C.
+
+`--up` (make demo-up) installs the same control plane, prints how to point kubectl at it and
+keeps it running until Ctrl-C.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "e2e"))
+
+TEAM = "team-a"
+TASK = "refactor-billing"
+BOLD, DIM, GREEN, RED, RESET = "\033[1m", "\033[2m", "\033[32m", "\033[31m", "\033[0m"
+if not sys.stdout.isatty():
+    BOLD = DIM = GREEN = RED = RESET = ""
+
+
+def say(text):
+    print(f"\n{BOLD}{textwrap.fill(text, 96)}{RESET}", flush=True)
+
+
+def yaml_of(obj):
+    import yaml
+    return yaml.safe_dump(obj, sort_keys=False)
+
+
+class Story:
+    def __init__(self, cluster, inst, env, workdir):
+        self.cluster, self.inst, self.env, self.workdir = cluster, inst, env, workdir
+
+    def run(self, *args, user=None, input=None, expect_fail=False, show=True):
+        """Runs a command as the user would type it and shows it with its output."""
+        shown = " ".join(args)
+        if user:
+            shown += f"   {DIM}# as {user}{RESET}"
+        if show:
+            print(f"{GREEN}$ {shown}{RESET}", flush=True)
+        env = dict(self.env)
+        if user:
+            env["KUBECONFIG"] = os.path.join(self.workdir, f"{user}.kubeconfig")
+        p = subprocess.run(args, input=input, capture_output=True, text=True, env=env,
+                           timeout=120, check=False)
+        out = (p.stdout + p.stderr).rstrip()
+        if show and out:
+            print(textwrap.indent(out, "  "), flush=True)
+        if expect_fail and p.returncode == 0:
+            raise SystemExit(f"{RED}demo: `{shown}` should have been refused{RESET}")
+        if not expect_fail and p.returncode != 0:
+            raise SystemExit(f"{RED}demo: `{shown}` failed ({p.returncode}){RESET}")
+        return p.stdout
+
+    def apply(self, obj, user=None, expect_fail=False, show_manifest=True):
+        if show_manifest:
+            print(textwrap.indent(yaml_of(obj).rstrip(), f"  {DIM}|{RESET} "))
+        return self.run("kubectl", "apply", "-f", "-", user=user, input=json.dumps(obj),
+                        expect_fail=expect_fail)
+
+    def wait(self, fn, what, timeout=60):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if fn():
+                return
+            time.sleep(0.3)
+        raise SystemExit(f"{RED}demo: timed out waiting for {what}{RESET}")
+
+    def task(self):
+        return json.loads(self.run("kubectl", "get", "agenttask", TASK, "-n", TEAM, "-o", "json",
+                                   show=False))
+
+    def tell(self):
+        c = self.cluster
+        say("1. A team namespace where tasklease enforces its rules.")
+        self.apply({"apiVersion": "v1", "kind": "Namespace",
+                    "metadata": {"name": TEAM, "labels": {"tasklease.io/enforcement": "enforce"}}})
+        alice = c.add_user("alice", groups=["team-a-devs"])
+        write_kubeconfig(c, os.path.join(self.workdir, "alice.kubeconfig"), alice, TEAM)
+        self.apply({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+                    "metadata": {"name": "agent-operators", "namespace": TEAM},
+                    "rules": [{"apiGroups": ["tasklease.io"], "resources": ["agenttasks"],
+                               "verbs": ["get", "list", "watch", "create", "patch"]},
+                              {"apiGroups": [""], "resources": ["configmaps"],
+                               "verbs": ["get", "update"]}]}, show_manifest=False)
+        self.apply({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                    "metadata": {"name": "alice-agent-operators", "namespace": TEAM},
+                    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                "name": "agent-operators"},
+                    "subjects": [{"kind": "User", "name": "alice",
+                                  "apiGroup": "rbac.authorization.k8s.io"}]},
+                   show_manifest=False)
+
+        say("2. An agent pod that reads an API key from a static Secret is refused: the key would "
+            "outlive the task and nobody could tell which agent used it.")
+        self.apply({"apiVersion": "v1", "kind": "Pod",
+                    "metadata": {"name": "agent-with-static-key", "namespace": TEAM},
+                    "spec": {"serviceAccountName": "default", "containers": [{
+                        "name": "agent", "image": "registry.example.com/agent:1.0",
+                        "env": [{"name": "OPENAI_API_KEY", "valueFrom": {"secretKeyRef": {
+                            "name": "shared-keys", "key": "openai"}}}]}]}},
+                   expect_fail=True)
+
+        say("3. The platform team allows refactoring agents, in this namespace, to read and update "
+            "one ConfigMap for at most an hour.")
+        self.apply({"apiVersion": "tasklease.io/v1alpha1", "kind": "AgentPolicy",
+                    "metadata": {"name": "refactoring-agents"},
+                    "spec": {"match": {"namespaces": [TEAM], "agents": ["refactor-*"]},
+                             "allow": {"maxTTL": "1h", "credentialTypes": ["ServiceAccountToken"],
+                                       "rules": [{"apiGroups": [""], "resources": ["configmaps"],
+                                                  "resourceNames": ["billing-config"],
+                                                  "verbs": ["get", "update"]}]}}})
+
+        say("4. Alice asks for an agent task: what the agent may do, for how long, and the Job "
+            "that runs it. She holds these permissions herself, so she may delegate them.")
+        self.apply({"apiVersion": "tasklease.io/v1alpha1", "kind": "AgentTask",
+                    "metadata": {"name": TASK, "namespace": TEAM},
+                    "spec": {"agent": "refactor-bot", "purpose": "move billing config to v2",
+                             "context": {"tool": "git", "environment": "staging",
+                                         "dataSensitivity": "internal"},
+                             "ttl": "30m",
+                             "scope": {"rules": [{"apiGroups": [""], "resources": ["configmaps"],
+                                                  "resourceNames": ["billing-config"],
+                                                  "verbs": ["get", "update"]}]},
+                             "credential": {"type": "ServiceAccountToken"},
+                             "workload": {"template": {
+                                 "metadata": {"annotations": {
+                                     "kubesim.tasklease.io/run-seconds": "4"}},
+                                 "spec": {"containers": [{
+                                     "name": "agent", "image": "registry.example.com/refactor-bot:2.1",
+                                     "args": ["--repo", "billing"]}]}}}}},
+                   user="alice")
+        self.run("kubectl", "get", "agenttask", TASK, "-n", TEAM, "-o",
+                 "jsonpath={.metadata.annotations.tasklease\\.io/requested-by}{\"\\n\"}")
+
+        say("5. The operator checks the policy and issues a credential for this task alone: its "
+            "own ServiceAccount, Role and RoleBinding, and a token bound to a Secret that expires "
+            "with the task.")
+        self.wait(lambda: (self.task().get("status") or {}).get("phase") in
+                  ("Active", "Succeeded"), "the task to become Active")
+        self.run("kubectl", "get", "agenttasks", "-n", TEAM)
+        self.run("kubectl", "get", "serviceaccounts,roles,rolebindings,secrets", "-n", TEAM,
+                 "-l", f"tasklease.io/task={TASK}")
+
+        say("6. The agent's Job runs under the task's ServiceAccount with the credential mounted; "
+            "the webhook admits its pod because it belongs to an Active task.")
+        self.wait(lambda: self.run("kubectl", "get", "pods", "-n", TEAM, "-l",
+                                   f"tasklease.io/task={TASK}", "-o", "name", show=False).strip(),
+                  "the agent's pod")
+        self.run("kubectl", "get", "jobs,pods", "-n", TEAM, "-l", f"tasklease.io/task={TASK}")
+
+        say("7. The Job finishes, so the task is complete: the operator revokes everything it "
+            "issued, reads back that each object is gone, and only then records the revocation.")
+        self.wait(lambda: ((self.task().get("status") or {}).get("credential") or {})
+                  .get("revokedAt"), "the revocation", timeout=90)
+        self.run("kubectl", "get", "agenttasks", "-n", TEAM)
+        self.run("kubectl", "get", "serviceaccounts,roles,rolebindings,secrets", "-n", TEAM,
+                 "-l", f"tasklease.io/task={TASK}")
+
+        say("8. What happened, who asked for it and under which policy, from the task, its Events "
+            "and the hash-chained evidence of both components:")
+        self.run("kubectl", "tasklease", "explain", TASK, "-n", TEAM, "--evidence",
+                 self.inst.operator_evidence, "--evidence", self.inst.webhook_evidence)
+        self.run("kubectl", "tasklease", "evidence", "verify", self.inst.operator_evidence)
+
+
+def write_kubeconfig(cluster, path, token, namespace):
+    import yaml
+    admin = yaml.safe_load(open(cluster.kubeconfig))
+    ctx = next(c["context"] for c in admin["contexts"] if c["name"] == admin["current-context"])
+    cl = next(c for c in admin["clusters"] if c["name"] == ctx["cluster"])
+    cfg = {"apiVersion": "v1", "kind": "Config", "clusters": [cl],
+           "users": [{"name": "user", "user": {"token": token}}],
+           "contexts": [{"name": "user", "context": {"cluster": cl["name"], "user": "user",
+                                                     "namespace": namespace}}],
+           "current-context": "user"}
+    with open(path, "w") as f:
+        yaml.safe_dump(cfg, f)
+    os.chmod(path, 0o600)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--build", default=os.path.join(ROOT, "build"))
+    ap.add_argument("--up", action="store_true", help="keep the control plane running")
+    ap.add_argument("--workdir", default=None)
+    args = ap.parse_args()
+    os.environ["TASKLEASE_BUILD_DIR"] = os.path.abspath(args.build)
+    from harness import Cluster
+    from install import Installation
+
+    workdir = args.workdir or tempfile.mkdtemp(prefix="tasklease-demo-")
+    os.makedirs(workdir, exist_ok=True)
+    started = time.time()
+    cluster = inst = None
+    # Ctrl-C and SIGTERM end the demo through the finally below.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(130))
+    try:
+        say("Starting kubesim (the local Kubernetes API) and installing tasklease from its Helm "
+            "chart: CRDs, RBAC, webhook configurations, Services; the webhook and the operator "
+            "run as local processes under the chart's ServiceAccounts.")
+        cluster = Cluster.start()
+        inst = Installation(cluster, workdir).install()
+        plugin_dir = os.path.join(os.path.abspath(args.build), "bin")
+        env = dict(os.environ)
+        env["PATH"] = os.pathsep.join([plugin_dir, os.path.join(ROOT, ".tools", "bin"),
+                                       env.get("PATH", "")])
+        env["KUBECONFIG"] = cluster.kubeconfig
+        print(f"  kubesim at {cluster.url}; webhook on :{inst.webhook_port}, operator metrics on "
+              f":{inst.operator_port}; logs and evidence in {workdir}")
+        if args.up:
+            print(f"\n{BOLD}The control plane is up. In another terminal:{RESET}\n"
+                  f"  export KUBECONFIG={cluster.kubeconfig}\n"
+                  f"  export PATH={plugin_dir}:{os.path.join(ROOT, '.tools', 'bin')}:$PATH\n"
+                  f"  kubectl get crds; kubectl tasklease --help\n"
+                  f"Press Ctrl-C to stop it.", flush=True)
+            while True:
+                time.sleep(3600)
+        Story(cluster, inst, env, workdir).tell()
+        say(f"Done in {time.time() - started:.0f} s. Everything the demo started is stopped; "
+            f"its logs and evidence stay in {workdir}.")
+    except KeyboardInterrupt:
+        print("\nstopping")
+    finally:
+        if inst is not None:
+            inst.stop()
+        if cluster is not None:
+            cluster.stop()
+        # The workdir keeps the logs and the evidence the story refers to, but not the webhook's
+        # private key.
+        shutil.rmtree(os.path.join(workdir, "pod", "run"), ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
