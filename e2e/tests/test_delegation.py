@@ -1,0 +1,205 @@
+"""Delegation that cannot exceed the delegator (issue 6 acceptance, first half), with the real
+tasklease-webhook registered as mutating and validating webhook for AgentTasks and real kubectl:
+a task asking for more than its requester holds is refused naming each missing permission;
+granted it, the task is admitted and stamped with the requester; the stamp and the spec cannot
+be rewritten; the operator marks the stamped delegation verified, and pods under the task's
+ServiceAccount leave `admitted` records in the webhook's evidence."""
+
+import json
+import os
+import tempfile
+import uuid
+
+import pytest
+
+from components import Webhook, WORKLOAD_RULES, install_crds
+from test_operator import GROUP, VERSION, Operator, get_task, wait_phase
+
+REQUESTED_BY = "tasklease.io/requested-by"
+SIGNATURE = "tasklease.io/requested-by-signature"
+AGENTTASK_RULES = [{"apiGroups": [GROUP], "apiVersions": [VERSION],
+                    "operations": ["CREATE", "UPDATE"], "resources": ["agenttasks"]}]
+UPDATE_CONFIGMAPS = [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "update"]}]
+
+
+def _hook(name, path, wh, selector):
+    return {"name": name, "admissionReviewVersions": ["v1"], "sideEffects": "NoneOnDryRun",
+            "failurePolicy": "Fail", "timeoutSeconds": 10,
+            "clientConfig": {"url": f"https://127.0.0.1:{wh.port}{path}", "caBundle": wh.ca_bundle},
+            "namespaceSelector": {"matchLabels": selector}, "rules": AGENTTASK_RULES}
+
+
+@pytest.fixture(scope="module")
+def delegation(cluster):
+    """The webhook with its signing key in a namespace of its own, registered for AgentTasks in
+    namespaces labelled for this module (and for workloads where enforcement is on)."""
+    install_crds(cluster)
+    own = cluster.namespace("tlwh")
+    wd = tempfile.mkdtemp(prefix="delegation-e2e-")
+    wh = Webhook.start(cluster, wd, extra_args=["--namespace", own])
+    selector = {"tasklease.io/delegation-e2e": str(os.getpid())}
+    name = f"tasklease-delegation-e2e-{os.getpid()}"
+    for kind, hook in (("MutatingWebhookConfiguration", _hook("mutate.tasklease.io", "/mutate", wh, selector)),
+                       ("ValidatingWebhookConfiguration", _hook("validate-tasks.tasklease.io", "/validate", wh, selector))):
+        cluster.apply({"apiVersion": "admissionregistration.k8s.io/v1", "kind": kind,
+                       "metadata": {"name": name}, "webhooks": [hook]})
+        wh.configs.append((kind.lower(), name))
+    wh.register(name=f"{name}-workloads", rules=WORKLOAD_RULES)
+    yield wh, own, selector
+    wh.stop()
+    cluster.kubectl("delete", "namespace", own, "--wait=false", check=False)
+
+
+def team_namespace(cluster, selector):
+    return cluster.namespace("deleg", labels={**selector, "tasklease.io/enforcement": "enforce"})
+
+
+def developer(cluster, ns):
+    """A user who may create AgentTasks in ns and only `get` configmaps; returns (name, token)."""
+    user = f"dev-{uuid.uuid4().hex[:6]}"
+    token = cluster.add_user(user, groups=["e2e-developers"])
+    cluster.apply([
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+         "metadata": {"name": "task-author", "namespace": ns},
+         "rules": [{"apiGroups": [GROUP], "resources": ["agenttasks"],
+                    "verbs": ["get", "list", "create", "update", "patch"]},
+                   {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+         "metadata": {"name": "task-author", "namespace": ns},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "task-author"},
+         "subjects": [{"kind": "User", "name": user}]}])
+    return user, token
+
+
+def grant_update_configmaps(cluster, ns, user):
+    cluster.apply([
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+         "metadata": {"name": "configmap-editor", "namespace": ns},
+         "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["update"]}]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+         "metadata": {"name": "configmap-editor", "namespace": ns},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "configmap-editor"},
+         "subjects": [{"kind": "User", "name": user}]}])
+
+
+def task_manifest(name, rules=UPDATE_CONFIGMAPS, annotations=None, ttl="30m"):
+    body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "AgentTask", "metadata": {"name": name},
+            "spec": {"agent": "refactor-bot", "purpose": "e2e: " + name,
+                     "context": {"tool": "git", "dataSensitivity": "internal", "environment": "staging"},
+                     "ttl": ttl, "scope": {"rules": rules},
+                     "credential": {"type": "ServiceAccountToken"}}}
+    if annotations:
+        body["metadata"]["annotations"] = annotations
+    return json.dumps(body)
+
+
+def create_as(cluster, ns, token, body):
+    return cluster.kubectl("create", "-n", ns, "-f", "-", input=body, token=token, check=False)
+
+
+def evidence(wh):
+    if not os.path.exists(wh.evidence_file):
+        return []
+    return [json.loads(line) for line in open(wh.evidence_file) if line.strip()]
+
+
+def test_a_delegation_never_exceeds_the_delegator_and_its_stamp_cannot_be_rewritten(cluster, delegation):
+    wh, _, selector = delegation
+    ns = team_namespace(cluster, selector)
+    user, token = developer(cluster, ns)
+
+    # Asking for update on configmaps while holding only get: refused, naming what is missing.
+    res = create_as(cluster, ns, token, task_manifest("refactor"))
+    assert res.returncode != 0, res
+    assert "update on configmaps" in res.stderr, res.stderr
+    assert "get on configmaps" not in res.stderr, res.stderr
+    assert user in res.stderr
+    assert get_task(cluster, ns, "refactor") is None
+    rejected = [r for r in evidence(wh) if r["kind"] == "rejected" and r["task"]["namespace"] == ns]
+    assert rejected and rejected[-1]["actor"] == user
+    assert rejected[-1]["details"]["reason"] == "permissions"
+
+    # Wildcards and privilege verbs are refused whatever the requester holds (the CRD's CEL rules
+    # say so before the webhook is asked; the webhook refuses them too, for clusters without them).
+    res = create_as(cluster, ns, token, task_manifest(
+        "greedy", rules=[{"apiGroups": [""], "resources": ["*"], "verbs": ["get", "escalate"]}]))
+    assert res.returncode != 0 and "wildcard" in res.stderr and "escalate" in res.stderr, res
+    res = create_as(cluster, ns, token, task_manifest("short", ttl="5m"))
+    assert res.returncode != 0 and "10m" in res.stderr, res
+
+    # A stamp brought by the client is refused: only the webhook writes it.
+    forged = {REQUESTED_BY: json.dumps({"username": "admin", "uid": "", "groups": ["system:masters"]})}
+    res = create_as(cluster, ns, token, task_manifest("forged", annotations=forged))
+    assert res.returncode != 0 and REQUESTED_BY in res.stderr
+
+    # Granted the permission, the same task is admitted and the stamp names its requester.
+    grant_update_configmaps(cluster, ns, user)
+    res = create_as(cluster, ns, token, task_manifest("refactor"))
+    assert res.returncode == 0, res
+    task = get_task(cluster, ns, "refactor")
+    stamp = json.loads(task["metadata"]["annotations"][REQUESTED_BY])
+    assert stamp["username"] == user
+    assert "e2e-developers" in stamp["groups"]
+    assert json.loads(task["metadata"]["annotations"][SIGNATURE])["keyId"]
+    delegated = [r for r in evidence(wh) if r["kind"] == "delegated" and r["task"]["name"] == "refactor"]
+    assert delegated and delegated[-1]["actor"] == user
+
+    # Rewriting the stamp is refused, for the requester and for a cluster admin alike.
+    for as_token in (token, None):
+        res = cluster.kubectl("annotate", "-n", ns, "agenttask", "refactor", "--overwrite",
+                              f'{REQUESTED_BY}={{"username":"someone-else"}}', token=as_token, check=False)
+        assert res.returncode != 0 and "can never be added, changed or removed" in res.stderr, res
+    res = cluster.kubectl("annotate", "-n", ns, "agenttask", "refactor", f"{REQUESTED_BY}-", check=False)
+    assert res.returncode != 0, res
+
+    # The spec cannot change, but for completing the task.
+    res = cluster.kubectl("patch", "-n", ns, "agenttask", "refactor", "--type=merge",
+                          "-p", '{"spec":{"ttl":"2h"}}', token=token, check=False)
+    assert res.returncode != 0 and ("spec.ttl" in res.stderr or "immutable" in res.stderr), res
+    res = cluster.kubectl("patch", "-n", ns, "agenttask", "refactor", "--type=merge",
+                          "-p", '{"spec":{"completed":true}}', token=token, check=False)
+    assert res.returncode == 0, res
+    assert get_task(cluster, ns, "refactor")["metadata"]["annotations"][REQUESTED_BY] == \
+        task["metadata"]["annotations"][REQUESTED_BY]
+
+
+def test_the_operator_verifies_the_stamp_and_pods_under_the_task_are_recorded(cluster, delegation):
+    wh, keys_ns, selector = delegation
+    ns = team_namespace(cluster, selector)
+    user, token = developer(cluster, ns)
+    grant_update_configmaps(cluster, ns, user)
+    # A policy that keeps the default requireVerifiedDelegation: true.
+    policy = f"p-{ns}"
+    cluster.apply({"apiVersion": f"{GROUP}/{VERSION}", "kind": "AgentPolicy", "metadata": {"name": policy},
+                   "spec": {"match": {"namespaces": [ns], "agents": ["refactor-*"]},
+                            "allow": {"maxTTL": "1h", "credentialTypes": ["ServiceAccountToken"],
+                                      "rules": UPDATE_CONFIGMAPS}}})
+    op = Operator(cluster, cluster.namespace("tlop"), ns,
+                  ["--delegation-keys-namespace", keys_ns]).start()
+    try:
+        assert create_as(cluster, ns, token, task_manifest("verified")).returncode == 0
+        task = wait_phase(cluster, ns, "verified", ("Active", "Denied"))
+        assert task["status"]["phase"] == "Active", task["status"]
+        assert task["status"]["delegation"]["verified"] is True
+        assert task["status"]["delegation"]["username"] == user
+        assert task["status"]["policy"]["name"] == policy
+        records = [r for r in op.evidence_records() if r["kind"] == "delegated"]
+        assert records and records[-1]["details"]["verified"] is True and records[-1]["actor"] == user
+
+        # A pod under the task's ServiceAccount is admitted and recorded with the task.
+        sa = task["status"]["credential"]["serviceAccountName"]
+        pod = {"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": "agent", "labels": {"tasklease.io/task": "verified"}},
+               "spec": {"serviceAccountName": sa, "automountServiceAccountToken": False,
+                        "containers": [{"name": "agent", "image": "busybox"}]}}
+        res = cluster.kubectl("create", "-n", ns, "-f", "-", input=json.dumps(pod), check=False)
+        assert res.returncode == 0, res
+        admitted = [r for r in evidence(wh) if r["kind"] == "admitted" and r["task"]["namespace"] == ns]
+        assert admitted, evidence(wh)[-3:]
+        assert admitted[-1]["task"]["name"] == "verified"
+        assert admitted[-1]["task"]["uid"] == task["metadata"]["uid"]
+        assert admitted[-1]["details"]["object"] == "Pod/agent"
+    finally:
+        op.stop()
+        cluster.kubectl("delete", "agentpolicy", policy, check=False)
+        cluster.kubectl("delete", "namespace", op.namespace, "--wait=false", check=False)
