@@ -4,11 +4,13 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <mutex>
 #include <optional>
 #include <set>
 
 #include "common/base64.h"
 #include "common/metrics.h"
+#include "tests/mocks/fake_api_client.h"
 #include "tests/mocks/fake_stamp_verifier.h"
 #include "tests/webhook/fixtures.h"
 #include "webhook/agenttask_review.h"
@@ -440,6 +442,61 @@ TEST_F(AgentTaskReviewerTest, OtherKindsAndTheStatusSubresourceAreNotItsBusiness
   p.kind = "Pod";
   EXPECT_EQ(reviewer_->mutate(p, testNow()).decision, Decision::kSkipped);
   EXPECT_TRUE(reviewer_->mutate(p, testNow()).response.patch.empty());
+}
+
+// ---- SubjectAccessReviews ----
+
+TEST(SarAccessReviewerTest, OneReviewPerCheckAsTheRequesterAnsweredInOrder) {
+  kube::FakeApiClient fake;
+  std::mutex mu;
+  std::vector<Json> specs;  // guarded by mu
+  fake.prependReactor("create", "subjectaccessreviews", [&](const kube::FakeApiClient::Action& a) {
+    std::lock_guard lock(mu);
+    specs.push_back(a.body["spec"]);
+    const std::string verb = a.body["spec"]["resourceAttributes"]["verb"];
+    if (verb == "delete") return std::optional<StatusOr<Json>>(unavailable("etcd is down"));
+    return std::optional<StatusOr<Json>>(Json{{"status", {{"allowed", verb == "get"}}}});
+  });
+  SarAccessReviewer reviewer(fake, 2);
+  UserInfo alice{"alice", "uid-alice", {"dev"}, {{"scopes", {"a"}}}};
+  const std::vector<PermissionCheck> checks = {{"get", "", "configmaps", "", "cfg"},
+                                               {"update", "apps", "deployments", "scale", ""},
+                                               {"delete", "", "pods", "", ""}};
+  const auto answers = reviewer.review(alice, "team-a", checks, std::chrono::seconds(5));
+  ASSERT_EQ(answers.size(), 3u);
+  EXPECT_TRUE(answers[0].answered && answers[0].allowed);
+  EXPECT_TRUE(answers[1].answered && !answers[1].allowed);
+  EXPECT_FALSE(answers[2].answered);
+  EXPECT_THAT(answers[2].error, HasSubstr("etcd is down"));
+  ASSERT_EQ(specs.size(), 3u);
+  for (const Json& spec : specs) {
+    EXPECT_EQ(spec["user"], "alice");
+    EXPECT_EQ(spec["uid"], "uid-alice");
+    EXPECT_EQ(spec["groups"], Json({"dev"}));
+    EXPECT_EQ(spec["extra"], Json({{"scopes", {"a"}}}));
+    EXPECT_EQ(spec["resourceAttributes"]["namespace"], "team-a");
+    if (spec["resourceAttributes"]["verb"] == "update") {
+      EXPECT_EQ(spec["resourceAttributes"]["group"], "apps");
+      EXPECT_EQ(spec["resourceAttributes"]["subresource"], "scale");
+    }
+    if (spec["resourceAttributes"]["verb"] == "get") {
+      EXPECT_EQ(spec["resourceAttributes"]["name"], "cfg");
+    }
+  }
+}
+
+TEST(SarAccessReviewerTest, ChecksLeftWhenTheDeadlineHasPassedAreNotAnswered) {
+  kube::FakeApiClient fake;
+  fake.prependReactor("create", "subjectaccessreviews", [](const kube::FakeApiClient::Action&) {
+    return std::optional<StatusOr<Json>>(Json{{"status", {{"allowed", true}}}});
+  });
+  SarAccessReviewer reviewer(fake);
+  const auto answers =
+      reviewer.review({"alice", "", {}, {}}, "team-a", {{"get", "", "configmaps", "", ""}},
+                      std::chrono::milliseconds(0));
+  ASSERT_EQ(answers.size(), 1u);
+  EXPECT_FALSE(answers[0].answered);
+  EXPECT_THAT(answers[0].error, HasSubstr("deadline"));
 }
 
 // ---- the endpoint ----
