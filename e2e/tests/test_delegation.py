@@ -3,7 +3,8 @@ tasklease-webhook registered as mutating and validating webhook for AgentTasks a
 a task asking for more than its requester holds is refused naming each missing permission;
 granted it, the task is admitted and stamped with the requester; the stamp and the spec cannot
 be rewritten; the operator marks the stamped delegation verified, and pods under the task's
-ServiceAccount leave `admitted` records in the webhook's evidence."""
+ServiceAccount leave `admitted` records in the webhook's evidence; where no webhook is in the
+path, a forged stamp is not verified and a policy requiring verification denies the task."""
 
 import json
 import os
@@ -203,3 +204,30 @@ def test_the_operator_verifies_the_stamp_and_pods_under_the_task_are_recorded(cl
         op.stop()
         cluster.kubectl("delete", "agentpolicy", policy, check=False)
         cluster.kubectl("delete", "namespace", op.namespace, "--wait=false", check=False)
+
+
+def test_without_the_webhook_a_forged_stamp_is_not_verified_and_a_strict_policy_denies(cluster, delegation):
+    _, keys_ns, _ = delegation
+    ns = cluster.namespace("unguarded")  # not labelled: no webhook in the path
+    policy = f"p-{ns}"
+    cluster.apply({"apiVersion": f"{GROUP}/{VERSION}", "kind": "AgentPolicy", "metadata": {"name": policy},
+                   "spec": {"match": {"namespaces": [ns], "agents": ["refactor-*"]},
+                            "allow": {"maxTTL": "1h", "credentialTypes": ["ServiceAccountToken"],
+                                      "rules": UPDATE_CONFIGMAPS}}})
+    op = Operator(cluster, cluster.namespace("tlop"), ns,
+                  ["--delegation-keys-namespace", keys_ns]).start()
+    try:
+        forged = {REQUESTED_BY: json.dumps({"groups": ["system:masters"], "uid": "", "username": "admin"}),
+                  SIGNATURE: json.dumps({"issuedAt": "2026-01-01T00:00:00.000Z", "keyId": "0123456789abcdef",
+                                         "name": "forged", "signature": "AAAA", "v": 1})}
+        cluster.kubectl("create", "-n", ns, "-f", "-", input=task_manifest("forged", annotations=forged))
+        task = wait_phase(cluster, ns, "forged", ("Active", "Denied"))
+        assert task["status"]["phase"] == "Denied", task["status"]
+        assert task["status"]["delegation"] == {"username": "admin", "uid": "", "groups": ["system:masters"],
+                                                "verified": False}
+        reason = task["status"]["policy"]["reason"]
+        assert "is not verified" in reason and "unknown-key" in reason, reason
+    finally:
+        op.stop()
+        cluster.kubectl("delete", "agentpolicy", policy, check=False)
+        cluster.kubectl("delete", "namespace", op.namespace, ns, "--wait=false", check=False)
