@@ -6,6 +6,7 @@ be rewritten; the operator marks the stamped delegation verified, and pods under
 ServiceAccount leave `admitted` records in the webhook's evidence; where no webhook is in the
 path, a forged stamp is not verified and a policy requiring verification denies the task."""
 
+import contextlib
 import json
 import os
 import tempfile
@@ -94,6 +95,25 @@ def task_manifest(name, rules=UPDATE_CONFIGMAPS, annotations=None, ttl="30m"):
     return json.dumps(body)
 
 
+@contextlib.contextmanager
+def strict_operator(cluster, ns, keys_ns):
+    """An AgentPolicy for ns that keeps the default requireVerifiedDelegation: true, and an
+    operator reconciling ns that verifies stamps with the webhook's published keys."""
+    policy = f"p-{ns}"
+    cluster.apply({"apiVersion": f"{GROUP}/{VERSION}", "kind": "AgentPolicy", "metadata": {"name": policy},
+                   "spec": {"match": {"namespaces": [ns], "agents": ["refactor-*"]},
+                            "allow": {"maxTTL": "1h", "credentialTypes": ["ServiceAccountToken"],
+                                      "rules": UPDATE_CONFIGMAPS}}})
+    op = Operator(cluster, cluster.namespace("tlop"), ns,
+                  ["--delegation-keys-namespace", keys_ns]).start()
+    try:
+        yield op, policy
+    finally:
+        op.stop()
+        cluster.kubectl("delete", "agentpolicy", policy, check=False)
+        cluster.kubectl("delete", "namespace", op.namespace, "--wait=false", check=False)
+
+
 def create_as(cluster, ns, token, body):
     return cluster.kubectl("create", "-n", ns, "-f", "-", input=body, token=token, check=False)
 
@@ -169,15 +189,7 @@ def test_the_operator_verifies_the_stamp_and_pods_under_the_task_are_recorded(cl
     ns = team_namespace(cluster, selector)
     user, token = developer(cluster, ns)
     grant_update_configmaps(cluster, ns, user)
-    # A policy that keeps the default requireVerifiedDelegation: true.
-    policy = f"p-{ns}"
-    cluster.apply({"apiVersion": f"{GROUP}/{VERSION}", "kind": "AgentPolicy", "metadata": {"name": policy},
-                   "spec": {"match": {"namespaces": [ns], "agents": ["refactor-*"]},
-                            "allow": {"maxTTL": "1h", "credentialTypes": ["ServiceAccountToken"],
-                                      "rules": UPDATE_CONFIGMAPS}}})
-    op = Operator(cluster, cluster.namespace("tlop"), ns,
-                  ["--delegation-keys-namespace", keys_ns]).start()
-    try:
+    with strict_operator(cluster, ns, keys_ns) as (op, policy):
         assert create_as(cluster, ns, token, task_manifest("verified")).returncode == 0
         task = wait_phase(cluster, ns, "verified", ("Active", "Denied"))
         assert task["status"]["phase"] == "Active", task["status"]
@@ -200,23 +212,12 @@ def test_the_operator_verifies_the_stamp_and_pods_under_the_task_are_recorded(cl
         assert admitted[-1]["task"]["name"] == "verified"
         assert admitted[-1]["task"]["uid"] == task["metadata"]["uid"]
         assert admitted[-1]["details"]["object"] == "Pod/agent"
-    finally:
-        op.stop()
-        cluster.kubectl("delete", "agentpolicy", policy, check=False)
-        cluster.kubectl("delete", "namespace", op.namespace, "--wait=false", check=False)
 
 
 def test_without_the_webhook_a_forged_stamp_is_not_verified_and_a_strict_policy_denies(cluster, delegation):
     _, keys_ns, _ = delegation
     ns = cluster.namespace("unguarded")  # not labelled: no webhook in the path
-    policy = f"p-{ns}"
-    cluster.apply({"apiVersion": f"{GROUP}/{VERSION}", "kind": "AgentPolicy", "metadata": {"name": policy},
-                   "spec": {"match": {"namespaces": [ns], "agents": ["refactor-*"]},
-                            "allow": {"maxTTL": "1h", "credentialTypes": ["ServiceAccountToken"],
-                                      "rules": UPDATE_CONFIGMAPS}}})
-    op = Operator(cluster, cluster.namespace("tlop"), ns,
-                  ["--delegation-keys-namespace", keys_ns]).start()
-    try:
+    with strict_operator(cluster, ns, keys_ns):
         forged = {REQUESTED_BY: json.dumps({"groups": ["system:masters"], "uid": "", "username": "admin"}),
                   SIGNATURE: json.dumps({"issuedAt": "2026-01-01T00:00:00.000Z", "keyId": "0123456789abcdef",
                                          "name": "forged", "signature": "AAAA", "v": 1})}
@@ -227,7 +228,4 @@ def test_without_the_webhook_a_forged_stamp_is_not_verified_and_a_strict_policy_
                                                 "verified": False}
         reason = task["status"]["policy"]["reason"]
         assert "is not verified" in reason and "unknown-key" in reason, reason
-    finally:
-        op.stop()
-        cluster.kubectl("delete", "agentpolicy", policy, check=False)
-        cluster.kubectl("delete", "namespace", op.namespace, ns, "--wait=false", check=False)
+    cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
