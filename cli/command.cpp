@@ -3,7 +3,9 @@
 #include <ostream>
 
 #include "cli/check.h"
+#include "cli/complete.h"
 #include "cli/evidence_verify.h"
+#include "cli/explain.h"
 
 namespace tasklease::cli {
 
@@ -35,6 +37,8 @@ int CommandGroup::run(const std::vector<std::string>& args, CliIo& io) {
 std::vector<CommandPtr> builtinCommands() {
   std::vector<CommandPtr> commands;
   commands.push_back(std::make_unique<CheckCommand>());
+  commands.push_back(std::make_unique<ExplainCommand>());
+  commands.push_back(std::make_unique<CompleteCommand>());
   std::vector<CommandPtr> evidence;
   evidence.push_back(std::make_unique<EvidenceVerifyCommand>());
   commands.push_back(

@@ -7,8 +7,9 @@
 //   CliIo io{std::cin, std::cout, std::cerr};
 //   return runCli({"check", "-f", "deploy/"}, io);
 //
-// Exit codes, as kubectl plugins use them: 0 success, 1 the check found problems (violations,
-// a broken evidence chain), 2 usage or input errors.
+// Exit codes (docs/cli.md): 0 success, 1 the command found problems (violations, a broken
+// evidence chain, sources that disagree), 2 usage or input errors, 3 the cluster could not
+// answer (no such task, kubeconfig, network, permissions, a refused change).
 
 #include <iosfwd>
 #include <memory>
@@ -20,6 +21,7 @@ namespace tasklease::cli {
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitFindings = 1;
 inline constexpr int kExitUsage = 2;
+inline constexpr int kExitCluster = 3;
 
 struct CliIo {
   std::istream& in;
@@ -53,7 +55,7 @@ class CommandGroup : public Command {
   std::vector<CommandPtr> children_;
 };
 
-// The plugin's commands: check, evidence verify (explain and complete come with the operator).
+// The plugin's commands: check, explain, complete, evidence verify.
 std::vector<CommandPtr> builtinCommands();
 
 // Runs `kubectl-tasklease ARGS...` (args without the program name).

@@ -207,42 +207,95 @@ TEST_F(CliTest, HelpListsTheCommands) {
   EXPECT_THAT(run({"evidence", "--help"}).out, HasSubstr("verify"));
 }
 
-TEST_F(CliTest, EvidenceVerifyReportsTheFirstBrokenSeq) {
-  std::string file = (dir_ / "chain.jsonl").string();
-  {
+// An evidence file of `n` records, and its lines for tampering.
+class EvidenceVerifyTest : public CliTest {
+ protected:
+  void SetUp() override {
+    CliTest::SetUp();
+    file_ = (dir_ / "chain.jsonl").string();
     std::vector<EvidenceSinkPtr> sinks;
-    sinks.push_back(std::make_unique<FileEvidenceSink>(file));
+    sinks.push_back(std::make_unique<FileEvidenceSink>(file_));
     auto chain = EvidenceChain::open(std::move(sinks), nullptr);
     ASSERT_TRUE(chain.ok());
-    for (int i = 0; i < 3; ++i) {
+    for (int i = 0; i < 5; ++i) {
       ASSERT_TRUE((*chain)
                       ->append({EvidenceKind::kAdmitted, {"team-a", "t", "u"}, "alice", {{"i", i}}})
                       .ok());
     }
+    std::ifstream in(file_);
+    for (std::string l; std::getline(in, l);) lines_.push_back(l);
+    ASSERT_EQ(lines_.size(), 5U);
   }
-  auto ok = run({"evidence", "verify", file});
-  EXPECT_EQ(ok.code, 0) << ok.out << ok.err;
-  EXPECT_THAT(ok.out, HasSubstr("ok, 3 records"));
+  void rewrite() {
+    std::ofstream out(file_, std::ios::trunc);
+    for (const auto& l : lines_) out << l << "\n";
+  }
+  std::string file_;
+  std::vector<std::string> lines_;
+};
 
-  std::vector<std::string> lines;
-  {
-    std::ifstream in(file);
-    for (std::string l; std::getline(in, l);) lines.push_back(l);
-  }
-  Json rec = Json::parse(lines[1]);
+TEST_F(EvidenceVerifyTest, UntouchedFileVerifies) {
+  auto ok = run({"evidence", "verify", file_});
+  EXPECT_EQ(ok.code, 0) << ok.out << ok.err;
+  EXPECT_THAT(ok.out, HasSubstr("ok, 5 records, head seq 5"));
+  Json j = Json::parse(run({"evidence", "verify", "-o", "json", file_}).out);
+  EXPECT_EQ(j[0]["ok"], true);
+  EXPECT_EQ(j[0]["records"], 5);
+  EXPECT_EQ(j[0]["head"]["seq"], 5);
+  EXPECT_FALSE(j[0].contains("problem"));
+}
+
+TEST_F(EvidenceVerifyTest, FlippingOneFieldIsReportedAtThatSeq) {
+  Json rec = Json::parse(lines_[1]);
   rec["actor"] = "mallory";
-  lines[1] = rec.dump();
-  {
-    std::ofstream out(file, std::ios::trunc);
-    for (const auto& l : lines) out << l << "\n";
-  }
-  auto bad = run({"evidence", "verify", file});
+  lines_[1] = rec.dump();
+  rewrite();
+  auto bad = run({"evidence", "verify", file_});
   EXPECT_EQ(bad.code, 1);
   EXPECT_THAT(bad.out, HasSubstr("altered at seq 2"));
-  auto json = run({"evidence", "verify", "-o", "json", file});
-  Json j = Json::parse(json.out);
+  Json j = Json::parse(run({"evidence", "verify", "-o", "json", file_}).out);
+  EXPECT_EQ(j[0]["ok"], false);
   EXPECT_EQ(j[0]["problem"], "altered");
   EXPECT_EQ(j[0]["seq"], 2);
+}
+
+TEST_F(EvidenceVerifyTest, DeletingARecordIsReportedAsMissingAtItsSeq) {
+  lines_.erase(lines_.begin() + 2);
+  rewrite();
+  auto bad = run({"evidence", "verify", file_});
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_THAT(bad.out, HasSubstr("missing at seq 3"));
+  Json j = Json::parse(run({"evidence", "verify", "-o", "json", file_}).out);
+  EXPECT_EQ(j[0]["problem"], "missing");
+  EXPECT_EQ(j[0]["seq"], 3);
+}
+
+TEST_F(EvidenceVerifyTest, SwappingTwoRecordsIsReportedAsReorderedAtTheFirst) {
+  std::swap(lines_[1], lines_[3]);
+  rewrite();
+  auto bad = run({"evidence", "verify", file_});
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_THAT(bad.out, HasSubstr("reordered at seq 2"));
+  Json j = Json::parse(run({"evidence", "verify", "-o", "json", file_}).out);
+  EXPECT_EQ(j[0]["problem"], "reordered");
+  EXPECT_EQ(j[0]["seq"], 2);
+}
+
+TEST_F(EvidenceVerifyTest, OneBrokenFileAmongSeveralFailsTheRunAndIsNamed) {
+  const std::string good = (dir_ / "good.jsonl").string();
+  fs::copy_file(file_, good);
+  lines_.erase(lines_.begin());
+  rewrite();
+  auto r = run({"evidence", "verify", good, file_});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.out, HasSubstr(good + ": ok, 5 records"));
+  EXPECT_THAT(r.out, HasSubstr(file_ + ": missing at seq 1"));
+}
+
+TEST_F(EvidenceVerifyTest, UnreadableFileExitsTwoNamingIt) {
+  auto r = run({"evidence", "verify", (dir_ / "none.jsonl").string()});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("none.jsonl"));
 }
 
 }  // namespace
