@@ -115,6 +115,16 @@ ReviewOutcome AdmissionEndpoint::noAgentTaskReviewer(const AdmissionRequest& req
       "tasklease-webhook has no delegation signing key (it runs with --cluster-state-file, or "
       "without --namespace or $POD_NAMESPACE): it cannot stamp or check AgentTasks, so it "
       "refuses them";
+  if (!request.dryRun) {
+    out.evidence.push_back(
+        {EvidenceKind::kRejected,
+         {request.ns, request.name, ""},
+         request.userInfo.username.empty() ? "unknown" : request.userInfo.username,
+         {{"object", request.kind + "/" + request.name},
+          {"operation", request.operation},
+          {"request", request.uid},
+          {"reason", "no-signing-key"}}});
+  }
   return out;
 }
 

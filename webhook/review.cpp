@@ -41,6 +41,24 @@ ReviewOutcome skipped(ReviewOutcome out) {
   return out;
 }
 
+// A denial that is not about rule violations (an invalid IdentityException, an object that
+// cannot be read) still leaves a `rejected` record: every denial is in the evidence.
+void addRejection(const AdmissionRequest& req, const std::string& ns, const std::string& reason,
+                  const std::string& message, std::vector<EvidenceEvent>& out) {
+  if (req.dryRun) return;
+  const Json& meta = objectMember(req.object, "metadata");
+  std::string name(stringMember(meta, "name"));
+  if (name.empty()) name = req.name;
+  Json details = {{"object", req.kind + "/" + name},
+                  {"operation", req.operation},
+                  {"request", req.uid},
+                  {"reason", reason},
+                  {"message", message}};
+  out.push_back({EvidenceKind::kRejected, EvidenceTask{ns, "", ""},
+                 req.userInfo.username.empty() ? "unknown" : req.userInfo.username,
+                 std::move(details)});
+}
+
 ReviewOutcome reviewIdentityException(const AdmissionRequest& req, ReviewOutcome out,
                                       TimePoint now) {
   if (req.operation == "UPDATE" &&
@@ -68,6 +86,7 @@ ReviewOutcome reviewIdentityException(const AdmissionRequest& req, ReviewOutcome
   out.response.code = 422;
   out.response.reason = "Invalid";
   out.response.message = std::move(message);
+  addRejection(req, req.ns, "invalid", out.response.message, out.evidence);
   return out;
 }
 
@@ -220,6 +239,7 @@ ReviewOutcome reviewAdmission(const AdmissionRequest& req, const ClusterState& s
     out.response.code = 400;
     out.response.reason = "BadRequest";
     out.response.message = "tasklease: cannot read the object: " + workload.status().message();
+    addRejection(req, ns, "unreadable", out.response.message, out.evidence);
     return out;
   }
   if (workload->name.empty() || workload->name == "*") workload->name = req.name;

@@ -562,8 +562,25 @@ TEST_F(EndpointMutateTest, OtherKindsPassMutateUnpatched) {
   EXPECT_FALSE(resp.contains("patchType"));
 }
 
-TEST_F(EndpointMutateTest, WithoutAReviewerAgentTasksAreRefused) {
-  AdmissionEndpoint endpoint(state_, ReviewConfig{}, nullptr, registry_, [] { return testNow(); });
+// Keeps each evidence record written.
+class RecordingSink final : public EvidenceSink {
+ public:
+  Status write(std::string_view line) override {
+    records.push_back(Json::parse(line));
+    return {};
+  }
+  std::vector<Json> records;
+};
+
+TEST_F(EndpointMutateTest, WithoutAReviewerAgentTasksAreRefusedAndRecorded) {
+  auto sink = std::make_unique<RecordingSink>();
+  RecordingSink* recorded = sink.get();
+  std::vector<EvidenceSinkPtr> sinks;
+  sinks.push_back(std::move(sink));
+  auto chain = EvidenceChain::open(std::move(sinks), nullptr);
+  ASSERT_TRUE(chain.ok());
+  AdmissionEndpoint endpoint(state_, ReviewConfig{}, chain->get(), registry_,
+                             [] { return testNow(); });
   for (const char* path : {"/mutate", "/validate"}) {
     const Json body = reviewBody(task(taskSpec()), "tasklease.io", "AgentTask");
     const HttpResponse http = std::string(path) == "/mutate" ? endpoint.mutate(post(path, body))
@@ -571,6 +588,13 @@ TEST_F(EndpointMutateTest, WithoutAReviewerAgentTasksAreRefused) {
     const Json resp = Json::parse(http.body)["response"];
     EXPECT_EQ(resp["allowed"], false) << path;
     EXPECT_EQ(resp["status"]["code"], 503) << path;
+  }
+  // Each refusal is in the evidence.
+  ASSERT_EQ(recorded->records.size(), 2u);
+  for (const Json& r : recorded->records) {
+    EXPECT_EQ(r["kind"], "rejected");
+    EXPECT_EQ(r["details"]["reason"], "no-signing-key");
+    EXPECT_EQ(r["task"]["namespace"], "team-a");
   }
 }
 

@@ -352,6 +352,9 @@ TEST_F(ReviewTest, UnreadableWorkloadIsRefusedWith400) {
   EXPECT_FALSE(out.response.allowed);
   EXPECT_EQ(out.response.code, 400);
   EXPECT_THAT(out.response.message, HasSubstr("spec.template"));
+  ASSERT_THAT(out.evidence, SizeIs(1));
+  EXPECT_EQ(out.evidence[0].kind, EvidenceKind::kRejected);
+  EXPECT_EQ(out.evidence[0].details["reason"], "unreadable");
 }
 
 Json exceptionObj(const std::string& expiresAt) {
@@ -374,6 +377,10 @@ TEST_F(ReviewTest, IdentityExceptionObjectsAreValidatedInAnyNamespace) {
   EXPECT_EQ(out.response.code, 422);
   EXPECT_EQ(out.response.reason, "Invalid");
   EXPECT_THAT(out.response.message, HasSubstr("spec.expiresAt"));
+  ASSERT_THAT(out.evidence, SizeIs(1));
+  EXPECT_EQ(out.evidence[0].kind, EvidenceKind::kRejected);
+  EXPECT_EQ(out.evidence[0].details["object"], "IdentityException/legacy");
+  EXPECT_EQ(out.evidence[0].task.ns, "plain");
   EXPECT_EQ(review(request(exceptionObj("2026-03-10T00:00:00Z"))).decision, Decision::kAllowed);
 }
 
