@@ -31,10 +31,9 @@ def _hook(name, path, wh, selector):
             "namespaceSelector": {"matchLabels": selector}, "rules": AGENTTASK_RULES}
 
 
-@pytest.fixture(scope="module")
-def delegation(cluster):
+def start_webhook(cluster):
     """The webhook with its signing key in a namespace of its own, registered for AgentTasks in
-    namespaces labelled for this module (and for workloads where enforcement is on)."""
+    namespaces labelled for this process (and for workloads where enforcement is on)."""
     install_crds(cluster)
     own = cluster.namespace("tlwh")
     wd = tempfile.mkdtemp(prefix="delegation-e2e-")
@@ -47,6 +46,12 @@ def delegation(cluster):
                        "metadata": {"name": name}, "webhooks": [hook]})
         wh.configs.append((kind.lower(), name))
     wh.register(name=f"{name}-workloads", rules=WORKLOAD_RULES)
+    return wh, own, selector
+
+
+@pytest.fixture(scope="module")
+def delegation(cluster):
+    wh, own, selector = start_webhook(cluster)
     yield wh, own, selector
     wh.stop()
     cluster.kubectl("delete", "namespace", own, "--wait=false", check=False)
@@ -229,3 +234,23 @@ def test_without_the_webhook_a_forged_stamp_is_not_verified_and_a_strict_policy_
         reason = task["status"]["policy"]["reason"]
         assert "is not verified" in reason and "unknown-key" in reason, reason
     cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
+def test_unanswered_access_reviews_refuse_the_task(private_cluster):
+    """Fail closed: when the API server cannot answer the SubjectAccessReviews, the task is
+    refused, never admitted on a guess."""
+    wh, _, selector = start_webhook(private_cluster)
+    try:
+        ns = team_namespace(private_cluster, selector)
+        user, token = developer(private_cluster, ns)
+        grant_update_configmaps(private_cluster, ns, user)
+        private_cluster.set_faults({"seed": 1, "errors": [
+            {"verbs": ["create"], "resources": ["subjectaccessreviews"], "rate": 1.0, "code": 500}]})
+        res = create_as(private_cluster, ns, token, task_manifest("refactor"))
+        assert res.returncode != 0, res
+        assert "SubjectAccessReviews unanswered" in res.stderr, res.stderr
+        assert get_task(private_cluster, ns, "refactor") is None
+        private_cluster.clear_faults()
+        assert create_as(private_cluster, ns, token, task_manifest("refactor")).returncode == 0
+    finally:
+        wh.stop()
