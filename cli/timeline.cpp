@@ -329,34 +329,6 @@ TaskTimeline buildTimeline(const Json& task, const std::vector<Json>& events,
     d.setTime(timeOf(text(credential, {"revokedAt"})), kTaskTime);
   }
 
-  // ---- Events ----
-  for (const Json& e : events) {
-    if (!eventAboutTask(e, out.name, out.uid)) continue;
-    EventRef ref{text(e, {"type"}), text(e, {"reason"}), text(e, {"message"}),
-                 member(e, {"count"}).is_number_integer() ? e["count"].get<int64_t>() : 1};
-    Draft* d = nullptr;
-    Draft own;
-    if (ref.reason == "Authorized" || ref.reason == "Denied") {
-      d = &draft(decision, ref.reason == "Authorized" ? "authorized" : "denied", kRankDecision);
-    } else if (ref.reason == "CredentialIssued") {
-      d = &draft(issued, "issued", kRankIssued);
-    } else if (isEndingReason(ref.reason)) {
-      d = &draft(ending, ref.reason == "Expired" ? "expired" : "completed", kRankEnding);
-      d->addDetails({{"reason", ref.reason}, {"message", ref.message}});
-    } else if (ref.reason == "CredentialRevoked") {
-      d = &draft(revoked, "revoked", kRankRevoked);
-    } else {
-      own.step.step = ref.reason == "WorkloadStarted" ? "workload" : "event";
-      own.rank = kRankWorkload;
-      own.step.summary = ref.type + " " + ref.reason + ": " + ref.message;
-      d = &own;
-    }
-    d->addSource("event");
-    d->setTime(eventTime(e), kEventTime);
-    d->step.events.push_back(std::move(ref));
-    if (d == &own) others.push_back(std::move(own));
-  }
-
   // ---- evidence ----
   std::string evidenceIssuedFingerprint;
   std::optional<int64_t> operatorLatency;
@@ -427,6 +399,34 @@ TaskTimeline buildTimeline(const Json& task, const std::vector<Json>& events,
     }
     out.evidence.push_back(std::move(summary));
   }
+  // ---- Events (after the evidence: their messages are the least precise) ----
+  for (const Json& e : events) {
+    if (!eventAboutTask(e, out.name, out.uid)) continue;
+    EventRef ref{text(e, {"type"}), text(e, {"reason"}), text(e, {"message"}),
+                 member(e, {"count"}).is_number_integer() ? e["count"].get<int64_t>() : 1};
+    Draft* d = nullptr;
+    Draft own;
+    if (ref.reason == "Authorized" || ref.reason == "Denied") {
+      d = &draft(decision, ref.reason == "Authorized" ? "authorized" : "denied", kRankDecision);
+    } else if (ref.reason == "CredentialIssued") {
+      d = &draft(issued, "issued", kRankIssued);
+    } else if (isEndingReason(ref.reason)) {
+      d = &draft(ending, ref.reason == "Expired" ? "expired" : "completed", kRankEnding);
+      d->addDetails({{"reason", ref.reason}, {"message", ref.message}});
+    } else if (ref.reason == "CredentialRevoked") {
+      d = &draft(revoked, "revoked", kRankRevoked);
+    } else {
+      own.step.step = ref.reason == "WorkloadStarted" ? "workload" : "event";
+      own.rank = kRankWorkload;
+      own.step.summary = ref.type + " " + ref.reason + ": " + ref.message;
+      d = &own;
+    }
+    d->addSource("event");
+    d->setTime(eventTime(e), kEventTime);
+    d->step.events.push_back(std::move(ref));
+    if (d == &own) others.push_back(std::move(own));
+  }
+
   if (!evidenceIssuedFingerprint.empty() && !statusFingerprint.empty() &&
       evidenceIssuedFingerprint != statusFingerprint) {
     out.problems.push_back("the status names credential fingerprint " + statusFingerprint +

@@ -182,6 +182,8 @@ TEST_F(ExplainTest, StepsFromStatusEventsAndEvidenceAreInTimeOrder) {
   EXPECT_THAT(t.steps[0].summary, HasSubstr("delegation verified"));
   EXPECT_THAT(t.steps[1].summary, HasSubstr("policy \"team-a-refactor\""));
   EXPECT_EQ(t.steps[4].details["object"], "Pod/agent-1");
+  // The ending's words are the evidence's, not the Event's.
+  EXPECT_EQ(t.steps[5].summary, "Succeeded: done (Completed)");
   EXPECT_EQ(t.steps[4].evidence[0].file, (dir_ / "webhook.jsonl").string());
   // The other task's record and the earlier incarnation's pod are not this task's.
   ASSERT_EQ(t.evidence.size(), 2U);
