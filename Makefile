@@ -12,6 +12,7 @@ PYTEST_ARGS ?=
 SAN_DIR     ?= build-asan
 # Sanitizers for the main build (CI: address,undefined), e.g. `make test SANITIZE=address`.
 SANITIZE    ?=
+SANITIZE_FLAGS ?=
 
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
@@ -27,7 +28,8 @@ deps:
 
 configure: deps
 	@cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) \
-	  -DTASKLEASE_WERROR=$(WERROR) -DTASKLEASE_SANITIZE=$(SANITIZE) >/dev/null
+	  -DTASKLEASE_WERROR=$(WERROR) -DTASKLEASE_SANITIZE=$(SANITIZE) \
+	  -DTASKLEASE_SANITIZE_FLAGS="$(SANITIZE_FLAGS)" >/dev/null
 
 build: configure
 	@cmake --build $(BUILD_DIR) -j$(JOBS)
