@@ -57,9 +57,10 @@ struct TimelineStep {
   // completed, expired, revoked, event
   std::string step;
   std::optional<TimePoint> time;
-  std::string summary;               // one line for people
-  Json details = Json::object();     // the facts, merged from every source
-  std::vector<std::string> sources;  // "status", "event", "evidence", in that order
+  std::string summary;            // one line for people
+  Json details = Json::object();  // the facts, merged from every source
+  // "task" (its metadata and status), "event", "evidence", in that order
+  std::vector<std::string> sources;
   std::vector<EvidenceRef> evidence;
   std::vector<EventRef> events;
 };
