@@ -38,8 +38,7 @@ Controller::Controller(InformerClusterView& view, Reconciler& reconciler, Sweepe
       sweeper_(sweeper),
       metrics_(metrics),
       options_(std::move(options)),
-      retries_(retryLimiter(options_)),
-      later_([this](const std::string& key) { queue_.add(key); }) {}
+      retries_(retryLimiter(options_)) {}
 
 void Controller::addHandlers() {
   kube::ResourceEventHandler tasks;
@@ -104,7 +103,6 @@ Status Controller::run(const std::stop_token& stop) {
     std::unique_lock lock(mu);
     cv.wait(lock, stop, [] { return false; });
   }
-  later_.stop();
   queue_.shutDown();
   threads.clear();  // joins: workers finish the key in hand, the sweep its pass
   view_.stop();
@@ -124,7 +122,7 @@ void Controller::work(const std::stop_token& stop) {
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     if (metrics_ != nullptr) metrics_->reconcileTime.labels({}).observe(seconds);
     if (!result.ok()) {
-      later_.addAfter(*key, retries_->when(*key));
+      queue_.addAfter(*key, retries_->when(*key));
       requeueAtDeadline(*key);
       if (metrics_ != nullptr) {
         metrics_->reconciles.labels({"error"}).inc();
@@ -139,7 +137,7 @@ void Controller::work(const std::stop_token& stop) {
     } else {
       retries_->forget(*key);
       if (result->requeueAfter) {
-        later_.addAfter(*key, *result->requeueAfter);
+        queue_.addAfter(*key, *result->requeueAfter);
         if (metrics_ != nullptr) metrics_->reconciles.labels({"requeue"}).inc();
       } else if (metrics_ != nullptr) {
         metrics_->reconciles.labels({"success"}).inc();
@@ -157,7 +155,7 @@ void Controller::requeueAtDeadline(const std::string& key) {
   auto deadline = parseRfc3339(stringAt(*task, {"status", "expiresAt"}));
   if (!deadline.ok()) return;
   // Of the backoff and this, the earlier wins.
-  later_.addAfter(
+  queue_.addAfter(
       key,
       std::max(std::chrono::nanoseconds(0),
                std::chrono::duration_cast<std::chrono::nanoseconds>(*deadline - options_.now())));
@@ -204,7 +202,7 @@ void Controller::updateGauges() {
   }
   for (const auto& [phase, n] : byPhase) metrics_->tasks.labels({phase}).set(n);
   metrics_->queueDepth.labels({}).set(static_cast<double>(queue_.len()));
-  metrics_->queueDelayed.labels({}).set(static_cast<double>(later_.size()));
+  metrics_->queueDelayed.labels({}).set(static_cast<double>(queue_.delayedLen()));
 }
 
 }  // namespace tasklease::op

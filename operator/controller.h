@@ -17,7 +17,6 @@
 #include "common/status.h"
 #include "kube/workqueue.h"
 #include "operator/cluster_view.h"
-#include "operator/delayed_keys.h"
 #include "operator/metrics.h"
 #include "operator/reconciler.h"
 #include "operator/sweeper.h"
@@ -69,11 +68,10 @@ class Controller {
   Sweeper& sweeper_;
   OperatorMetrics* metrics_;
   const ControllerOptions options_;
-  // Retry delays per key. The queue's own limiter is not used: delayed keys go through
-  // DelayedKeys (see delayed_keys.h for why).
+  // Retry delays per key (per-key exponential backoff under a shared token bucket), applied
+  // through queue_.addAfter.
   const std::unique_ptr<kube::WorkQueueRateLimiter> retries_;
   kube::WorkQueue queue_;
-  DelayedKeys later_;  // after queue_, which it adds to
   std::atomic<bool> synced_{false};
 };
 

@@ -7,7 +7,6 @@
 #include <mutex>
 #include <thread>
 
-#include "operator/delayed_keys.h"
 #include "operator/objects.h"
 #include "tests/operator/operator_fixture.h"
 
@@ -142,43 +141,6 @@ TEST_F(ControllerTest, TheSweepRemovesLeftoversOfAGoneTaskOnItsTimer) {
   EXPECT_TRUE(eventually([&] {
     return !h.exists(kube::resources::kRoles, "team-a", taskNames("ghost", "uid-ghost").base);
   }));
-}
-
-}  // namespace
-}  // namespace tasklease::op
-
-namespace tasklease::op {
-namespace {
-
-TEST(DelayedKeysTest, KeysComeDueInTimeOrderAndTheEarlierOfTwoTimesWins) {
-  std::mutex mu;
-  std::condition_variable cv;
-  std::vector<std::string> fired;
-  DelayedKeys later([&](const std::string& key) {
-    std::lock_guard lock(mu);
-    fired.push_back(key);
-    cv.notify_all();
-  });
-  later.addAfter("b", std::chrono::milliseconds(60));
-  later.addAfter("a", std::chrono::milliseconds(30));
-  later.addAfter("b", std::chrono::hours(1));  // later than pending: ignored
-  later.addAfter("c", std::chrono::hours(1));
-  later.addAfter("c", std::chrono::milliseconds(10));  // earlier: replaces
-  std::unique_lock lock(mu);
-  ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return fired.size() == 3; }));
-  EXPECT_EQ(fired, (std::vector<std::string>{"c", "a", "b"}));
-  EXPECT_EQ(later.size(), 0u);
-}
-
-TEST(DelayedKeysTest, StopDropsWhatIsPending) {
-  std::atomic<int> fired{0};
-  DelayedKeys later([&](const std::string&) { ++fired; });
-  later.addAfter("a", std::chrono::milliseconds(50));
-  later.stop();
-  later.addAfter("b", std::chrono::milliseconds(0));
-  EXPECT_EQ(later.size(), 0u);
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  EXPECT_EQ(fired.load(), 0);
 }
 
 }  // namespace
