@@ -63,6 +63,22 @@ def install_crds(cluster):
                         "--timeout=30s")
 
 
+def start_agenttask_webhook(cluster, label, workdir_prefix):
+    """The webhook with its signing key in a namespace of its own, stamping and validating
+    AgentTasks in namespaces labelled `label`=<this process> and checking workloads where
+    enforcement is on. Returns (webhook, its namespace, the label selector)."""
+    import tempfile
+    install_crds(cluster)
+    own = cluster.namespace("tlwh")
+    wh = Webhook.start(cluster, tempfile.mkdtemp(prefix=workdir_prefix),
+                       extra_args=["--namespace", own])
+    selector = {label: str(os.getpid())}
+    name = f"{label.split('/')[-1]}-{os.getpid()}"
+    wh.register_agenttasks(name, selector)
+    wh.register(name=f"{name}-workloads", rules=WORKLOAD_RULES)
+    return wh, own, selector
+
+
 class Webhook:
     def __init__(self, cluster, binary, port, metrics_port, ca_pem, workdir, evidence_file):
         self.cluster, self.binary = cluster, binary
@@ -102,6 +118,22 @@ class Webhook:
                             "kind": "ValidatingWebhookConfiguration",
                             "metadata": {"name": name}, "webhooks": [hook]})
         self.configs.append(("validatingwebhookconfiguration", name))
+
+    def register_agenttasks(self, name, selector):
+        """Registers /mutate (stamping) and /validate for AgentTasks in namespaces matching the
+        label selector, as the chart does."""
+        rules = [{"apiGroups": ["tasklease.io"], "apiVersions": ["v1alpha1"],
+                  "operations": ["CREATE", "UPDATE"], "resources": ["agenttasks"]}]
+        for kind, path in (("MutatingWebhookConfiguration", "/mutate"),
+                           ("ValidatingWebhookConfiguration", "/validate")):
+            hook = {"name": f"{path[1:]}-tasks.tasklease.io", "admissionReviewVersions": ["v1"],
+                    "sideEffects": "NoneOnDryRun", "failurePolicy": "Fail", "timeoutSeconds": 10,
+                    "clientConfig": {"url": f"https://127.0.0.1:{self.port}{path}",
+                                     "caBundle": self.ca_bundle},
+                    "namespaceSelector": {"matchLabels": selector}, "rules": rules}
+            self.cluster.apply({"apiVersion": "admissionregistration.k8s.io/v1", "kind": kind,
+                                "metadata": {"name": name}, "webhooks": [hook]})
+            self.configs.append((kind.lower(), name))
 
     def unregister(self):
         for kind, name in self.configs:

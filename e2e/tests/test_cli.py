@@ -15,38 +15,22 @@ import pytest
 import yaml
 
 from binaries import BIN_DIR, binary_path
-from components import WORKLOAD_RULES, Webhook, install_crds
+from components import install_crds, start_agenttask_webhook
 from harness import kubectl_path
-from test_operator import (GROUP, VERSION, Operator, add_policy, create_task, secret_data,
-                           task_body, wait_phase)
+from test_operator import (Operator, add_policy, create_task, secret_data, task_body,
+                           wait_phase)
 
 # Secret values this module saw (credential tokens): the secret scan looks for them in every log
 # and evidence file of the session (test_zz_secret_scan.py).
 OBSERVED_SECRETS = []
 
-AGENTTASK_RULES = [{"apiGroups": [GROUP], "apiVersions": [VERSION],
-                    "operations": ["CREATE", "UPDATE"], "resources": ["agenttasks"]}]
 
 
 @pytest.fixture(scope="module")
 def webhook(cluster):
     """The webhook, stamping and validating AgentTasks in namespaces labelled for this module and
     checking workloads where enforcement is on."""
-    install_crds(cluster)
-    own = cluster.namespace("tlcli")
-    wh = Webhook.start(cluster, tempfile.mkdtemp(prefix="cli-e2e-"), extra_args=["--namespace", own])
-    selector = {"tasklease.io/cli-e2e": str(os.getpid())}
-    name = f"tasklease-cli-e2e-{os.getpid()}"
-    for kind, path in (("MutatingWebhookConfiguration", "/mutate"),
-                       ("ValidatingWebhookConfiguration", "/validate")):
-        hook = {"name": f"{path[1:]}-tasks.tasklease.io", "admissionReviewVersions": ["v1"],
-                "sideEffects": "NoneOnDryRun", "failurePolicy": "Fail", "timeoutSeconds": 10,
-                "clientConfig": {"url": f"https://127.0.0.1:{wh.port}{path}", "caBundle": wh.ca_bundle},
-                "namespaceSelector": {"matchLabels": selector}, "rules": AGENTTASK_RULES}
-        cluster.apply({"apiVersion": "admissionregistration.k8s.io/v1", "kind": kind,
-                       "metadata": {"name": name}, "webhooks": [hook]})
-        wh.configs.append((kind.lower(), name))
-    wh.register(name=f"{name}-workloads", rules=WORKLOAD_RULES)
+    wh, own, selector = start_agenttask_webhook(cluster, "tasklease.io/cli-e2e", "cli-e2e-")
     yield wh, own, selector
     wh.stop()
     cluster.kubectl("delete", "namespace", own, "--wait=false", check=False)

@@ -9,44 +9,20 @@ path, a forged stamp is not verified and a policy requiring verification denies 
 import contextlib
 import json
 import os
-import tempfile
 import uuid
 
 import pytest
 
-from components import Webhook, WORKLOAD_RULES, install_crds
+from components import start_agenttask_webhook
 from test_operator import GROUP, VERSION, Operator, get_task, wait_phase
 
 REQUESTED_BY = "tasklease.io/requested-by"
 SIGNATURE = "tasklease.io/requested-by-signature"
-AGENTTASK_RULES = [{"apiGroups": [GROUP], "apiVersions": [VERSION],
-                    "operations": ["CREATE", "UPDATE"], "resources": ["agenttasks"]}]
 UPDATE_CONFIGMAPS = [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "update"]}]
 
 
-def _hook(name, path, wh, selector):
-    return {"name": name, "admissionReviewVersions": ["v1"], "sideEffects": "NoneOnDryRun",
-            "failurePolicy": "Fail", "timeoutSeconds": 10,
-            "clientConfig": {"url": f"https://127.0.0.1:{wh.port}{path}", "caBundle": wh.ca_bundle},
-            "namespaceSelector": {"matchLabels": selector}, "rules": AGENTTASK_RULES}
-
-
 def start_webhook(cluster):
-    """The webhook with its signing key in a namespace of its own, registered for AgentTasks in
-    namespaces labelled for this process (and for workloads where enforcement is on)."""
-    install_crds(cluster)
-    own = cluster.namespace("tlwh")
-    wd = tempfile.mkdtemp(prefix="delegation-e2e-")
-    wh = Webhook.start(cluster, wd, extra_args=["--namespace", own])
-    selector = {"tasklease.io/delegation-e2e": str(os.getpid())}
-    name = f"tasklease-delegation-e2e-{os.getpid()}"
-    for kind, hook in (("MutatingWebhookConfiguration", _hook("mutate.tasklease.io", "/mutate", wh, selector)),
-                       ("ValidatingWebhookConfiguration", _hook("validate-tasks.tasklease.io", "/validate", wh, selector))):
-        cluster.apply({"apiVersion": "admissionregistration.k8s.io/v1", "kind": kind,
-                       "metadata": {"name": name}, "webhooks": [hook]})
-        wh.configs.append((kind.lower(), name))
-    wh.register(name=f"{name}-workloads", rules=WORKLOAD_RULES)
-    return wh, own, selector
+    return start_agenttask_webhook(cluster, "tasklease.io/delegation-e2e", "delegation-e2e-")
 
 
 @pytest.fixture(scope="module")
