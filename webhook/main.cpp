@@ -313,6 +313,7 @@ int main(int argc, char** argv) {
   auto server = WebhookServer::start(options, *state, chain.get(), nullptr, agentTasks.get());
   if (!server.ok()) return fail(server.status().message());
   if (certs) {
+    certs->exportMetrics((*server)->metrics());
     certs->start(std::chrono::duration_cast<std::chrono::milliseconds>(certSync));
   }
   logInfo("serving", {{"port", (*server)->port()},

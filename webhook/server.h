@@ -38,6 +38,8 @@ class WebhookServer {
   uint16_t port() const;
   uint16_t metricsPort() const;
   uint64_t certificateReloads() const;
+  // The registry /metrics serves; other parts (the certificate manager) add their families.
+  MetricsRegistry& metrics() { return metrics_; }
   // Answers what is in flight (up to grace), then stops both servers.
   void shutdown(std::chrono::milliseconds grace);
 

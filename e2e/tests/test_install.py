@@ -8,6 +8,7 @@ delegator refused."""
 import json
 import os
 import tempfile
+import urllib.request
 
 import pytest
 
@@ -95,6 +96,11 @@ def test_the_webhook_manages_its_certificate_and_the_operator_leads(installed):
     secret = cluster.kubectl_json("get", "secret", "tasklease-webhook-tls", "-n", inst.namespace)
     # Removed with the chart: owned by the webhook configuration it serves.
     assert secret["metadata"]["ownerReferences"][0]["kind"] == "ValidatingWebhookConfiguration"
+    # The certificate's state is on /metrics (docs/operations.md alerts on it).
+    with urllib.request.urlopen(
+            f"http://127.0.0.1:{inst.webhook_metrics_port}/metrics", timeout=5) as r:
+        metrics = r.read().decode()
+    assert "tasklease_webhook_certificate_" in metrics, metrics[:2000]
     lease = cluster.kubectl_json("get", "lease", "tasklease-operator", "-n", inst.namespace)
     assert lease["spec"]["holderIdentity"] == "tasklease-operator-local"
 
