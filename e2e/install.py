@@ -48,6 +48,23 @@ def render(values=(), namespace=NAMESPACE, release=RELEASE):
     return [d for d in yaml.safe_load_all(out.stdout) if d]
 
 
+def token_kubeconfig(cluster, path, token, namespace):
+    """Writes a kubeconfig for the cluster that authenticates with a bearer token and defaults to
+    namespace; returns its path."""
+    admin = yaml.safe_load(open(cluster.kubeconfig))
+    ctx = next(c["context"] for c in admin["contexts"] if c["name"] == admin["current-context"])
+    server = next(c for c in admin["clusters"] if c["name"] == ctx["cluster"])
+    cfg = {"apiVersion": "v1", "kind": "Config", "clusters": [server],
+           "users": [{"name": "user", "user": {"token": token}}],
+           "contexts": [{"name": "user", "context": {"cluster": server["name"], "user": "user",
+                                                     "namespace": namespace}}],
+           "current-context": "user"}
+    with open(path, "w") as f:
+        yaml.safe_dump(cfg, f)
+    os.chmod(path, 0o600)
+    return path
+
+
 def _override(args, replace):
     """The container's args with the flags in `replace` set to new values (a None value drops
     the flag). Both `--flag=value` and `--flag value` forms are understood."""
@@ -121,21 +138,8 @@ class Installation:
              "spec": {"expirationSeconds": 24 * 3600}})
         if status != 201:
             raise AssertionError(f"TokenRequest for {service_account}: {status} {out}")
-        admin = yaml.safe_load(open(self.cluster.kubeconfig))
-        ctx = next(c["context"] for c in admin["contexts"]
-                   if c["name"] == admin["current-context"])
-        cluster = next(c for c in admin["clusters"] if c["name"] == ctx["cluster"])
-        cfg = {"apiVersion": "v1", "kind": "Config", "clusters": [cluster],
-               "users": [{"name": service_account, "user": {"token": out["status"]["token"]}}],
-               "contexts": [{"name": service_account,
-                             "context": {"cluster": cluster["name"], "user": service_account,
-                                         "namespace": self.namespace}}],
-               "current-context": service_account}
-        path = os.path.join(self.workdir, f"{service_account}.kubeconfig")
-        with open(path, "w") as f:
-            yaml.safe_dump(cfg, f)
-        os.chmod(path, 0o600)
-        return path
+        return token_kubeconfig(self.cluster, os.path.join(self.workdir, f"{service_account}.kubeconfig"),
+                                out["status"]["token"], self.namespace)
 
     def _container(self, component):
         dep = self.deployment(component)

@@ -86,12 +86,13 @@ class Story:
                                    show=False))
 
     def tell(self):
+        from install import token_kubeconfig  # after main() has chosen the build directory
         c = self.cluster
         say("1. A team namespace where tasklease enforces its rules.")
         self.apply({"apiVersion": "v1", "kind": "Namespace",
                     "metadata": {"name": TEAM, "labels": {"tasklease.io/enforcement": "enforce"}}})
         alice = c.add_user("alice", groups=["team-a-devs"])
-        write_kubeconfig(c, os.path.join(self.workdir, "alice.kubeconfig"), alice, TEAM)
+        token_kubeconfig(c, os.path.join(self.workdir, "alice.kubeconfig"), alice, TEAM)
         self.apply({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
                     "metadata": {"name": "agent-operators", "namespace": TEAM},
                     "rules": [{"apiGroups": ["tasklease.io"], "resources": ["agenttasks"],
@@ -177,21 +178,6 @@ class Story:
         self.run("kubectl", "tasklease", "explain", TASK, "-n", TEAM, "--evidence",
                  self.inst.operator_evidence, "--evidence", self.inst.webhook_evidence)
         self.run("kubectl", "tasklease", "evidence", "verify", self.inst.operator_evidence)
-
-
-def write_kubeconfig(cluster, path, token, namespace):
-    import yaml
-    admin = yaml.safe_load(open(cluster.kubeconfig))
-    ctx = next(c["context"] for c in admin["contexts"] if c["name"] == admin["current-context"])
-    cl = next(c for c in admin["clusters"] if c["name"] == ctx["cluster"])
-    cfg = {"apiVersion": "v1", "kind": "Config", "clusters": [cl],
-           "users": [{"name": "user", "user": {"token": token}}],
-           "contexts": [{"name": "user", "context": {"cluster": cl["name"], "user": "user",
-                                                     "namespace": namespace}}],
-           "current-context": "user"}
-    with open(path, "w") as f:
-        yaml.safe_dump(cfg, f)
-    os.chmod(path, 0o600)
 
 
 def main():
