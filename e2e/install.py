@@ -14,7 +14,6 @@ webhook, so kubesim calls it through the Service exactly as kube-apiserver would
     inst.stop()
 """
 
-import base64
 import os
 import re
 import subprocess
@@ -203,15 +202,13 @@ class Installation:
         return self
 
     def _ca_bundles_set(self):
-        for kind in ("validatingwebhookconfigurations", "mutatingwebhookconfigurations"):
-            for cfg in self.of_kind({"validatingwebhookconfigurations": "ValidatingWebhookConfiguration",
-                                     "mutatingwebhookconfigurations": "MutatingWebhookConfiguration"}[kind]):
+        for kind, plural in (("ValidatingWebhookConfiguration", "validatingwebhookconfigurations"),
+                             ("MutatingWebhookConfiguration", "mutatingwebhookconfigurations")):
+            for cfg in self.of_kind(kind):
                 status, _, live = self.cluster.request(
-                    "GET", f"/apis/admissionregistration.k8s.io/v1/{kind}/{cfg['metadata']['name']}")
-                if status != 200:
-                    return False
-                if not all(base64.b64decode(w.get("clientConfig", {}).get("caBundle", "") or "")
-                           for w in live.get("webhooks", [])):
+                    "GET", f"/apis/admissionregistration.k8s.io/v1/{plural}/{cfg['metadata']['name']}")
+                if status != 200 or not all(w.get("clientConfig", {}).get("caBundle")
+                                            for w in live.get("webhooks", [])):
                     return False
         return True
 
