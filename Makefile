@@ -19,7 +19,7 @@ export PATH := $(CURDIR)/.tools/bin:$(PATH)
 FUZZ_DIR    ?= build-fuzz
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps configure build test unit e2e bench demo demo-up lint format sanitize fuzz clean
+.PHONY: all deps configure build test unit e2e bench demo demo-up image image-demo lint format sanitize fuzz clean
 
 all: build
 
@@ -73,6 +73,15 @@ demo: build
 # The same control plane, kept running until Ctrl-C; prints how to point kubectl at it.
 demo-up: build
 	@$(PYTHON) scripts/demo.py --build $(BUILD_DIR) --up
+
+# The container image from the Dockerfile: docker when an engine runs, else buildah (daemonless,
+# base images from Debian's archive when no registry is reachable); checked and saved as a tarball.
+image:
+	@scripts/image.sh $(IMAGE)
+
+# `make demo` with the webhook and operator of that image (its filesystem, its libraries).
+image-demo: build
+	@$(PYTHON) scripts/image_demo.py --build $(BUILD_DIR)
 
 lint: configure
 	@scripts/lint.sh $(BUILD_DIR)
