@@ -31,8 +31,7 @@ else
   command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
   if ((${#need[@]})); then
     log "no Docker engine; installing ${need[*]} from Debian's archive"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-      "${need[@]}" fuse-overlayfs uidmap >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need[@]}" >/dev/null
   fi
 
   # debian:bookworm and debian:bookworm-slim: pulled when a registry answers, else debootstrapped.
