@@ -414,6 +414,13 @@ def main():
         if ref and ref["rps"] and ref["p99"]:
             print(f"  ratios: throughput {ours['rps'] / ref['rps']:.2f} of nginx (target >= 0.5), "
                   f"p99 {ours['p99'] / ref['p99']:.2f} of nginx (target <= 2)")
+        micro = os.path.join(args.build, "bin", "webhook_review_micro")
+        if os.path.exists(micro):
+            # The same review without TLS and HTTP, on one thread: where a review's CPU goes.
+            out = subprocess.run([micro, os.path.join(d, "review.json"),
+                                  os.path.join(d, "state", "state.yaml")],
+                                 capture_output=True, text=True, env=env).stdout
+            print("  in-process: " + (out.splitlines()[0] if out else "(no output)"))
 
         if args.hostile > 0:
             tally, rss_before, took = hostile(port, args.hostile, webhook.pid)

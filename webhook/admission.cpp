@@ -166,6 +166,7 @@ Json toJson(const simdjson::dom::element& e, const Keep* keep) {
       const Keep* each = keep->all ? &kAll : keep->items != nullptr ? keep->items : &kAll;
       simdjson::dom::array arr;
       if (e.get(arr) != simdjson::SUCCESS) return nullptr;
+      out.get_ref<Json::array_t&>().reserve(arr.size());  // size() reads the tape, no scan
       for (simdjson::dom::element item : arr) out.push_back(toJson(item, each));
       return out;
     }
@@ -359,25 +360,91 @@ StatusOr<AdmissionRequest> decodeAdmissionReview(std::string_view body) {
   return r;
 }
 
+namespace {
+
+// A JSON string literal for s, exactly as nlohmann's dump with error_handler_t::replace writes
+// it: printable ASCII other than '"' and '\\' is copied, anything else goes through nlohmann
+// (escapes, UTF-8 checks and the replacement of invalid bytes).
+void appendJsonString(std::string& out, std::string_view s) {
+  bool plain = std::all_of(s.begin(), s.end(), [](char c) {
+    auto u = static_cast<unsigned char>(c);
+    return u >= 0x20 && u < 0x7f && c != '"' && c != '\\';
+  });
+  if (plain) {
+    out += '"';
+    out += s;
+    out += '"';
+    return;
+  }
+  out += Json(std::string(s)).dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+void appendMember(std::string& out, bool& first, std::string_view key) {
+  if (!first) out += ',';
+  first = false;
+  appendJsonString(out, key);
+  out += ':';
+}
+
+}  // namespace
+
+// Written directly rather than built as a Json and dumped: this runs once per review. Members
+// come in the order nlohmann's std::map-backed objects print them (sorted by key), so the bytes
+// are what `Json::dump` gave before (the tests compare whole answers).
 std::string encodeAdmissionReview(const AdmissionResponse& response) {
-  Json resp = {{"uid", response.uid}, {"allowed", response.allowed}};
-  if (!response.allowed || !response.message.empty()) {
-    Json status = {{"code", response.code}, {"message", response.message}};
-    if (!response.allowed) status["status"] = "Failure";
-    if (!response.reason.empty()) status["reason"] = response.reason;
-    resp["status"] = std::move(status);
+  std::string out;
+  out.reserve(160 + response.uid.size() + response.message.size() + response.patch.size() * 2);
+  out += R"({"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{)";
+  bool first = true;
+  appendMember(out, first, "allowed");
+  out += response.allowed ? "true" : "false";
+  if (!response.auditAnnotations.empty()) {
+    appendMember(out, first, "auditAnnotations");
+    out += '{';
+    bool firstAnnotation = true;
+    for (const auto& [k, v] : response.auditAnnotations) {  // a std::map: sorted already
+      appendMember(out, firstAnnotation, k);
+      appendJsonString(out, v);
+    }
+    out += '}';
   }
   if (!response.patch.empty()) {
-    resp["patchType"] = "JSONPatch";
-    resp["patch"] = base64Encode(response.patch);
+    appendMember(out, first, "patch");
+    appendJsonString(out, base64Encode(response.patch));
+    appendMember(out, first, "patchType");
+    out += "\"JSONPatch\"";
   }
-  if (!response.warnings.empty()) resp["warnings"] = response.warnings;
-  if (!response.auditAnnotations.empty()) resp["auditAnnotations"] = response.auditAnnotations;
-  Json review = {{"apiVersion", "admission.k8s.io/v1"},
-                 {"kind", "AdmissionReview"},
-                 {"response", std::move(resp)}};
-  // Messages quote outside input (names); invalid UTF-8 in them is replaced, never thrown on.
-  return review.dump(-1, ' ', false, Json::error_handler_t::replace);
+  if (!response.allowed || !response.message.empty()) {
+    appendMember(out, first, "status");
+    out += '{';
+    bool firstStatus = true;
+    appendMember(out, firstStatus, "code");
+    out += std::to_string(response.code);
+    appendMember(out, firstStatus, "message");
+    appendJsonString(out, response.message);
+    if (!response.reason.empty()) {
+      appendMember(out, firstStatus, "reason");
+      appendJsonString(out, response.reason);
+    }
+    if (!response.allowed) {
+      appendMember(out, firstStatus, "status");
+      out += "\"Failure\"";
+    }
+    out += '}';
+  }
+  appendMember(out, first, "uid");
+  appendJsonString(out, response.uid);
+  if (!response.warnings.empty()) {
+    appendMember(out, first, "warnings");
+    out += '[';
+    for (size_t i = 0; i < response.warnings.size(); ++i) {
+      if (i > 0) out += ',';
+      appendJsonString(out, response.warnings[i]);
+    }
+    out += ']';
+  }
+  out += "}}";
+  return out;
 }
 
 }  // namespace tasklease::webhook

@@ -4,6 +4,7 @@
 #include <array>
 #include <cctype>
 #include <cmath>
+#include <cstdint>
 #include <functional>
 
 #include "common/base64.h"
@@ -347,23 +348,60 @@ struct Detector {
   const char* id;
   const char* description;
   bool (*matches)(std::string_view);
+  // Every value the detector matches contains one of these (each detector scans for them), so
+  // a value without any of them is not given to it.
+  std::array<std::string_view, 5> anchors;
 };
 
 constexpr Detector kFormatDetectors[] = {
-    {"private-key-pem", "a PEM private key", pemPrivateKey},
-    {"aws-access-key-id", "an AWS access key ID", awsAccessKeyId},
-    {"github-token", "a GitHub token", githubClassic},
-    {"github-fine-grained-token", "a GitHub fine-grained personal access token", githubFineGrained},
-    {"gitlab-token", "a GitLab personal access token", gitlab},
-    {"slack-token", "a Slack token", slackToken},
-    {"slack-webhook", "a Slack incoming-webhook URL", slackWebhook},
-    {"stripe-live-key", "a Stripe live secret or restricted key", stripeLive},
-    {"google-api-key", "a Google API key", googleApiKey},
-    {"anthropic-api-key", "an Anthropic API key", anthropic},
-    {"openai-api-key", "an OpenAI API key", openai},
-    {"jwt", "a signed JWT", jwt},
-    {"url-credentials", "a password inside a URL", urlCredentials},
+    {"private-key-pem", "a PEM private key", pemPrivateKey, {"-----BEGIN "}},
+    {"aws-access-key-id", "an AWS access key ID", awsAccessKeyId, {"AKIA", "ASIA"}},
+    {"github-token", "a GitHub token", githubClassic, {"ghp_", "gho_", "ghu_", "ghs_", "ghr_"}},
+    {"github-fine-grained-token", "a GitHub fine-grained personal access token",
+     githubFineGrained, {"github_pat_"}},
+    {"gitlab-token", "a GitLab personal access token", gitlab, {"glpat-"}},
+    {"slack-token", "a Slack token", slackToken, {"xoxa-", "xoxb-", "xoxp-", "xoxr-"}},
+    {"slack-webhook", "a Slack incoming-webhook URL", slackWebhook, {"hooks.slack.com/services/"}},
+    {"stripe-live-key", "a Stripe live secret or restricted key", stripeLive,
+     {"sk_live_", "rk_live_"}},
+    {"google-api-key", "a Google API key", googleApiKey, {"AIza"}},
+    {"anthropic-api-key", "an Anthropic API key", anthropic, {"sk-ant-"}},
+    {"openai-api-key", "an OpenAI API key", openai, {"sk-"}},
+    {"jwt", "a signed JWT", jwt, {"eyJ"}},
+    {"url-credentials", "a password inside a URL", urlCredentials, {"://"}},
 };
+constexpr size_t kDetectorCount = std::size(kFormatDetectors);
+static_assert(kDetectorCount <= 32, "the anchor scan keeps one bit per detector");
+
+// The anchors of every detector by their first byte: one pass over a value finds which
+// detectors can match it, instead of each detector searching the value for its own anchors.
+struct AnchorIndex {
+  struct Entry {
+    std::string_view anchor;
+    uint32_t detectorBit;
+  };
+  std::array<std::vector<Entry>, 256> byFirstByte;
+  AnchorIndex() {
+    for (size_t d = 0; d < kDetectorCount; ++d) {
+      for (std::string_view a : kFormatDetectors[d].anchors) {
+        if (a.empty()) continue;
+        byFirstByte[static_cast<unsigned char>(a.front())].push_back({a, uint32_t{1} << d});
+      }
+    }
+  }
+};
+
+// Bit d is set when value contains an anchor of detector d.
+uint32_t detectorsWithAnchors(std::string_view value) {
+  static const AnchorIndex kIndex;
+  uint32_t found = 0;
+  for (size_t i = 0; i < value.size(); ++i) {
+    for (const auto& e : kIndex.byFirstByte[static_cast<unsigned char>(value[i])]) {
+      if (value.substr(i, e.anchor.size()) == e.anchor) found |= e.detectorBit;
+    }
+  }
+  return found;
+}
 
 // The shortest value any format detector can match is "x://:pwd@h"; provider tokens need 20
 // characters. Most environment values are short words and skip every scan.
@@ -373,8 +411,12 @@ bool mayHoldAFormat(std::string_view value) {
 
 std::optional<SecretMatch> formatMatch(std::string_view value) {
   if (!mayHoldAFormat(value)) return std::nullopt;
-  for (const auto& d : kFormatDetectors) {
-    if (d.matches(value)) return SecretMatch{d.id, d.description, false};
+  const uint32_t candidates = detectorsWithAnchors(value);
+  if (candidates == 0) return std::nullopt;
+  for (size_t d = 0; d < kDetectorCount; ++d) {
+    if ((candidates & (uint32_t{1} << d)) == 0) continue;
+    const Detector& detector = kFormatDetectors[d];
+    if (detector.matches(value)) return SecretMatch{detector.id, detector.description, false};
   }
   return std::nullopt;
 }

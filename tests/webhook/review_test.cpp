@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "common/base64.h"
 #include "tests/webhook/fixtures.h"
 #include "webhook/admission.h"
 
@@ -123,6 +124,49 @@ TEST_F(ReviewTest, EncodedResponseEchoesTheUidAndCarriesStatusAndWarnings) {
   EXPECT_EQ(j["response"]["status"]["code"], 403);
   EXPECT_EQ(j["response"]["status"]["reason"], "Forbidden");
   EXPECT_EQ(j["response"]["warnings"], Json({"w1"}));
+}
+
+// The encoder writes the answer directly; these are the bytes nlohmann's dump of the same
+// document gives (sorted keys, escapes, invalid UTF-8 replaced), which it must reproduce.
+std::string referenceEncoding(const AdmissionResponse& response) {
+  Json resp = {{"uid", response.uid}, {"allowed", response.allowed}};
+  if (!response.allowed || !response.message.empty()) {
+    Json status = {{"code", response.code}, {"message", response.message}};
+    if (!response.allowed) status["status"] = "Failure";
+    if (!response.reason.empty()) status["reason"] = response.reason;
+    resp["status"] = std::move(status);
+  }
+  if (!response.patch.empty()) {
+    resp["patchType"] = "JSONPatch";
+    resp["patch"] = base64Encode(response.patch);
+  }
+  if (!response.warnings.empty()) resp["warnings"] = response.warnings;
+  if (!response.auditAnnotations.empty()) resp["auditAnnotations"] = response.auditAnnotations;
+  Json review = {{"apiVersion", "admission.k8s.io/v1"},
+                 {"kind", "AdmissionReview"},
+                 {"response", std::move(resp)}};
+  return review.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+TEST_F(ReviewTest, EncodedResponseIsByteForByteWhatAJsonDumpGives) {
+  std::vector<AdmissionResponse> cases(5);
+  cases[0].uid = "705ab4f5-6393-11e8-b7cc-42010a800002";
+  cases[1].uid = "u\"quoted\\back";
+  cases[1].allowed = false;
+  cases[1].code = 403;
+  cases[1].reason = "Forbidden";
+  cases[1].message = "tasklease: [TL001] spec.containers[0].env[0]: \"x\"\n\ttab \x01 ctrl";
+  cases[1].warnings = {"w1", "caf\xc3\xa9 ok", "bad \xff\xfe utf-8"};
+  cases[2].uid = "w";
+  cases[2].message = "allowed with a message";
+  cases[2].auditAnnotations = {{"violations", "TL001@spec"}, {"b", "\xe2\x82"}, {"a", ""}};
+  cases[3].uid = "p";
+  cases[3].patch = R"([{"op":"add","path":"/metadata/annotations","value":{}}])";
+  cases[3].warnings = {"one"};
+  cases[4].uid = "";
+  cases[4].allowed = false;
+  cases[4].code = 503;
+  for (const auto& c : cases) EXPECT_EQ(encodeAdmissionReview(c), referenceEncoding(c)) << c.uid;
 }
 
 TEST_F(ReviewTest, EnforceDeniesWith403ListingEveryViolation) {
