@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "common/base64.h"
+#include "webhook/decoded_document.h"
 #include "webhook/json_access.h"
 
 namespace tasklease::webhook {
@@ -138,15 +139,36 @@ const Keep* keepFor(std::string_view group, std::string_view kind) {
   return &kAll;
 }
 
+bool isContainerList(std::string_view name, size_t* index) {
+  for (size_t i = 0; i < kContainerListNames.size(); ++i) {
+    if (name == kContainerListNames[i]) {
+      *index = i;
+      return true;
+    }
+  }
+  return false;
+}
+
 // simdjson's DOM to Json, keeping what `keep` says. Depth is bounded by the parser's limit.
-Json toJson(const simdjson::dom::element& e, const Keep* keep) {
+// With `lists`, a pod spec's container lists are recorded there instead of converted; each pod
+// spec met replaces what an earlier one recorded, as a repeated key's last value replaces the
+// earlier ones in the Json (the conversion walks the document in order).
+Json toJson(const simdjson::dom::element& e, const Keep* keep,
+            std::optional<PodContainerLists>* lists = nullptr) {
   using T = simdjson::dom::element_type;
   switch (e.type()) {
     case T::OBJECT: {
       Json out = Json::object();
       simdjson::dom::object obj;
       if (e.get(obj) != simdjson::SUCCESS) return nullptr;
+      const bool podSpec = lists != nullptr && keep == &kPodSpec;
+      if (podSpec) lists->emplace();
       for (auto [key, value] : obj) {
+        size_t list = 0;
+        if (podSpec && isContainerList(key, &list)) {
+          (*lists)->lists[list] = value;
+          continue;
+        }
         const Keep* child = &kAll;
         if (!keep->all) {
           if (keep->items != nullptr) return toJson(e, &kAll);  // an object where a list belongs
@@ -157,7 +179,7 @@ Json toJson(const simdjson::dom::element& e, const Keep* keep) {
           child = it->second;
         }
         // Assignment, not emplace: a repeated key keeps its last value, as Go's decoder does.
-        out[std::string(key)] = toJson(value, child);
+        out[std::string(key)] = toJson(value, child, lists);
       }
       return out;
     }
@@ -167,7 +189,7 @@ Json toJson(const simdjson::dom::element& e, const Keep* keep) {
       simdjson::dom::array arr;
       if (e.get(arr) != simdjson::SUCCESS) return nullptr;
       out.get_ref<Json::array_t&>().reserve(arr.size());  // size() reads the tape, no scan
-      for (simdjson::dom::element item : arr) out.push_back(toJson(item, each));
+      for (simdjson::dom::element item : arr) out.push_back(toJson(item, each, lists));
       return out;
     }
     case T::STRING: {
@@ -205,7 +227,38 @@ std::unique_ptr<simdjson::dom::parser> newParser(size_t capacity) {
   return p;
 }
 
+// Parsed documents outlive their parse (a request keeps its own), so each thread keeps a few
+// for reuse instead of allocating the tape and string buffer for every review; a document
+// grown past kReusedParserBytes by a large review is freed rather than kept.
+constexpr size_t kPooledDocuments = 8;
+thread_local std::vector<std::unique_ptr<simdjson::dom::document>> documentPool;
+
+std::unique_ptr<simdjson::dom::document, DecodedDocument::DocumentDeleter> takeDocument() {
+  if (documentPool.empty()) {
+    return std::unique_ptr<simdjson::dom::document, DecodedDocument::DocumentDeleter>(
+        new simdjson::dom::document());
+  }
+  simdjson::dom::document* doc = documentPool.back().release();
+  documentPool.pop_back();
+  return std::unique_ptr<simdjson::dom::document, DecodedDocument::DocumentDeleter>(doc);
+}
+
 }  // namespace
+
+void DecodedDocument::DocumentDeleter::operator()(simdjson::dom::document* doc) const {
+  std::unique_ptr<simdjson::dom::document> owned(doc);
+  if (documentPool.size() < kPooledDocuments && owned->capacity() <= kReusedParserBytes) {
+    documentPool.push_back(std::move(owned));
+  }
+}
+
+Json withContainerLists(const Json& spec, const PodContainerLists& lists) {
+  Json out = spec;
+  for (size_t i = 0; i < kContainerListNames.size(); ++i) {
+    if (lists.lists[i]) out[std::string(kContainerListNames[i])] = toJson(*lists.lists[i], &kContainers);
+  }
+  return out;
+}
 
 StatusOr<Json> parseJsonLimited(std::string_view text, size_t maxDepth) {
   if (!nestingWithin(text, maxDepth)) {
@@ -230,8 +283,11 @@ StatusOr<AdmissionRequest> decodeAdmissionReview(std::string_view body) {
     parser = own.get();
   }
   if (parser == nullptr) return internalError("AdmissionReview: cannot allocate the JSON parser");
+  auto decoded = std::make_shared<DecodedDocument>();
+  decoded->document = takeDocument();
   simdjson::dom::element doc;
-  simdjson::error_code err = parser->parse(body.data(), body.size()).get(doc);
+  simdjson::error_code err =
+      parser->parse_into_document(*decoded->document, body.data(), body.size()).get(doc);
   if (err == simdjson::DEPTH_ERROR) {
     return invalidArgument("AdmissionReview: JSON nested deeper than " +
                            std::to_string(kMaxJsonDepth) + " levels");
@@ -340,12 +396,17 @@ StatusOr<AdmissionRequest> decodeAdmissionReview(std::string_view body) {
   // Pods and workloads keep only what the rules read; other kinds (IdentityException,
   // AgentTask) are kept whole.
   const Keep* keep = keepFor(r.group, r.kind);
+  const bool podBearing = keep != &kAll;
   for (const char* key : {"object", "oldObject"}) {
     simdjson::dom::element o;
     if (request.at_key(key).get(o) != simdjson::SUCCESS || o.is_null()) continue;
     if (!o.is_object()) return fieldError(std::string("request.") + key, "must be an object");
-    (std::string(key) == "object" ? r.object : r.oldObject) = toJson(o, keep);
+    const bool isObject = std::string_view(key) == "object";
+    std::optional<PodContainerLists>* lists = nullptr;
+    if (podBearing) lists = isObject ? &decoded->object : &decoded->oldObject;
+    (isObject ? r.object : r.oldObject) = toJson(o, keep, lists);
   }
+  if (podBearing) r.document = std::move(decoded);
   if ((r.operation == "CREATE" || r.operation == "UPDATE") && r.object.is_null()) {
     return fieldError("request.object", "required for " + r.operation);
   }

@@ -5,14 +5,18 @@
 //
 // For Pods and the workload kinds, request.object and request.oldObject keep only the members
 // the rules read (metadata's name, namespace, labels, owners and timestamps; the pod spec's
-// service account, containers' name/env/envFrom and volumes' secret/projected sources): building
-// the whole object costs more than everything else in a review. Other kinds are kept whole.
+// service account and volumes' secret/projected sources): building the whole object costs more
+// than everything else in a review. The pod spec's containers, initContainers and
+// ephemeralContainers are not copied at all: the rules read them in place from the parsed body,
+// which `document` keeps (docs/decisions.md, "Container rules read the parsed review in
+// place"). Other kinds are kept whole.
 //
 //   StatusOr<AdmissionRequest> req = decodeAdmissionReview(body);
 //   if (!req.ok()) return badRequest(req.status().message());
 //   std::string reply = encodeAdmissionReview(response);
 
 #include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -21,6 +25,8 @@
 #include "common/status.h"
 
 namespace tasklease::webhook {
+
+struct DecodedDocument;  // webhook/decoded_document.h, internal to the library
 
 struct UserInfo {
   std::string username;
@@ -45,6 +51,10 @@ struct AdmissionRequest {
   Json object;     // null when absent (DELETE); trimmed for pod-bearing kinds (see above)
   Json oldObject;  // null when absent (CREATE); trimmed likewise
   bool dryRun = false;
+  // Pods and workloads: the parsed body, with where object's and oldObject's container lists
+  // are. Null for other kinds and for requests not made by decodeAdmissionReview; the rules
+  // then read the container lists from object itself.
+  std::shared_ptr<const DecodedDocument> document;
 };
 
 struct AdmissionResponse {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 
+#include "webhook/decoded_document.h"
 #include "webhook/identity_exception.h"
 #include "webhook/json_access.h"
 #include "webhook/policy.h"
@@ -90,14 +91,25 @@ ReviewOutcome reviewIdentityException(const AdmissionRequest& req, ReviewOutcome
   return out;
 }
 
-// Names of the ephemeral containers in object that oldObject did not have.
-std::vector<std::string> newEphemeralContainers(const Json& object, const Json& oldObject) {
+// A pod spec of the request with its container lists, wherever the decoder left them: for the
+// paths that compare or list containers as Json (updates), not for the rules themselves.
+Json specWithContainers(const Json& spec, const std::optional<PodContainerLists>* lists) {
+  return lists != nullptr && *lists ? withContainerLists(spec, **lists) : spec;
+}
+
+const std::optional<PodContainerLists>* containerLists(const AdmissionRequest& req, bool old) {
+  if (!req.document) return nullptr;
+  return old ? &req.document->oldObject : &req.document->object;
+}
+
+// Names of the ephemeral containers in spec that oldSpec did not have.
+std::vector<std::string> newEphemeralContainers(const Json& spec, const Json& oldSpec) {
   std::vector<std::string> before;
-  for (const Json& c : arrayMember(objectMember(oldObject, "spec"), "ephemeralContainers")) {
+  for (const Json& c : arrayMember(oldSpec, "ephemeralContainers")) {
     before.emplace_back(stringMember(c, "name"));
   }
   std::vector<std::string> added;
-  for (const Json& c : arrayMember(objectMember(object, "spec"), "ephemeralContainers")) {
+  for (const Json& c : arrayMember(spec, "ephemeralContainers")) {
     std::string name(stringMember(c, "name"));
     if (std::find(before.begin(), before.end(), name) == before.end()) added.push_back(name);
   }
@@ -243,16 +255,21 @@ ReviewOutcome reviewAdmission(const AdmissionRequest& req, const ClusterState& s
     return out;
   }
   if (workload->name.empty() || workload->name == "*") workload->name = req.name;
+  if (const auto* lists = containerLists(req, false); lists != nullptr && *lists) {
+    workload->pods.front().containers = &**lists;
+  }
   if (req.operation == "UPDATE" && !ephemeral) {
     StatusOr<Workload> before = workloadOf(req.oldObject, req.kind, ns);
-    if (before.ok() && *before->pods.front().spec == *workload->pods.front().spec &&
-        *before->pods.front().labels == *workload->pods.front().labels) {
+    if (before.ok() && *before->pods.front().labels == *workload->pods.front().labels &&
+        specWithContainers(*before->pods.front().spec, containerLists(req, true)) ==
+            specWithContainers(*workload->pods.front().spec, containerLists(req, false))) {
       return skipped(std::move(out));  // the pod template did not change
     }
   }
   if (ephemeral) {
-    workload->pods.front().onlyEphemeralContainers =
-        newEphemeralContainers(req.object, req.oldObject);
+    workload->pods.front().onlyEphemeralContainers = newEphemeralContainers(
+        specWithContainers(*workload->pods.front().spec, containerLists(req, false)),
+        specWithContainers(objectMember(req.oldObject, "spec"), containerLists(req, true)));
   }
 
   WorkloadEvaluation eval = evaluateWorkload(*workload, state, config.rules, now);

@@ -1,8 +1,10 @@
 #include "webhook/rules.h"
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 
+#include "webhook/decoded_document.h"
 #include "webhook/json_access.h"
 #include "webhook/secret_detectors.h"
 
@@ -57,51 +59,89 @@ bool isListed(const std::vector<std::string>& names, std::string_view name) {
   return std::find(names.begin(), names.end(), name) != names.end();
 }
 
-void checkContainers(const PodUnderReview& pod, PodFindings& out) {
-  for (std::string_view list : {"containers", "initContainers", "ephemeralContainers"}) {
-    if (pod.onlyEphemeralContainers && list != "ephemeralContainers") continue;
-    const Json& containers = arrayMember(*pod.spec, list);
-    for (size_t i = 0; i < containers.size(); ++i) {
-      const Json& c = containers[i];
-      std::string_view cname = stringMember(c, "name");
-      if (pod.onlyEphemeralContainers && !isListed(*pod.onlyEphemeralContainers, cname)) continue;
-      // Paths are built only for violations: most containers have none.
-      auto cpath = [&] { return indexPath(pod.specPath + "." + std::string(list), i); };
-      const Json& env = arrayMember(c, "env");
-      for (size_t j = 0; j < env.size(); ++j) {
-        const Json& e = env[j];
-        std::string_view name = stringMember(e, "name");
-        const Json* ref = member(objectMember(e, "valueFrom"), "secretKeyRef");
-        if (ref != nullptr) {
-          out.violations.push_back(
-              {RuleId::kTL001, indexPath(cpath() + ".env", j),
-               "container " + inQuotes(cname) + " reads env " + inQuotes(name) + " from Secret " +
-                   inQuotes(stringMember(*ref, "name")) +
-                   " (secretKeyRef): a static secret outlives the task that uses it. " +
-                   std::string(kInstead) + ", or approve an IdentityException for TL001"});
-        }
-        const Json* value = member(e, "value");
-        if (value != nullptr && value->is_string()) {
-          if (auto hit = detectLiteralSecret(name, value->get_ref<const std::string&>())) {
-            out.violations.push_back(
-                {RuleId::kTL004, indexPath(cpath() + ".env", j),
-                 "container " + inQuotes(cname) + " env " + inQuotes(name) + " holds " +
-                     hit->description + " as a literal value (detector " + hit->detector +
-                     "; value not shown). Remove it, revoke it if it was real, and use a "
-                     "credential issued for an AgentTask instead"});
-          }
-        }
-      }
-      const Json& envFrom = arrayMember(c, "envFrom");
-      for (size_t j = 0; j < envFrom.size(); ++j) {
-        const Json* ref = member(envFrom[j], "secretRef");
-        if (ref == nullptr) continue;
+// The reads the container rules make, over a Json tree (json_access.h semantics).
+struct JsonReader {
+  using Node = const Json*;  // nullptr: absent
+
+  static Node member(Node node, std::string_view key) {
+    return node == nullptr ? nullptr : webhook::member(*node, key);
+  }
+  template <size_t N>
+  static std::array<Node, N> members(Node node, const std::array<std::string_view, N>& keys) {
+    std::array<Node, N> found{};
+    for (size_t i = 0; i < N; ++i) found[i] = member(node, keys[i]);
+    return found;
+  }
+  static bool isString(Node node) { return node != nullptr && node->is_string(); }
+  static std::string_view string(Node node) {
+    return isString(node) ? std::string_view(node->get_ref<const std::string&>())
+                          : std::string_view();
+  }
+  template <typename F>
+  static void forEach(Node node, F&& f) {
+    if (node == nullptr || !node->is_array()) return;
+    for (size_t i = 0; i < node->size(); ++i) f(i, &(*node)[i]);
+  }
+};
+
+// TL001, TL002 and TL004 over one container list, read through Reader: the converted Json
+// (manifests, tests) or the parsed admission body in place (DocumentReader).
+template <typename Reader>
+void checkContainerList(const PodUnderReview& pod, std::string_view list,
+                        const typename Reader::Node& containers, PodFindings& out) {
+  using Node = typename Reader::Node;
+  constexpr std::array<std::string_view, 3> kContainerKeys = {"name", "env", "envFrom"};
+  constexpr std::array<std::string_view, 3> kEnvKeys = {"name", "valueFrom", "value"};
+  Reader::forEach(containers, [&](size_t i, const Node& c) {
+    const auto [nameNode, envNode, envFromNode] = Reader::members(c, kContainerKeys);
+    std::string_view cname = Reader::string(nameNode);
+    if (pod.onlyEphemeralContainers && !isListed(*pod.onlyEphemeralContainers, cname)) return;
+    // Paths are built only for violations: most containers have none.
+    auto cpath = [&] { return indexPath(pod.specPath + "." + std::string(list), i); };
+    Reader::forEach(envNode, [&](size_t j, const Node& e) {
+      const auto [envName, valueFrom, value] = Reader::members(e, kEnvKeys);
+      std::string_view name = Reader::string(envName);
+      Node ref = Reader::member(valueFrom, "secretKeyRef");
+      if (ref) {
         out.violations.push_back(
-            {RuleId::kTL002, indexPath(cpath() + ".envFrom", j),
-             "container " + inQuotes(cname) + " imports every key of Secret " +
-                 inQuotes(stringMember(*ref, "name")) + " as environment (envFrom.secretRef). " +
-                 std::string(kInstead) + ", or approve an IdentityException for TL002"});
+            {RuleId::kTL001, indexPath(cpath() + ".env", j),
+             "container " + inQuotes(cname) + " reads env " + inQuotes(name) + " from Secret " +
+                 inQuotes(Reader::string(Reader::member(ref, "name"))) +
+                 " (secretKeyRef): a static secret outlives the task that uses it. " +
+                 std::string(kInstead) + ", or approve an IdentityException for TL001"});
       }
+      if (Reader::isString(value)) {
+        if (auto hit = detectLiteralSecret(name, Reader::string(value))) {
+          out.violations.push_back(
+              {RuleId::kTL004, indexPath(cpath() + ".env", j),
+               "container " + inQuotes(cname) + " env " + inQuotes(name) + " holds " +
+                   hit->description + " as a literal value (detector " + hit->detector +
+                   "; value not shown). Remove it, revoke it if it was real, and use a "
+                   "credential issued for an AgentTask instead"});
+        }
+      }
+    });
+    Reader::forEach(envFromNode, [&](size_t j, const Node& from) {
+      Node ref = Reader::member(from, "secretRef");
+      if (!ref) return;
+      out.violations.push_back(
+          {RuleId::kTL002, indexPath(cpath() + ".envFrom", j),
+           "container " + inQuotes(cname) + " imports every key of Secret " +
+               inQuotes(Reader::string(Reader::member(ref, "name"))) +
+               " as environment (envFrom.secretRef). " + std::string(kInstead) +
+               ", or approve an IdentityException for TL002"});
+    });
+  });
+}
+
+void checkContainers(const PodUnderReview& pod, PodFindings& out) {
+  for (size_t k = 0; k < kContainerListNames.size(); ++k) {
+    const std::string_view list = kContainerListNames[k];
+    if (pod.onlyEphemeralContainers && list != "ephemeralContainers") continue;
+    if (pod.containers != nullptr) {
+      checkContainerList<DocumentReader>(pod, list, pod.containers->lists[k], out);
+    } else {
+      checkContainerList<JsonReader>(pod, list, member(*pod.spec, list), out);
     }
   }
 }

@@ -58,6 +58,8 @@ struct RuleConfig {
   int64_t maxTokenExpirationSeconds = 3600;
 };
 
+struct PodContainerLists;  // webhook/decoded_document.h, internal to the library
+
 // One pod spec inside an admitted object.
 struct PodUnderReview {
   std::string ns;
@@ -65,6 +67,9 @@ struct PodUnderReview {
   std::string labelsPath;        // where its labels are: "metadata.labels", ...
   const Json* spec = nullptr;    // the PodSpec; an empty object when absent
   const Json* labels = nullptr;  // the pod's labels; an empty object when absent
+  // Where the container lists are when the admission decoder left them in the parsed body
+  // (then spec has none); null: they are in spec.
+  const PodContainerLists* containers = nullptr;
   // What tasklease.io/dedicated-to may name for this pod: "Deployment/web", "Pod/x", ...
   std::vector<std::string> identities;
   // pods/ephemeralcontainers: only these ephemeral containers are checked, and only by the

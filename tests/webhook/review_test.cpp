@@ -6,6 +6,7 @@
 #include "common/base64.h"
 #include "tests/webhook/fixtures.h"
 #include "webhook/admission.h"
+#include "webhook/decoded_document.h"
 
 namespace tasklease::webhook {
 namespace {
@@ -355,11 +356,23 @@ TEST_F(ReviewTest, DecoderKeepsOnlyWhatTheRulesReadForWorkloads) {
   Json d = workload("Deployment", badPodSpec());
   d["spec"]["template"]["spec"]["containers"][0]["resources"] = {{"limits", {{"cpu", "1"}}}};
   d["metadata"]["annotations"] = {{"a", "b"}};
+  d["spec"]["template"]["spec"]["initContainers"][0]["image"] = "x";
   auto r = request(d);
-  const Json& c = r.object["spec"]["template"]["spec"]["containers"][0];
+  // The container lists stay in the parsed body, where the rules read them ...
+  const Json& spec = r.object["spec"]["template"]["spec"];
+  EXPECT_FALSE(spec.contains("containers"));
+  EXPECT_FALSE(spec.contains("initContainers"));
+  ASSERT_NE(r.document, nullptr);
+  ASSERT_TRUE(r.document->object.has_value());
+  EXPECT_EQ(review(r).decision, Decision::kDenied);
+  // ... and, put back as Json, are trimmed to what the rules read.
+  Json full = withContainerLists(spec, *r.document->object);
+  const Json& c = full["containers"][0];
   EXPECT_EQ(c["name"], "app");
   EXPECT_FALSE(c.contains("image"));
   EXPECT_FALSE(c.contains("resources"));
+  EXPECT_EQ(full["initContainers"],
+            Json::array({{{"name", "init"}, {"env", badPodSpec()["initContainers"][0]["env"]}}}));
   EXPECT_FALSE(r.object["metadata"].contains("annotations"));
   EXPECT_EQ(r.object["metadata"]["name"], "web");
   // Other kinds are kept whole.
@@ -368,6 +381,60 @@ TEST_F(ReviewTest, DecoderKeepsOnlyWhatTheRulesReadForWorkloads) {
              {"metadata", {{"name", "c"}}},
              {"data", {{"k", "v"}}}};
   EXPECT_EQ(request(cm).object, cm);
+}
+
+// The container rules read the parsed body in place; on the same input they must find what
+// they find in the converted Json (the path manifests and hand-built requests take), including
+// for odd shapes and repeated keys (the last one counts in both).
+TEST_F(ReviewTest, ContainerRulesReadTheBodyInPlaceAsTheyReadJson) {
+  const std::string spec = R"({"serviceAccountName":"web","containers":[
+      {"name":"a","env":[{"name":"A","value":"x","value":"ghp_aB3dE5fG7hI9jK1lM3nO5pQ7rS9tU1vW3xY5"},
+                         {"name":"B","valueFrom":{"secretKeyRef":null}},
+                         {"name":"C","valueFrom":"secretKeyRef"},
+                         "not-an-object",
+                         {"name":"API_TOKEN","value":"Zk9xQ2pLr8TmW4vNs7YbHc3"},
+                         {"name":"U","value":"https://bob:hunter2@db.internal/x"}],
+       "envFrom":[{"secretRef":{"name":"s"}},{"configMapRef":{"name":"c"}},{"secretRef":1}]},
+      "not-a-container",
+      {"name":"b","env":{"name":"NOT","value":"a list"}},
+      {"name":"c","name":"renamed","env":[{"name":"K","value":"AKIAIOSFODNN7EXAMPLE"}]}],
+    "initContainers":{"name":"not-a-list"},
+    "ephemeralContainers":[{"name":"e","envFrom":[{"secretRef":{"name":"t"}}]}],
+    "containers":[{"name":"last","env":[{"name":"X","valueFrom":{"secretKeyRef":{"name":"z"}}}]},
+                  {"name":"a","env":[{"name":"A","value":"x","value":"ghp_aB3dE5fG7hI9jK1lM3nO5pQ7rS9tU1vW3xY5"},
+                                     {"name":"PASSWORD","value":"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJlc2lnbmF0dXJl"}]}]})";
+  for (const std::string kind : {"Pod", "Deployment", "CronJob"}) {
+    Json object = workload(kind, Json::object());
+    std::string body = reviewJson(object).dump();
+    const std::string placeholder = "\"spec\":{}";
+    size_t at = body.rfind(placeholder);
+    ASSERT_NE(at, std::string::npos);
+    body.replace(at, placeholder.size(), "\"spec\":" + spec);
+    auto inPlace = decodeAdmissionReview(body);
+    ASSERT_TRUE(inPlace.ok()) << inPlace.status().toString();
+    ASSERT_NE(inPlace->document, nullptr);
+    ASSERT_TRUE(inPlace->document->object.has_value()) << kind;
+
+    // The same request with the lists converted into object, and no document.
+    AdmissionRequest converted = *inPlace;
+    converted.document = nullptr;
+    Json* podSpec = &converted.object["spec"];
+    if (kind == "Deployment") podSpec = &converted.object["spec"]["template"]["spec"];
+    if (kind == "CronJob") {
+      podSpec = &converted.object["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+    }
+    *podSpec = withContainerLists(*podSpec, *inPlace->document->object);
+    EXPECT_EQ((*podSpec)["containers"].size(), 2u);
+
+    ReviewOutcome a = review(*inPlace);
+    ReviewOutcome b = review(converted);
+    EXPECT_EQ(a.decision, Decision::kDenied) << kind;
+    EXPECT_EQ(a.response.message, b.response.message) << kind;
+    EXPECT_THAT(a.response.message, HasSubstr("containers[1].env[0]")) << kind;  // repeated value
+    EXPECT_THAT(a.response.message, HasSubstr("[TL001]")) << kind;
+    EXPECT_THAT(a.response.message, HasSubstr("[TL002] ")) << kind;
+    EXPECT_EQ(a.violatedRules, b.violatedRules) << kind;
+  }
 }
 
 TEST_F(ReviewTest, ObjectBeingDeletedIsNotJudged) {
