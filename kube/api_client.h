@@ -9,6 +9,8 @@
 //   auto created = client.create(resources::kConfigMaps, object);   // namespace from metadata
 //   Status gone = client.remove(resources::kSecrets, {"team-a", "x"},
 //                               DeleteOptions{.propagation = PropagationPolicy::kBackground});
+//   auto deleted = client.removeCollection(resources::kSecrets, "team-a",
+//                                          ListOptions{.labelSelector = "app=x"});
 //
 // Every call returns errors as Status values (kube/errors.h): isNotFound(), isConflict(),
 // isAlreadyExists(), isGone(), with the server's reason, code, message and causes.
@@ -119,6 +121,15 @@ class ApiClient {
   virtual Status remove(const ResourceRef& resource, const ObjectKey& key,
                         const DeleteOptions& options, const CallOptions& call) = 0;
 
+  // DELETE of a collection (the deletecollection verb): every object of `resource` in `ns`
+  // that `selection`'s label and field selectors match (limit and continue are not used), each
+  // deleted as by remove() with `options`. Returns the List of the objects the server deleted
+  // or marked for deletion, as it answered; an object a finalizer holds is still there after.
+  virtual StatusOr<Json> removeCollection(const ResourceRef& resource, const std::string& ns,
+                                          const ListOptions& selection,
+                                          const DeleteOptions& options,
+                                          const CallOptions& call) = 0;
+
   // POST to a subresource, e.g. serviceaccounts/token (a TokenRequest); returns the answer.
   virtual StatusOr<Json> createSubresource(const ResourceRef& resource, const ObjectKey& key,
                                            const std::string& subresource, const Json& body,
@@ -156,6 +167,10 @@ class ApiClient {
   Status remove(const ResourceRef& resource, const ObjectKey& key,
                 const DeleteOptions& options = {}) {
     return remove(resource, key, options, CallOptions{});
+  }
+  StatusOr<Json> removeCollection(const ResourceRef& resource, const std::string& ns,
+                                  const ListOptions& selection, const DeleteOptions& options = {}) {
+    return removeCollection(resource, ns, selection, options, CallOptions{});
   }
   StatusOr<Json> createSubresource(const ResourceRef& resource, const ObjectKey& key,
                                    const std::string& subresource, const Json& body) {

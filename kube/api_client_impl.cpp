@@ -299,6 +299,24 @@ Status ApiClientImpl::remove(const ResourceRef& resource, const ObjectKey& key,
   return out.result.status();
 }
 
+StatusOr<Json> ApiClientImpl::removeCollection(const ResourceRef& resource, const std::string& ns,
+                                               const ListOptions& selection,
+                                               const DeleteOptions& options,
+                                               const CallOptions& call) {
+  ListOptions query;
+  query.labelSelector = selection.labelSelector;
+  query.fieldSelector = selection.fieldSelector;
+  const Json body = deleteOptionsBody(options);
+  Request r;
+  r.method = "DELETE";
+  r.path = resource.collectionPath(ns) + listQuery(query);
+  r.body = &body;
+  // Deleting what matches is idempotent: a repeat deletes what an earlier attempt left (and
+  // its answer names only that).
+  r.repeat = Repeat::kAlways;
+  return execute(r, call).result;
+}
+
 StatusOr<Json> ApiClientImpl::createSubresource(const ResourceRef& resource, const ObjectKey& key,
                                                 const std::string& subresource, const Json& body,
                                                 const CallOptions& call) {

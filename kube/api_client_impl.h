@@ -31,6 +31,7 @@ class ApiClientImpl final : public ApiClient {
   using ApiClient::list;
   using ApiClient::patch;
   using ApiClient::remove;
+  using ApiClient::removeCollection;
   using ApiClient::update;
   using ApiClient::updateStatus;
 
@@ -48,6 +49,9 @@ class ApiClientImpl final : public ApiClient {
                        const PatchOptions& options, const CallOptions& call) override;
   Status remove(const ResourceRef& resource, const ObjectKey& key, const DeleteOptions& options,
                 const CallOptions& call) override;
+  StatusOr<Json> removeCollection(const ResourceRef& resource, const std::string& ns,
+                                  const ListOptions& selection, const DeleteOptions& options,
+                                  const CallOptions& call) override;
   StatusOr<Json> createSubresource(const ResourceRef& resource, const ObjectKey& key,
                                    const std::string& subresource, const Json& body,
                                    const CallOptions& call) override;

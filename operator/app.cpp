@@ -253,6 +253,7 @@ Status runOperator(const OperatorOptions& o, const std::stop_token& stop) {
     const IssuerSet issuers{{CredentialType::kServiceAccountToken, &tokens},
                             {CredentialType::kX509Svid, &svids}};
     Revoker revoker(api, issuers);
+    RevocationBatcher batcher(revoker, now);
     Sweeper sweeper(api, view, revoker, o.watchNamespace, now);
     kube::ConfigMapKeyring stampKeys(
         api, {o.delegationKeysNamespace.empty() ? o.ns : o.delegationKeysNamespace,
@@ -262,6 +263,7 @@ Status runOperator(const OperatorOptions& o, const std::stop_token& stop) {
                            .view = view,
                            .issuers = issuers,
                            .revoker = revoker,
+                           .batcher = &batcher,
                            .sweeper = sweeper,
                            .delegation = delegation,
                            .events = recorder,

@@ -64,6 +64,9 @@ void Controller::addHandlers() {
   policies.onAdd = [this](const Json&) { addUndecidedTasks(); };
   policies.onUpdate = [this](const Json&, const Json&) { addUndecidedTasks(); };
   view_.policyInformer().addEventHandler(std::move(policies));
+
+  // A task whose revocation was batched comes back once the batch has run.
+  reconciler_.onRevocationDone([this](const std::string& key) { queue_.add(key); });
 }
 
 void Controller::addJobsTask(const Json& job) {
@@ -105,6 +108,7 @@ Status Controller::run(const std::stop_token& stop) {
   }
   queue_.shutDown();
   threads.clear();  // joins: workers finish the key in hand, the sweep its pass
+  reconciler_.onRevocationDone(nullptr);
   view_.stop();
   synced_ = false;
   return {};

@@ -49,13 +49,17 @@ CrlPublisher::CrlPublisher(kube::ApiClient& client, CaStore& cas, CrlOptions opt
                            std::function<TimePoint()> now)
     : client_(client), cas_(cas), options_(std::move(options)), now_(std::move(now)) {}
 
-Status CrlPublisher::revoke(const RevokedCertificate& certificate) {
+Status CrlPublisher::revoke(const std::vector<RevokedCertificate>& certificates) {
   return update([&](std::vector<RevokedCertificate>& entries, const Json&) {
-    const bool listed = std::any_of(entries.begin(), entries.end(), [&](const auto& e) {
-      return e.serialHex == certificate.serialHex;
-    });
-    if (!listed) entries.push_back(certificate);
-    return !listed;
+    bool added = false;
+    for (const RevokedCertificate& certificate : certificates) {
+      const bool listed = std::any_of(entries.begin(), entries.end(), [&](const auto& e) {
+        return e.serialHex == certificate.serialHex;
+      });
+      if (!listed) entries.push_back(certificate);
+      added = added || !listed;
+    }
+    return added;
   });
 }
 

@@ -42,8 +42,12 @@ class CrlPublisher {
   CrlPublisher(kube::ApiClient& client, CaStore& cas, CrlOptions options,
                std::function<TimePoint()> now);
 
-  // Adds the certificate and republishes. Adding a serial already listed changes nothing.
-  Status revoke(const RevokedCertificate& certificate);
+  // Adds the certificates and republishes, in one write. Adding a serial already listed
+  // changes nothing.
+  Status revoke(const std::vector<RevokedCertificate>& certificates);
+  Status revoke(const RevokedCertificate& certificate) {
+    return revoke(std::vector<RevokedCertificate>{certificate});
+  }
   // Drops expired entries and entries of CAs no longer in use, and re-signs when the CRLs
   // are past half their validity or the CAs changed. Publishes an empty CRL on first use.
   Status refresh();

@@ -147,7 +147,7 @@ StatusOr<IssuedCredential> ServiceAccountTokenIssuer::issue(const IssueContext& 
   return describe(token, claims.ok() ? *claims : Json::object(), false);
 }
 
-Status ServiceAccountTokenIssuer::beforeRevoke(const RevokeContext& /*context*/) {
+Status ServiceAccountTokenIssuer::beforeRevoke(const std::vector<RevokeContext>& /*contexts*/) {
   return {};
 }
 
@@ -202,7 +202,17 @@ StatusOr<IssuedCredential> X509SvidIssuer::issue(const IssueContext& ctx) {
                           leaf->summary.notAfter,    false};
 }
 
-Status X509SvidIssuer::beforeRevoke(const RevokeContext& ctx) {
+Status X509SvidIssuer::beforeRevoke(const std::vector<RevokeContext>& contexts) {
+  std::vector<RevokedCertificate> entries;
+  for (const RevokeContext& ctx : contexts) {
+    RevokedCertificate entry = revokedEntry(ctx);
+    if (!entry.serialHex.empty()) entries.push_back(std::move(entry));
+  }
+  if (entries.empty()) return {};
+  return crl_.revoke(entries);
+}
+
+RevokedCertificate X509SvidIssuer::revokedEntry(const RevokeContext& ctx) const {
   RevokedCertificate entry;
   entry.task = ctx.task.ns + "/" + ctx.task.name;
   entry.revokedAt = ctx.now;
@@ -230,8 +240,7 @@ Status X509SvidIssuer::beforeRevoke(const RevokeContext& ctx) {
     auto expires = parseRfc3339(stringAt(ctx.statusCredential, {"expiresAt"}));
     entry.notAfter = expires.ok() ? *expires : ctx.now + std::chrono::hours(24);
   }
-  if (entry.serialHex.empty()) return {};
-  return crl_.revoke(entry);
+  return entry;
 }
 
 }  // namespace tasklease::op

@@ -15,6 +15,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/json.h"
 #include "common/rfc3339.h"
@@ -59,8 +60,9 @@ class CredentialIssuer {
   virtual CredentialType type() const = 0;
   // Creates or adopts the credential Secret (names.secret()) holding a fresh credential.
   virtual StatusOr<IssuedCredential> issue(const IssueContext& context) = 0;
-  // Runs before the Secret is deleted; records what must outlive it.
-  virtual Status beforeRevoke(const RevokeContext& context) = 0;
+  // Runs before the Secrets of these tasks (one revocation batch) are deleted; records what
+  // must outlive them, all at once.
+  virtual Status beforeRevoke(const std::vector<RevokeContext>& contexts) = 0;
 };
 
 // The issuers by type; not owning.
@@ -76,7 +78,7 @@ class ServiceAccountTokenIssuer final : public CredentialIssuer {
   CredentialType type() const override { return CredentialType::kServiceAccountToken; }
   StatusOr<IssuedCredential> issue(const IssueContext& context) override;
   // Nothing: the token dies with the Secret it is bound to.
-  Status beforeRevoke(const RevokeContext& context) override;
+  Status beforeRevoke(const std::vector<RevokeContext>& contexts) override;
 
  private:
   kube::ApiClient& client_;
@@ -88,10 +90,13 @@ class X509SvidIssuer final : public CredentialIssuer {
   X509SvidIssuer(kube::ApiClient& client, CaStore& cas, CrlPublisher& crl, std::string trustDomain);
   CredentialType type() const override { return CredentialType::kX509Svid; }
   StatusOr<IssuedCredential> issue(const IssueContext& context) override;
-  // Puts the certificate's serial on its CA's CRL.
-  Status beforeRevoke(const RevokeContext& context) override;
+  // Puts the certificates' serials on their CAs' CRLs, in one write of the CRL ConfigMap.
+  Status beforeRevoke(const std::vector<RevokeContext>& contexts) override;
 
  private:
+  // What goes on the CRL for one task; serialHex empty when there is nothing to revoke.
+  RevokedCertificate revokedEntry(const RevokeContext& context) const;
+
   kube::ApiClient& client_;
   CaStore& cas_;
   CrlPublisher& crl_;

@@ -90,6 +90,15 @@ void Reconciler::observe(const Json& task) {
   if (phase == Phase::kActive && completed) completedSeen_.emplace(kube::uidOf(task), deps_.now());
 }
 
+void Reconciler::onRevocationDone(std::function<void(const std::string& key)> done) {
+  if (deps_.batcher != nullptr) deps_.batcher->setDone(std::move(done));
+}
+
+std::optional<StatusOr<RevocationReport>> Reconciler::revoke(const RevocationTarget& target) {
+  if (deps_.batcher != nullptr) return deps_.batcher->poll(keyText(target.task), target);
+  return deps_.revoker.revoke(target, deps_.now());
+}
+
 // ---- gone and being deleted ----
 
 StatusOr<ReconcileResult> Reconciler::gone(const kube::ObjectKey& key) {
@@ -118,13 +127,13 @@ StatusOr<ReconcileResult> Reconciler::finalize(Json& task) {
     Status stopped = stopWorkload(task);
     if (!stopped.ok()) return stopped;
     const Json credential = objectAt(task, {"status", "credential"});
-    auto revoked = deps_.revoker.revoke(
-        {ref, taskNames(ref.name, ref.uid),
-         spec.ok() ? std::optional<CredentialType>(spec->credentialType) : std::nullopt,
-         credential},
-        now);
-    if (!revoked.ok()) return revoked.status();
-    report = *revoked;
+    auto revoked =
+        revoke({ref, taskNames(ref.name, ref.uid),
+                spec.ok() ? std::optional<CredentialType>(spec->credentialType) : std::nullopt,
+                credential});
+    if (!revoked) return ReconcileResult{};  // queued: back when it has run
+    if (!revoked->ok()) return revoked->status();
+    report = **revoked;
   }
   const bool issued = !stringAt(task, {"status", "credential", "issuedAt"}).empty();
   const bool alreadyRevoked = !stringAt(task, {"status", "credential", "revokedAt"}).empty();
@@ -487,11 +496,6 @@ Status Reconciler::stopWorkload(const Json& task) {
 StatusOr<ReconcileResult> Reconciler::finish(Json& task, const TaskSpec& spec,
                                              const Ending& ending) {
   const TaskRef ref = taskRefOf(task);
-  {
-    std::lock_guard lock(mu_);
-    firstSeen_.erase(ref.uid);
-    completedSeen_.erase(ref.uid);
-  }
   const TaskNames names = taskNames(ref.name, ref.uid);
   const bool issued = !stringAt(task, {"status", "credential", "issuedAt"}).empty();
   recordOnce(ending.phase == Phase::kExpired ? EvidenceKind::kExpired : EvidenceKind::kCompleted,
@@ -504,8 +508,15 @@ StatusOr<ReconcileResult> Reconciler::finish(Json& task, const TaskSpec& spec,
     if (!stopped.ok()) return stopped;
   }
   const Json credential = objectAt(task, {"status", "credential"});
-  auto report = deps_.revoker.revoke({ref, names, spec.credentialType, credential}, deps_.now());
-  if (!report.ok()) return report.status();
+  auto revoked = revoke({ref, names, spec.credentialType, credential});
+  if (!revoked) return ReconcileResult{};  // queued: back when it has run
+  if (!revoked->ok()) return revoked->status();
+  const RevocationReport* report = &**revoked;
+  {
+    std::lock_guard lock(mu_);
+    firstSeen_.erase(ref.uid);
+    completedSeen_.erase(ref.uid);
+  }
   const TimePoint now = deps_.now();
   const std::string message = ending.message + "; " + joinDeleted(report->deleted);
   if (issued || report->anything()) {

@@ -53,6 +53,9 @@ struct ReconcilerDeps {
   const ClusterView& view;
   const IssuerSet& issuers;
   Revoker& revoker;
+  // Set: revocations go through it and a pass that finds its task's revocation queued returns,
+  // to be queued again when it has run (onRevocationDone). Null: revoke() in the pass.
+  RevocationBatcher* batcher = nullptr;
   Sweeper& sweeper;
   const DelegationSource& delegation;
   kube::EventRecorder& events;
@@ -69,6 +72,8 @@ class Reconciler {
   // notes when a new task, or a task's completion, was first seen, so that the issuance and
   // revocation latencies include the time spent waiting in the queue.
   void observe(const Json& task);
+  // Where the batcher hands the keys of tasks whose revocation has run (the work queue).
+  void onRevocationDone(std::function<void(const std::string& key)> done);
 
  private:
   // How an Active task ended.
@@ -89,6 +94,8 @@ class Reconciler {
   // Revokes and records an ending; `issued` says whether a credential was ever recorded.
   StatusOr<ReconcileResult> finish(Json& task, const TaskSpec& spec, const Ending& ending);
   Status startWorkload(Json& task, const TaskSpec& spec, TimePoint deadline);
+  // The outcome of the task's revocation; nullopt while the batcher has it queued.
+  std::optional<StatusOr<RevocationReport>> revoke(const RevocationTarget& target);
   Status stopWorkload(const Json& task);
 
   // Creates the object, or reads the one already there (it must be labelled for this task).

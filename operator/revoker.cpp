@@ -1,81 +1,306 @@
 #include "operator/revoker.h"
 
+#include <algorithm>
+#include <map>
+#include <set>
+
 namespace tasklease::op {
 namespace {
 
-bool ownedBy(const Json& object, const TaskRef& task) {
-  return stringAt(object, {"metadata", "labels", kTaskUidLabel}) == task.uid;
+std::string uidLabelOf(const Json& object) {
+  return stringAt(object, {"metadata", "labels", kTaskUidLabel});
+}
+
+std::vector<std::string> uidsOf(const std::vector<RevocationTarget>& targets,
+                                const std::vector<size_t>& which) {
+  std::vector<std::string> uids;
+  for (size_t i : which) uids.push_back(targets[i].task.uid);
+  std::sort(uids.begin(), uids.end());
+  uids.erase(std::unique(uids.begin(), uids.end()), uids.end());
+  return uids;
+}
+
+// "3 tasks in team-a" or "task team-a/t1", for error messages.
+std::string describe(const std::vector<RevocationTarget>& targets,
+                     const std::vector<size_t>& which, const std::string& ns) {
+  if (which.size() == 1) return "task " + ns + "/" + targets[which.front()].task.name;
+  return std::to_string(which.size()) + " tasks in " + ns;
 }
 
 }  // namespace
 
-Revoker::Revoker(kube::ApiClient& client, const IssuerSet& issuers)
-    : client_(client), issuers_(issuers) {}
+struct Revoker::Pending {
+  RevocationTarget target;
+  TimePoint now;
+  std::optional<StatusOr<RevocationReport>> result;
+};
 
-Status Revoker::deleteVerified(const kube::ResourceRef& resource, const RevocationTarget& target,
-                               const std::string& name, RevocationReport& report,
-                               const StatusOr<Json>* known) {
-  const kube::ObjectKey key{target.task.ns, name};
-  const std::string what = resource.kind + " " + key.toString();
-  const StatusOr<Json> current = known != nullptr ? *known : client_.get(resource, key);
-  if (!current.ok()) {
-    return current.status().isNotFound() ? Status() : current.status().annotate("reading " + what);
-  }
-  if (!ownedBy(*current, target.task)) return {};
-  kube::DeleteOptions options;
-  options.propagation = kube::PropagationPolicy::kBackground;
-  options.preconditionUid = kube::uidOf(*current);
-  Status removed = client_.remove(resource, key, options);
-  if (!removed.ok() && !removed.isNotFound()) return removed.annotate("deleting " + what);
-  auto after = client_.get(resource, key);
-  if (after.ok() && kube::uidOf(*after) == kube::uidOf(*current)) {
-    const Json finalizers = objectAt(*after, {"metadata"}).value("finalizers", Json::array());
-    return unavailable(what + " is still present after its deletion (finalizers: " +
-                       finalizers.dump() + "); will check again");
-  }
-  if (!after.ok() && !after.status().isNotFound()) {
-    return after.status().annotate("verifying the deletion of " + what);
-  }
-  report.deleted.push_back(resource.kind + "/" + name);
-  return {};
+std::string taskUidSelector(const std::vector<std::string>& uids) {
+  std::string selector = std::string(kManagedSelector) + "," + kTaskUidLabel + " in (";
+  for (size_t i = 0; i < uids.size(); ++i) selector += (i == 0 ? "" : ",") + uids[i];
+  return selector + ")";
 }
 
-StatusOr<RevocationReport> Revoker::revoke(const RevocationTarget& target, TimePoint now) {
-  RevocationReport report;
-  Status s =
-      deleteVerified(kube::resources::kRoleBindings, target, target.names.roleBinding(), report);
-  if (!s.ok()) return s;
+Revoker::Revoker(kube::ApiClient& client, const IssuerSet& issuers, RevokerOptions options)
+    : client_(client), issuers_(issuers), options_{std::max<size_t>(options.maxBatch, 1)} {}
 
-  // What must outlive the Secret (a CRL entry) is recorded from it before it goes.
-  const kube::ObjectKey secretKey{target.task.ns, target.names.secret()};
-  auto secret = client_.get(kube::resources::kSecrets, secretKey);
-  if (!secret.ok() && !secret.status().isNotFound()) {
-    return secret.status().annotate("reading Secret " + secretKey.toString());
+StatusOr<RevocationReport> Revoker::revoke(const RevocationTarget& target, TimePoint now) {
+  auto mine = std::make_shared<Pending>(Pending{target, now, std::nullopt});
+  std::unique_lock lock(mu_);
+  queue_.push_back(mine);
+  while (!mine->result) {
+    if (busy_) {
+      cv_.wait(lock);
+      continue;
+    }
+    // No batch in flight: this caller runs one with everything gathered so far (its own
+    // target included) while the callers that come meanwhile gather the next.
+    busy_ = true;
+    std::vector<std::shared_ptr<Pending>> batch;
+    batch.swap(queue_);
+    lock.unlock();
+    std::vector<RevocationTarget> targets;
+    targets.reserve(batch.size());
+    TimePoint latest = now;
+    for (const auto& p : batch) {
+      targets.push_back(p->target);
+      latest = std::max(latest, p->now);
+    }
+    std::vector<StatusOr<RevocationReport>> results;
+    try {
+      results = revokeAll(targets, latest);
+    } catch (...) {
+      lock.lock();
+      busy_ = false;
+      for (const auto& p : batch) p->result = internalError("the revocation batch failed");
+      cv_.notify_all();
+      throw;
+    }
+    lock.lock();
+    for (size_t i = 0; i < batch.size(); ++i) batch[i]->result = std::move(results[i]);
+    busy_ = false;
+    cv_.notify_all();
   }
-  const bool ours = secret.ok() && ownedBy(*secret, target.task);
-  std::optional<CredentialType> type = target.type;
-  if (!type && ours) {
-    type = parseCredentialType(
-        stringAt(*secret, {"metadata", "annotations", kCredentialTypeAnnotation}));
+  return std::move(*mine->result);
+}
+
+size_t Revoker::waiting() {
+  std::lock_guard lock(mu_);
+  return queue_.size();
+}
+
+std::vector<StatusOr<RevocationReport>> Revoker::revokeAll(
+    const std::vector<RevocationTarget>& targets, TimePoint now) {
+  std::vector<StatusOr<RevocationReport>> results(targets.size(), RevocationReport{});
+  // By namespace (a selector is per namespace), then in groups of at most maxBatch uids.
+  std::map<std::string, std::vector<size_t>> byNamespace;
+  for (size_t i = 0; i < targets.size(); ++i) byNamespace[targets[i].task.ns].push_back(i);
+  for (const auto& [ns, all] : byNamespace) {
+    std::vector<size_t> group;
+    std::set<std::string> uids;
+    for (size_t i : all) {
+      if (uids.count(targets[i].task.uid) == 0 && uids.size() == options_.maxBatch) {
+        revokeGroup(targets, ns, group, now, results);
+        group.clear();
+        uids.clear();
+      }
+      uids.insert(targets[i].task.uid);
+      group.push_back(i);
+    }
+    if (!group.empty()) revokeGroup(targets, ns, group, now, results);
   }
-  if (type) {
-    const auto issuer = issuers_.find(*type);
-    if (issuer != issuers_.end()) {
-      RevokeContext ctx{target.task, ours ? std::optional<Json>(*secret) : std::nullopt,
-                        target.statusCredential, now};
-      s = issuer->second->beforeRevoke(ctx);
-      if (!s.ok())
-        return s.annotate("revoking the credential of " + target.task.ns + "/" + target.task.name);
+  return results;
+}
+
+void Revoker::revokeGroup(const std::vector<RevocationTarget>& targets, const std::string& ns,
+                          const std::vector<size_t>& group, TimePoint now,
+                          std::vector<StatusOr<RevocationReport>>& results) {
+  std::vector<size_t> going = group;
+  const auto fail = [&](const Status& s) {
+    for (size_t i : going) results[i] = s;
+    going.clear();
+  };
+  // Deletes the kind's objects of the tasks still going, then lists what is left: a task with
+  // an object left goes no further.
+  const auto step = [&](const kube::ResourceRef& kind) {
+    if (going.empty()) return;
+    kube::ListOptions selection;
+    selection.labelSelector = taskUidSelector(uidsOf(targets, going));
+    kube::DeleteOptions options;
+    options.propagation = kube::PropagationPolicy::kBackground;
+    const std::string whose = describe(targets, going, ns);
+    auto deleted = client_.removeCollection(kind, ns, selection, options);
+    if (!deleted.ok()) return fail(deleted.status().annotate("deleting the " + kind.kind + " of " + whose));
+    auto left = client_.list(kind, ns, selection);
+    if (!left.ok()) {
+      return fail(left.status().annotate("verifying the deletion of the " + kind.kind + " of " + whose));
+    }
+    std::map<std::string, std::string> stillThere;  // uid -> why
+    for (const Json& item : left->value("items", Json::array())) {
+      const Json finalizers = objectAt(item, {"metadata"}).value("finalizers", Json::array());
+      stillThere.emplace(uidLabelOf(item),
+                         kind.kind + " " + ns + "/" + stringAt(item, {"metadata", "name"}) +
+                             " is still present after its deletion (finalizers: " +
+                             finalizers.dump() + "); will check again");
+    }
+    std::map<std::string, std::vector<std::string>> gone;  // uid -> "Kind/name"
+    for (const Json& item : deleted->value("items", Json::array())) {
+      gone[uidLabelOf(item)].push_back(kind.kind + "/" + stringAt(item, {"metadata", "name"}));
+    }
+    std::vector<size_t> next;
+    for (size_t i : going) {
+      const std::string& uid = targets[i].task.uid;
+      if (const auto why = stillThere.find(uid); why != stillThere.end()) {
+        results[i] = unavailable(why->second);
+        continue;
+      }
+      const auto& names = gone[uid];
+      results[i]->deleted.insert(results[i]->deleted.end(), names.begin(), names.end());
+      next.push_back(i);
+    }
+    going = std::move(next);
+  };
+
+  step(kube::resources::kRoleBindings);
+  beforeSecrets(targets, ns, going, now, results);
+  step(kube::resources::kSecrets);
+  step(kube::resources::kServiceAccounts);
+  step(kube::resources::kRoles);
+}
+
+void Revoker::beforeSecrets(const std::vector<RevocationTarget>& targets, const std::string& ns,
+                            std::vector<size_t>& going, TimePoint now,
+                            std::vector<StatusOr<RevocationReport>>& results) {
+  // A token dies with its Secret; only other types (or an unknown one) need the Secret read
+  // first, for what must outlive it.
+  const bool needSecrets = std::any_of(going.begin(), going.end(), [&](size_t i) {
+    return targets[i].type != CredentialType::kServiceAccountToken;
+  });
+  std::map<std::string, Json> secrets;  // uid -> its credential Secret
+  if (needSecrets) {
+    kube::ListOptions selection;
+    selection.labelSelector = taskUidSelector(uidsOf(targets, going));
+    auto listed = client_.list(kube::resources::kSecrets, ns, selection);
+    if (!listed.ok()) {
+      const Status s = listed.status().annotate("reading the credential Secrets of " +
+                                                describe(targets, going, ns));
+      for (size_t i : going) results[i] = s;
+      going.clear();
+      return;
+    }
+    std::map<std::string, std::string> expectedName;  // uid -> the credential Secret's name
+    for (size_t i : going) expectedName[targets[i].task.uid] = targets[i].names.secret();
+    for (Json& item : (*listed)["items"]) {
+      const std::string uid = uidLabelOf(item);
+      const bool named = stringAt(item, {"metadata", "name"}) == expectedName[uid];
+      if (named || secrets.count(uid) == 0) secrets[uid] = std::move(item);
     }
   }
-  s = deleteVerified(kube::resources::kSecrets, target, target.names.secret(), report, &secret);
-  if (!s.ok()) return s;
-  s = deleteVerified(kube::resources::kServiceAccounts, target, target.names.serviceAccount(),
-                     report);
-  if (!s.ok()) return s;
-  s = deleteVerified(kube::resources::kRoles, target, target.names.role(), report);
-  if (!s.ok()) return s;
-  return report;
+  std::map<CredentialType, std::vector<size_t>> byType;
+  for (size_t i : going) {
+    std::optional<CredentialType> type = targets[i].type;
+    const auto secret = secrets.find(targets[i].task.uid);
+    if (!type && secret != secrets.end()) {
+      type = parseCredentialType(
+          stringAt(secret->second, {"metadata", "annotations", kCredentialTypeAnnotation}));
+    }
+    if (type) byType[*type].push_back(i);
+  }
+  std::set<size_t> failed;
+  for (const auto& [type, which] : byType) {
+    const auto issuer = issuers_.find(type);
+    if (issuer == issuers_.end()) continue;
+    std::vector<RevokeContext> contexts;
+    for (size_t i : which) {
+      const auto secret = secrets.find(targets[i].task.uid);
+      contexts.push_back({targets[i].task,
+                          secret != secrets.end() ? std::optional<Json>(secret->second)
+                                                  : std::nullopt,
+                          targets[i].statusCredential, now});
+    }
+    Status s = issuer->second->beforeRevoke(contexts);
+    if (s.ok()) continue;
+    for (size_t i : which) {
+      results[i] = s.annotate("revoking the credential of " + targets[i].task.ns + "/" +
+                              targets[i].task.name);
+      failed.insert(i);
+    }
+  }
+  std::erase_if(going, [&](size_t i) { return failed.count(i) != 0; });
+}
+
+// ---- RevocationBatcher ----
+
+namespace {
+// An outcome nobody came back for (the task vanished meanwhile) is let go after this.
+constexpr std::chrono::minutes kOutcomeMemory{10};
+}  // namespace
+
+RevocationBatcher::RevocationBatcher(Revoker& revoker, std::function<TimePoint()> now,
+                                     size_t maxBatch)
+    : revoker_(revoker),
+      now_(std::move(now)),
+      maxBatch_(std::max<size_t>(maxBatch, 1)),
+      thread_([this](const std::stop_token& stop) { run(stop); }) {}
+
+RevocationBatcher::~RevocationBatcher() {
+  thread_.request_stop();
+  cv_.notify_all();
+}
+
+void RevocationBatcher::setDone(std::function<void(const std::string& key)> done) {
+  std::lock_guard lock(doneMu_);
+  done_ = std::move(done);
+}
+
+std::optional<StatusOr<RevocationReport>> RevocationBatcher::poll(const std::string& key,
+                                                                  const RevocationTarget& target) {
+  std::lock_guard lock(mu_);
+  const std::string& uid = target.task.uid;
+  if (auto found = outcomes_.find(uid); found != outcomes_.end()) {
+    StatusOr<RevocationReport> result = std::move(found->second.result);
+    outcomes_.erase(found);
+    return result;
+  }
+  if (queued_.insert(uid).second) {
+    queue_.push_back({key, target});
+    cv_.notify_all();
+  }
+  return std::nullopt;
+}
+
+void RevocationBatcher::run(const std::stop_token& stop) {
+  std::unique_lock lock(mu_);
+  while (true) {
+    cv_.wait(lock, stop, [&] { return !queue_.empty(); });
+    if (stop.stop_requested()) return;
+    std::vector<Entry> batch;
+    while (!queue_.empty() && batch.size() < maxBatch_) {
+      batch.push_back(std::move(queue_.front()));
+      queue_.pop_front();
+    }
+    lock.unlock();
+    std::vector<RevocationTarget> targets;
+    targets.reserve(batch.size());
+    for (const Entry& e : batch) targets.push_back(e.target);
+    auto results = revoker_.revokeAll(targets, now_());
+    lock.lock();
+    const auto at = std::chrono::steady_clock::now();
+    std::erase_if(outcomes_, [&](const auto& o) { return at - o.second.at > kOutcomeMemory; });
+    for (size_t i = 0; i < batch.size(); ++i) {
+      const std::string& uid = batch[i].target.task.uid;
+      outcomes_.insert_or_assign(uid, Outcome{std::move(results[i]), at});
+      queued_.erase(uid);
+    }
+    lock.unlock();
+    {
+      std::lock_guard done(doneMu_);
+      if (done_) {
+        for (const Entry& e : batch) done_(e.key);
+      }
+    }
+    lock.lock();
+  }
 }
 
 }  // namespace tasklease::op

@@ -1,17 +1,36 @@
 #pragma once
-// Revoker: takes a task's credential away, in the order of DESIGN.md §5: RoleBinding first (the
+// Revoker: takes tasks' credentials away, in the order of DESIGN.md §5: RoleBinding first (the
 // permissions go at once), then the credential Secret (a bound token stops authenticating; an
-// X.509 serial goes on the CRL just before), then the ServiceAccount, then the Role. Each
-// deletion is verified by reading the object back; an object that is still there (a foreign
-// finalizer) is an error, so the caller retries and never reports a revocation that did not
-// happen. Objects not labelled with the task's uid are never touched.
+// X.509 serial goes on the CRL just before), then the ServiceAccount, then the Role.
+//
+// Tasks are revoked in batches, because a burst of completions would otherwise cost twelve
+// API calls per task: revoke() joins the batch being gathered while another is in flight
+// (group commit: a task alone is revoked at once, with no waiting), and revokeAll() takes a
+// batch as given. Per namespace and kind, one DELETE of the collection selected by
+//   app.kubernetes.io/managed-by=tasklease,tasklease.io/task-uid in (<uid>,...)
+// deletes every task's object of that kind, and one LIST with the same selector verifies it:
+// an object still listed (a foreign finalizer holds it) fails its task, which goes no further
+// in the order and is retried by the caller; the other tasks of the batch go on. So objects
+// not labelled with a task's uid are never touched, and a revocation is never reported that
+// did not happen. Before the Secrets go, each issuer's beforeRevoke runs once for the batch
+// (X509SVID: every serial onto the CRL in one ConfigMap write).
 //
 //   Revoker revoker(client, issuers);
 //   auto report = revoker.revoke({.task = ref, .names = names, .statusCredential = cred}, now);
 //   if (!report.ok()) return report.status();        // retry with backoff
 
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <optional>
+#include <set>
+#include <stop_token>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/json.h"
@@ -36,20 +55,94 @@ struct RevocationReport {
   bool anything() const { return !deleted.empty(); }
 };
 
+struct RevokerOptions {
+  // Task uids in one label selector: keeps the request line well under the API server's limits
+  // (a uid is 36 characters; 64 of them make a query of about 2.5 KiB).
+  size_t maxBatch = 64;
+};
+
 class Revoker {
  public:
-  Revoker(kube::ApiClient& client, const IssuerSet& issuers);
+  Revoker(kube::ApiClient& client, const IssuerSet& issuers, RevokerOptions options = {});
+  // Revokes one task, in the next batch (see above). Thread-safe.
   StatusOr<RevocationReport> revoke(const RevocationTarget& target, TimePoint now);
+  // Revokes these tasks together; one answer per target, in order.
+  std::vector<StatusOr<RevocationReport>> revokeAll(const std::vector<RevocationTarget>& targets,
+                                                    TimePoint now);
+  // Tasks waiting in revoke() for the next batch.
+  size_t waiting();
 
  private:
-  // Deletes one object of the task and reads it back; adds it to the report when it existed.
-  // `current` is the object as just read, when the caller has it (else it is read here).
-  Status deleteVerified(const kube::ResourceRef& resource, const RevocationTarget& target,
-                        const std::string& name, RevocationReport& report,
-                        const StatusOr<Json>* current = nullptr);
+  struct Pending;
+  // One namespace's targets (indices into `targets`), at most maxBatch uids.
+  void revokeGroup(const std::vector<RevocationTarget>& targets, const std::string& ns,
+                   const std::vector<size_t>& group, TimePoint now,
+                   std::vector<StatusOr<RevocationReport>>& results);
+  // Runs the issuers' beforeRevoke for the targets still going; fails those whose issuer fails.
+  void beforeSecrets(const std::vector<RevocationTarget>& targets, const std::string& ns,
+                     std::vector<size_t>& going, TimePoint now,
+                     std::vector<StatusOr<RevocationReport>>& results);
 
   kube::ApiClient& client_;
   const IssuerSet& issuers_;
+  const RevokerOptions options_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool busy_ = false;                             // guarded by mu_: a batch is in flight
+  std::vector<std::shared_ptr<Pending>> queue_;  // guarded by mu_: waiting for the next batch
 };
+
+// RevocationBatcher: revocation off the workers' threads, so that a burst of completions is
+// revoked in batches as large as the burst (a worker waiting in Revoker::revoke() holds its
+// key, so there a batch is at most as large as the worker count). A reconcile pass polls:
+// the first poll queues the task and returns nullopt; the batcher's thread revokes everything
+// queued (Revoker::revokeAll), keeps each outcome and hands the task's key to `done` (the
+// controller queues it again); the next poll returns the outcome once and forgets it.
+// Outcomes live in memory only: after a restart the next pass revokes again, which finds
+// nothing left and verifies that.
+//
+//   RevocationBatcher batcher(revoker, now);
+//   batcher.setDone([&](const std::string& key) { queue.add(key); });
+//   auto outcome = batcher.poll("team-a/t1", target);   // nullopt: come back when done
+class RevocationBatcher {
+ public:
+  RevocationBatcher(Revoker& revoker, std::function<TimePoint()> now, size_t maxBatch = 1024);
+  // Finishes the batch in hand, then stops.
+  ~RevocationBatcher();
+  RevocationBatcher(const RevocationBatcher&) = delete;
+  RevocationBatcher& operator=(const RevocationBatcher&) = delete;
+
+  // Once this returns, the previous callback is not running and is never called again.
+  void setDone(std::function<void(const std::string& key)> done);
+  std::optional<StatusOr<RevocationReport>> poll(const std::string& key,
+                                                 const RevocationTarget& target);
+
+ private:
+  struct Entry {
+    std::string key;
+    RevocationTarget target;
+  };
+  struct Outcome {
+    StatusOr<RevocationReport> result;
+    std::chrono::steady_clock::time_point at;
+  };
+  void run(const std::stop_token& stop);
+
+  Revoker& revoker_;
+  const std::function<TimePoint()> now_;
+  const size_t maxBatch_;
+  std::mutex mu_;
+  std::condition_variable_any cv_;
+  std::deque<Entry> queue_;                 // guarded by mu_
+  std::set<std::string> queued_;            // guarded by mu_: uids queued or being revoked
+  std::map<std::string, Outcome> outcomes_;  // guarded by mu_: by uid, until polled
+  std::mutex doneMu_;                        // held while `done_` runs or changes
+  std::function<void(const std::string&)> done_;  // guarded by doneMu_
+  std::jthread thread_;                           // last: it uses everything above
+};
+
+// The label selector of everything of these tasks: managed by tasklease, task-uid in (...).
+std::string taskUidSelector(const std::vector<std::string>& uids);
 
 }  // namespace tasklease::op

@@ -378,6 +378,11 @@ def test_rbac_grants_what_the_binaries_call_and_no_more(sim, applied):
                    "admissionregistration.k8s.io", name="someone-else")
     # The operator: task objects in any namespace, Roles with any rules, its own Lease and CA.
     assert can(sim, "operator", "create", "serviceaccounts/token", namespace="team-a")
+    # Revocation deletes a batch of tasks' objects by label selector, kind by kind.
+    for kind, group in (("rolebindings", "rbac.authorization.k8s.io"), ("secrets", ""),
+                        ("serviceaccounts", ""), ("roles", "rbac.authorization.k8s.io")):
+        assert can(sim, "operator", "deletecollection", kind, group, namespace="team-a")
+    assert not can(sim, "operator", "deletecollection", "configmaps", namespace="team-a")
     assert can(sim, "operator", "escalate", "roles", "rbac.authorization.k8s.io", namespace="team-a")
     assert can(sim, "operator", "bind", "roles", "rbac.authorization.k8s.io", namespace="team-a")
     assert can(sim, "operator", "update", "agenttasks/status", "tasklease.io", namespace="team-a")

@@ -461,6 +461,52 @@ Status FakeApiClient::remove(const ResourceRef& resource, const ObjectKey& key,
   return deleteLocked(resource, key, options);
 }
 
+StatusOr<Json> FakeApiClient::removeCollection(const ResourceRef& resource, const std::string& ns,
+                                               const ListOptions& selection,
+                                               const DeleteOptions& options,
+                                               const CallOptions& /*call*/) {
+  std::lock_guard lock(mu_);
+  const Action action{"deletecollection",
+                      resource.resource,
+                      {ns, ""},
+                      "",
+                      {{"labelSelector", selection.labelSelector},
+                       {"fieldSelector", selection.fieldSelector},
+                       {"options", deleteOptionsBody(options)}}};
+  recordLocked(action);
+  if (auto answer = reactLocked(action)) return *answer;
+  auto selector = LabelSelector::parse(selection.labelSelector);
+  if (!selector.ok()) return apiError(400, "BadRequest", selector.status().message());
+  std::vector<ObjectKey> matching;
+  for (const auto& [k, o] : storeLocked(resource)) {
+    if (resource.namespaced && !ns.empty() && objectKeyOf(o).ns != ns) continue;
+    if (!selector->matches(labelsOf(o))) continue;
+    if (!selection.fieldSelector.empty()) {
+      auto fits = matchesFieldSelector(selection.fieldSelector, o);
+      if (!fits.ok()) return apiError(400, "BadRequest", fits.status().message());
+      if (!*fits) continue;
+    }
+    matching.push_back(objectKeyOf(o));
+  }
+  Json items = Json::array();
+  for (const ObjectKey& key : matching) {
+    const Json* before = findLocked(resource, key);
+    if (before == nullptr) continue;  // collected as garbage of an earlier one
+    Json last = *before;
+    Status s = deleteLocked(resource, key, options);
+    if (!s.ok()) {
+      if (s.isNotFound()) continue;
+      return s;
+    }
+    if (const Json* after = findLocked(resource, key)) last = *after;
+    items.push_back(std::move(last));
+  }
+  return Json{{"kind", resource.kind + "List"},
+              {"apiVersion", resource.apiVersion()},
+              {"metadata", {{"resourceVersion", std::to_string(rv_)}}},
+              {"items", items}};
+}
+
 StatusOr<Json> FakeApiClient::createSubresource(const ResourceRef& resource, const ObjectKey& key,
                                                 const std::string& subresource, const Json& body,
                                                 const CallOptions& /*call*/) {

@@ -31,7 +31,8 @@ namespace tasklease::kube {
 
 class FakeApiClient final : public ApiClient {
  public:
-  // One call as the fake saw it. verb: get, list, create, update, patch, delete, watch;
+  // One call as the fake saw it. verb: get, list, create, update, patch, delete,
+  // deletecollection (key.name empty, body {"labelSelector", "fieldSelector", "options"}), watch;
   // update of status and patch of a subresource carry subresource "status".
   struct Action {
     std::string verb;
@@ -52,6 +53,7 @@ class FakeApiClient final : public ApiClient {
   using ApiClient::list;
   using ApiClient::patch;
   using ApiClient::remove;
+  using ApiClient::removeCollection;
   using ApiClient::update;
   using ApiClient::updateStatus;
 
@@ -69,6 +71,9 @@ class FakeApiClient final : public ApiClient {
                        const PatchOptions& options, const CallOptions& call) override;
   Status remove(const ResourceRef& resource, const ObjectKey& key, const DeleteOptions& options,
                 const CallOptions& call) override;
+  StatusOr<Json> removeCollection(const ResourceRef& resource, const std::string& ns,
+                                  const ListOptions& selection, const DeleteOptions& options,
+                                  const CallOptions& call) override;
   StatusOr<Json> createSubresource(const ResourceRef& resource, const ObjectKey& key,
                                    const std::string& subresource, const Json& body,
                                    const CallOptions& call) override;

@@ -97,6 +97,13 @@ Status TestApi::remove(const kube::ResourceRef& r, const kube::ObjectKey& k,
   return result.ok() ? Status() : result.status();
 }
 
+StatusOr<Json> TestApi::removeCollection(const kube::ResourceRef& r, const std::string& ns,
+                                         const kube::ListOptions& selection,
+                                         const kube::DeleteOptions& o,
+                                         const kube::CallOptions& c) {
+  return write<Json>([&] { return fake_.removeCollection(r, ns, selection, o, c); });
+}
+
 StatusOr<Json> TestApi::createSubresource(const kube::ResourceRef& r, const kube::ObjectKey& k,
                                           const std::string& sub, const Json& body,
                                           const kube::CallOptions& c) {

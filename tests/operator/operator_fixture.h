@@ -51,6 +51,7 @@ class TestApi final : public kube::ApiClient {
   using ApiClient::list;
   using ApiClient::patch;
   using ApiClient::remove;
+  using ApiClient::removeCollection;
   using ApiClient::update;
   using ApiClient::updateStatus;
 
@@ -68,6 +69,10 @@ class TestApi final : public kube::ApiClient {
                        const kube::PatchOptions& o, const kube::CallOptions& c) override;
   Status remove(const kube::ResourceRef& r, const kube::ObjectKey& k, const kube::DeleteOptions& o,
                 const kube::CallOptions& c) override;
+  StatusOr<Json> removeCollection(const kube::ResourceRef& r, const std::string& ns,
+                                  const kube::ListOptions& selection,
+                                  const kube::DeleteOptions& o,
+                                  const kube::CallOptions& c) override;
   StatusOr<Json> createSubresource(const kube::ResourceRef& r, const kube::ObjectKey& k,
                                    const std::string& sub, const Json& body,
                                    const kube::CallOptions& c) override;

@@ -7,6 +7,7 @@
 #include <mutex>
 #include <sstream>
 #include <stdexcept>
+#include <thread>
 
 #include "common/crypto.h"
 #include "common/delegation_stamp.h"
@@ -58,6 +59,20 @@ class ReconcilerTest : public ::testing::Test {
     EXPECT_TRUE(result.ok()) << result.status().toString();
     EXPECT_EQ(h.phase(key), "Active");
     return key;
+  }
+
+  // Several allowed tasks, each reconciled to Active.
+  std::vector<std::string> activeTasks(const std::vector<std::string>& names,
+                                       const Json& spec = OperatorHarness::taskSpec()) {
+    h.addPolicy("allow-refactor", Json::object());
+    std::vector<std::string> keys;
+    for (const auto& name : names) {
+      keys.push_back(h.createTask(name, spec));
+      auto result = h.reconcileUntilStable(keys.back());
+      EXPECT_TRUE(result.ok()) << result.status().toString();
+      EXPECT_EQ(h.phase(keys.back()), "Active");
+    }
+    return keys;
   }
 
   void setCompleted(const std::string& key) {
@@ -202,13 +217,25 @@ TEST_F(ReconcilerTest, CompletionRevokesRoleBindingSecretServiceAccountRoleInTha
   setCompleted(key);
   h.fake.clearActions();
   ASSERT_TRUE(h.reconcileUntilStable(key).ok());
+  // One DELETE of the collection per kind, selecting by the task's uid, each followed by a
+  // LIST with the same selector that finds nothing left.
+  const std::string selector = taskUidSelector({kube::uidOf(h.task(key))});
   std::vector<std::string> deletes;
-  for (const auto& w : h.writeLog()) {
-    if (w.rfind("delete", 0) == 0) deletes.push_back(w);
+  std::vector<std::string> verified;
+  for (const auto& a : h.fake.actions()) {
+    if (a.verb == "delete") deletes.push_back("delete " + a.resource + " " + a.key.name);
+    if (a.verb == "deletecollection" && a.body["labelSelector"] == selector) {
+      deletes.push_back("deletecollection " + a.resource);
+    }
+    if (a.verb == "list" && !deletes.empty() && deletes.back() == "deletecollection " + a.resource) {
+      verified.push_back(a.resource);
+    }
   }
-  EXPECT_EQ(deletes,
-            (std::vector<std::string>{"delete rolebindings " + base, "delete secrets " + base,
-                                      "delete serviceaccounts " + base, "delete roles " + base}));
+  EXPECT_EQ(deletes, (std::vector<std::string>{
+                         "deletecollection rolebindings", "deletecollection secrets",
+                         "deletecollection serviceaccounts", "deletecollection roles"}));
+  EXPECT_EQ(verified,
+            (std::vector<std::string>{"rolebindings", "secrets", "serviceaccounts", "roles"}));
   expectCredentialObjects(key, false);
   const Json task = h.task(key);
   EXPECT_EQ(h.phase(key), "Succeeded");
@@ -243,7 +270,7 @@ TEST_F(ReconcilerTest, DeletingAnActiveTaskRevokesBeforeTheFinalizerComesOff) {
   h.fake.clearActions();
   ASSERT_TRUE(h.reconcileUntilStable(key).ok());
   const auto log = h.writeLog();
-  const int lastDelete = indexOf(log, "delete roles");
+  const int lastDelete = indexOf(log, "deletecollection roles");
   const int status = indexOf(log, "update agenttasks/status");
   const int finalizer = indexOf(log, "update agenttasks t1");
   ASSERT_GE(lastDelete, 0);
@@ -258,9 +285,9 @@ TEST_F(ReconcilerTest, ADeletionThatCannotBeVerifiedIsRetriedNotReported) {
   const std::string key = activeTask();
   auto stuck = std::make_shared<bool>(true);
   h.fake.prependReactor(
-      "delete", "secrets",
+      "deletecollection", "secrets",
       [stuck](const kube::FakeApiClient::Action&) -> std::optional<StatusOr<Json>> {
-        if (*stuck) return StatusOr<Json>(Json::object());  // accepted, not done
+        if (*stuck) return StatusOr<Json>(Json{{"items", Json::array()}});  // accepted, not done
         return std::nullopt;
       });
   setCompleted(key);
@@ -270,6 +297,9 @@ TEST_F(ReconcilerTest, ADeletionThatCannotBeVerifiedIsRetriedNotReported) {
       << result.status().message();
   EXPECT_EQ(h.phase(key), "Active");
   EXPECT_FALSE(h.exists(res::kRoleBindings, "team-a", h.names(key).base));  // first step done
+  // The order holds: nothing after the Secret was touched.
+  EXPECT_TRUE(h.exists(res::kServiceAccounts, "team-a", h.names(key).base));
+  EXPECT_TRUE(h.exists(res::kRoles, "team-a", h.names(key).base));
   *stuck = false;
   ASSERT_TRUE(h.reconcileUntilStable(key).ok());
   EXPECT_EQ(h.phase(key), "Succeeded");
@@ -294,6 +324,188 @@ TEST_F(ReconcilerTest, ObjectsNotLabelledForTheTaskAreNeverUsedOrDeleted) {
   ASSERT_TRUE(revoked.ok());
   EXPECT_TRUE(h.exists(res::kServiceAccounts, "team-a", n.serviceAccount()));
   EXPECT_TRUE(h.api.tokens().empty());
+}
+
+RevocationTarget targetOf(OperatorHarness& h, const std::string& key, CredentialType type) {
+  const Json task = h.task(key);
+  return {taskRefOf(task), h.names(key), type, objectAt(task, {"status", "credential"})};
+}
+
+size_t countActions(const kube::FakeApiClient& fake, const std::string& verb,
+                    const std::string& resource = "") {
+  const auto all = fake.actions();
+  return static_cast<size_t>(std::count_if(all.begin(), all.end(), [&](const auto& a) {
+    return a.verb == verb && (resource.empty() || a.resource == resource);
+  }));
+}
+
+TEST_F(ReconcilerTest, ABatchOfTasksIsRevokedWithOneDeleteAndOneListPerKind) {
+  const std::vector<std::string> keys = activeTasks({"t1", "t2", "t3"});
+  std::vector<RevocationTarget> targets;
+  for (const auto& key : keys) {
+    targets.push_back(targetOf(h, key, CredentialType::kServiceAccountToken));
+  }
+  h.fake.clearActions();
+  const auto results = h.revoker.revokeAll(targets, h.now());
+  ASSERT_EQ(results.size(), 3u);
+  EXPECT_EQ(countActions(h.fake, "deletecollection"), 4u);
+  EXPECT_EQ(countActions(h.fake, "list"), 4u);
+  EXPECT_EQ(countActions(h.fake, "delete"), 0u);
+  EXPECT_EQ(countActions(h.fake, "get"), 0u);
+  for (size_t i = 0; i < keys.size(); ++i) {
+    ASSERT_TRUE(results[i].ok()) << results[i].status().toString();
+    const std::string base = h.names(keys[i]).base;
+    EXPECT_EQ(results[i]->deleted,
+              (std::vector<std::string>{"RoleBinding/" + base, "Secret/" + base,
+                                        "ServiceAccount/" + base, "Role/" + base}));
+    expectCredentialObjects(keys[i], false);
+  }
+}
+
+TEST_F(ReconcilerTest, AnObjectHeldByAFinalizerStopsOnlyItsOwnTaskInABatch) {
+  const auto keys = activeTasks({"t1", "t2"});
+  const std::string& held = keys[0];
+  const std::string& free = keys[1];
+  ASSERT_TRUE(h.fake
+                  .patch(res::kSecrets, {"team-a", h.names(held).secret()},
+                         {{"metadata", {{"finalizers", {"example.com/hold"}}}}})
+                  .ok());
+  const auto results = h.revoker.revokeAll(
+      {targetOf(h, held, CredentialType::kServiceAccountToken),
+       targetOf(h, free, CredentialType::kServiceAccountToken)},
+      h.now());
+  ASSERT_FALSE(results[0].ok());
+  EXPECT_NE(results[0].status().message().find("Secret team-a/" + h.names(held).secret() +
+                                               " is still present after its deletion"),
+            std::string::npos)
+      << results[0].status().message();
+  EXPECT_FALSE(h.exists(res::kRoleBindings, "team-a", h.names(held).base));
+  EXPECT_TRUE(h.exists(res::kServiceAccounts, "team-a", h.names(held).base));
+  EXPECT_TRUE(h.exists(res::kRoles, "team-a", h.names(held).base));
+  ASSERT_TRUE(results[1].ok()) << results[1].status().toString();
+  expectCredentialObjects(free, false);
+}
+
+TEST_F(ReconcilerTest, TheSerialsOfAnX509BatchGoOnTheCrlInOneWrite) {
+  Json spec = OperatorHarness::taskSpec();
+  spec["credential"] = {{"type", "X509SVID"}};
+  spec["ttl"] = "5m";
+  const auto keys = activeTasks({"t1", "t2"}, spec);
+  const std::string& a = keys[0];
+  const std::string& b = keys[1];
+  h.fake.clearActions();
+  const auto results = h.revoker.revokeAll(
+      {targetOf(h, a, CredentialType::kX509Svid), targetOf(h, b, CredentialType::kX509Svid)},
+      h.now());
+  ASSERT_TRUE(results[0].ok()) << results[0].status().toString();
+  ASSERT_TRUE(results[1].ok()) << results[1].status().toString();
+  size_t crlWrites = 0;
+  for (const auto& a2 : h.fake.actions()) {
+    if (a2.resource == "configmaps" && (a2.verb == "create" || a2.verb == "update")) ++crlWrites;
+  }
+  EXPECT_EQ(crlWrites, 1u);
+  const Json crl = *h.fake.object(res::kConfigMaps, {"tasklease-system", "tasklease-crl"});
+  const Json state = Json::parse(crl["data"]["revoked.json"].get<std::string>());
+  std::vector<std::string> serials;
+  for (const Json& e : state["entries"]) serials.push_back(e["serial"]);
+  std::sort(serials.begin(), serials.end());
+  std::vector<std::string> expected = {stringAt(h.task(a), {"status", "credential", "serial"}),
+                                       stringAt(h.task(b), {"status", "credential", "serial"})};
+  std::sort(expected.begin(), expected.end());
+  EXPECT_EQ(serials, expected);
+  expectCredentialObjects(a, false);
+  expectCredentialObjects(b, false);
+}
+
+TEST_F(ReconcilerTest, RevocationsThatArriveDuringABatchShareTheNextOne) {
+  const std::vector<std::string> keys = activeTasks({"t1", "t2", "t3"});
+  std::vector<RevocationTarget> targets;
+  for (const auto& key : keys) {
+    targets.push_back(targetOf(h, key, CredentialType::kServiceAccountToken));
+  }
+  const TimePoint now = h.now();
+  // The first batch's first deletion waits (inside the fake, which is locked meanwhile: this
+  // thread must not call it) until two more revocations are queued behind it.
+  std::mutex mu;
+  std::condition_variable cv;
+  bool entered = false;
+  bool release = false;
+  h.fake.prependReactor("deletecollection", "rolebindings",
+                        [&](const kube::FakeApiClient::Action&) -> std::optional<StatusOr<Json>> {
+                          std::unique_lock lock(mu);
+                          if (!entered) {
+                            entered = true;
+                            cv.notify_all();
+                            cv.wait(lock, [&] { return release; });
+                          }
+                          return std::nullopt;
+                        });
+  h.fake.clearActions();
+  std::vector<StatusOr<RevocationReport>> results(3, RevocationReport{});
+  std::vector<std::thread> threads;
+  threads.emplace_back([&] { results[0] = h.revoker.revoke(targets[0], now); });
+  {
+    std::unique_lock lock(mu);
+    cv.wait(lock, [&] { return entered; });
+  }
+  for (size_t i = 1; i < 3; ++i) {
+    threads.emplace_back([&, i] { results[i] = h.revoker.revoke(targets[i], now); });
+  }
+  while (h.revoker.waiting() < 2) std::this_thread::yield();
+  {
+    std::lock_guard lock(mu);
+    release = true;
+  }
+  cv.notify_all();
+  for (auto& t : threads) t.join();
+  for (const auto& r : results) EXPECT_TRUE(r.ok()) << r.status().toString();
+  std::vector<std::string> selectors;
+  for (const auto& a : h.fake.actions()) {
+    if (a.verb == "deletecollection" && a.resource == "rolebindings") {
+      selectors.push_back(a.body["labelSelector"]);
+    }
+  }
+  ASSERT_EQ(selectors.size(), 2u);  // two batches: t1 alone, then t2 and t3 together
+  std::vector<std::string> later = {kube::uidOf(h.task(keys[1])), kube::uidOf(h.task(keys[2]))};
+  std::sort(later.begin(), later.end());
+  EXPECT_EQ(selectors[0], taskUidSelector({kube::uidOf(h.task(keys[0]))}));
+  EXPECT_EQ(selectors[1], taskUidSelector(later));
+  for (const auto& key : keys) expectCredentialObjects(key, false);
+}
+
+TEST_F(ReconcilerTest, TheBatcherRevokesOffThePassAndHandsTheKeyBack) {
+  const std::vector<std::string> keys = activeTasks({"t1", "t2"});
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<std::string> done;
+  RevocationBatcher batcher(h.revoker, [this] { return h.now(); });
+  batcher.setDone([&](const std::string& key) {
+    std::lock_guard lock(mu);
+    done.push_back(key);
+    cv.notify_all();
+  });
+  std::vector<RevocationTarget> targets;
+  for (const auto& key : keys) {
+    targets.push_back(targetOf(h, key, CredentialType::kServiceAccountToken));
+  }
+  // The first poll queues; asking again before the batch has run queues nothing twice.
+  EXPECT_FALSE(batcher.poll(keys[0], targets[0]).has_value());
+  EXPECT_FALSE(batcher.poll(keys[1], targets[1]).has_value());
+  {
+    std::unique_lock lock(mu);
+    cv.wait(lock, [&] { return done.size() >= 2; });
+    std::sort(done.begin(), done.end());
+    EXPECT_EQ(done, keys);
+  }
+  for (size_t i = 0; i < keys.size(); ++i) {
+    auto outcome = batcher.poll(keys[i], targets[i]);
+    ASSERT_TRUE(outcome.has_value());
+    ASSERT_TRUE(outcome->ok()) << outcome->status().toString();
+    EXPECT_EQ((*outcome)->deleted.size(), 4u);
+    expectCredentialObjects(keys[i], false);
+  }
+  // Taken once: a later poll queues a new revocation.
+  EXPECT_FALSE(batcher.poll(keys[0], targets[0]).has_value());
 }
 
 TEST_F(ReconcilerTest, ATaskCompletedBeforeIssuanceSucceedsWithoutACredential) {

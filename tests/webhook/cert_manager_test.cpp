@@ -63,6 +63,12 @@ class RacingClient final : public kube::ApiClient {
                 const kube::DeleteOptions& o, const kube::CallOptions& c) override {
     return fake_.remove(r, k, o, c);
   }
+  StatusOr<Json> removeCollection(const kube::ResourceRef& r, const std::string& ns,
+                                  const kube::ListOptions& selection,
+                                  const kube::DeleteOptions& o,
+                                  const kube::CallOptions& c) override {
+    return fake_.removeCollection(r, ns, selection, o, c);
+  }
   StatusOr<Json> createSubresource(const kube::ResourceRef& r, const kube::ObjectKey& k,
                                    const std::string& sub, const Json& body,
                                    const kube::CallOptions& c) override {
