@@ -51,6 +51,9 @@ def main(argv=None):
     p.add_argument("--bookmark-interval", type=float, default=10.0,
                    help="seconds between BOOKMARK events on watches that allow them")
     p.add_argument("--log-level", default="WARNING")
+    p.add_argument("--profile", metavar="FILE",
+                   help="profile the server with cProfile and write the statistics (pstats) to "
+                        "FILE when it stops (for benchmarks: where does its one core go?)")
     args = p.parse_args(argv)
 
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
@@ -96,7 +99,17 @@ def main(argv=None):
             t.cancel()
         await runner.cleanup()
 
-    asyncio.run(run())
+    if not args.profile:
+        asyncio.run(run())
+        return
+    import cProfile
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        asyncio.run(run())
+    finally:
+        profiler.disable()
+        profiler.dump_stats(args.profile)
 
 
 if __name__ == "__main__":

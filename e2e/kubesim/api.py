@@ -3,13 +3,13 @@ them (resourceVersion preconditions, generation, the status subresource, finaliz
 deletionTimestamp, propagation policies, dry run), shared by the HTTP handlers and the
 built-in controllers."""
 
-import copy
 import random
 import re
 import uuid
 
 from . import builtins, schema
 from .admission import AdmissionRequest
+from .copies import json_copy
 from .errors import ApiError, already_exists, bad_request, conflict, internal, invalid, not_found
 from .patch import PatchError, apply_patch, merge_patch, strategic_merge
 from .tables import now_rfc3339
@@ -271,7 +271,7 @@ class Api:
         """Builds the object to store from the current one and the client's, applying the
         status-subresource split and the server-owned metadata."""
         if subresource == "ephemeralcontainers":
-            out = copy.deepcopy(current)
+            out = json_copy(current)
             eph = (new.get("spec") or {}).get("ephemeralContainers")
             if eph is None:
                 out.get("spec", {}).pop("ephemeralContainers", None)
@@ -280,16 +280,16 @@ class Api:
             return out
         if subresource == "status":
             # Everything but status comes from the stored object, metadata included.
-            out = copy.deepcopy(current)
+            out = json_copy(current)
             if "status" in new:
                 out["status"] = new["status"]
             else:
                 out.pop("status", None)
             return out
-        out = copy.deepcopy(new)
+        out = json_copy(new)
         if rt.has_status:
             if "status" in current:
-                out["status"] = copy.deepcopy(current["status"])
+                out["status"] = json_copy(current["status"])
             else:
                 out.pop("status", None)
         md, cmd = out.setdefault("metadata", {}), current["metadata"]
@@ -460,13 +460,13 @@ class Api:
                 finalizers.append("foregroundDeletion")
         if cmd.get("deletionTimestamp"):
             if finalizers != list(cmd.get("finalizers") or []):
-                new = copy.deepcopy(current)
+                new = json_copy(current)
                 new["metadata"]["finalizers"] = finalizers
                 return self.store.update(rt, new, current), False
             return current, False
         graceful = builtins.graceful_deletion_seconds(rt, current, grace)
         if finalizers or graceful or builtins.has_pending_spec_finalizers(rt, current):
-            new = copy.deepcopy(current)
+            new = json_copy(current)
             new["metadata"]["deletionTimestamp"] = now_rfc3339()
             new["metadata"]["deletionGracePeriodSeconds"] = graceful
             if finalizers:

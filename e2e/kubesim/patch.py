@@ -1,7 +1,6 @@
 """JSON patch (RFC 6902), JSON merge patch (RFC 7386) and strategic merge patch for built-ins."""
 
-import copy
-
+from .copies import json_copy
 from .errors import ApiError
 
 
@@ -13,8 +12,8 @@ class PatchError(Exception):
 
 def merge_patch(target, patch):
     if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    result = copy.deepcopy(target) if isinstance(target, dict) else {}
+        return json_copy(patch)
+    result = json_copy(target) if isinstance(target, dict) else {}
     for k, v in patch.items():
         if v is None:
             result.pop(k, None)
@@ -111,7 +110,7 @@ def _remove(doc, path):
 def json_patch(doc, ops):
     if not isinstance(ops, list):
         raise PatchError("a JSON patch must be a list of operations")
-    doc = copy.deepcopy(doc)
+    doc = json_copy(doc)
     for i, op in enumerate(ops):
         if not isinstance(op, dict) or "op" not in op:
             raise PatchError(f"operation {i} has no \"op\"")
@@ -122,7 +121,7 @@ def json_patch(doc, ops):
         if kind == "add":
             if "value" not in op:
                 raise PatchError(f"operation {i} (add) has no \"value\"")
-            doc = _add(doc, path, copy.deepcopy(op["value"]))
+            doc = _add(doc, path, json_copy(op["value"]))
         elif kind == "remove":
             _remove(doc, path)
         elif kind == "replace":
@@ -130,19 +129,19 @@ def json_patch(doc, ops):
                 raise PatchError(f"operation {i} (replace) has no \"value\"")
             tokens = _split_pointer(path)
             if not tokens:
-                doc = copy.deepcopy(op["value"])
+                doc = json_copy(op["value"])
                 continue
             _get(doc, path)
             parent = _parent(doc, tokens, path)
             if isinstance(parent, list):
-                parent[_index(parent, tokens[-1], path, allow_end=False)] = copy.deepcopy(op["value"])
+                parent[_index(parent, tokens[-1], path, allow_end=False)] = json_copy(op["value"])
             else:
-                parent[tokens[-1]] = copy.deepcopy(op["value"])
+                parent[tokens[-1]] = json_copy(op["value"])
         elif kind == "move":
             value = _remove(doc, op.get("from", ""))
             doc = _add(doc, path, value)
         elif kind == "copy":
-            doc = _add(doc, path, copy.deepcopy(_get(doc, op.get("from", ""))))
+            doc = _add(doc, path, json_copy(_get(doc, op.get("from", ""))))
         elif kind == "test":
             if _get(doc, path) != op.get("value"):
                 raise PatchError(f"testing value {path} failed: test failed")
@@ -177,12 +176,12 @@ def _ports_key(items):
 
 def strategic_merge(target, patch, field=None):
     if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
+        return json_copy(patch)
     if patch.get("$patch") == "replace":
-        return {k: copy.deepcopy(v) for k, v in patch.items() if k != "$patch"}
+        return {k: json_copy(v) for k, v in patch.items() if k != "$patch"}
     if patch.get("$patch") == "delete":
         return None
-    result = copy.deepcopy(target) if isinstance(target, dict) else {}
+    result = json_copy(target) if isinstance(target, dict) else {}
     retain = patch.get("$retainKeys")
     for k, v in patch.items():
         if k in ("$patch", "$retainKeys") or k.startswith("$setElementOrder/"):
@@ -203,7 +202,7 @@ def strategic_merge(target, patch, field=None):
             else:
                 result[k] = merged
         else:
-            result[k] = copy.deepcopy(v)
+            result[k] = json_copy(v)
     if isinstance(retain, list):
         for k in list(result.keys()):
             if k not in retain and k not in patch:
@@ -223,8 +222,8 @@ def _merge_list(current, patch_items, field):
     if key is None and field == "ports":
         key = _ports_key(patch_items) or _ports_key(current)
     if key is None:
-        return [copy.deepcopy(x) for x in patch_items if not (isinstance(x, dict) and x.get("$patch"))]
-    out = copy.deepcopy(current)
+        return [json_copy(x) for x in patch_items if not (isinstance(x, dict) and x.get("$patch"))]
+    out = json_copy(current)
     for item in patch_items:
         if not isinstance(item, dict):
             continue
@@ -236,7 +235,7 @@ def _merge_list(current, patch_items, field):
                 out.pop(match)
             continue
         if directive == "replace":
-            return [copy.deepcopy(x) for x in patch_items if x.get("$patch") != "replace"]
+            return [json_copy(x) for x in patch_items if x.get("$patch") != "replace"]
         if match is None:
             out.append(strategic_merge({}, item, field))
         else:

@@ -238,10 +238,11 @@ def validate(schema, value, path="", old=None, has_old=False, causes=None):
 
 def _run_cel(schema, value, path, old, has_old, causes):
     for rule in schema.get("x-kubernetes-validations") or []:
-        tree = _COMPILED.get(rule["rule"])
-        if tree is None:
-            tree = _COMPILED[rule["rule"]] = cel.compile_rule(rule["rule"])
-        transition = cel.references_old_self(tree)
+        compiled = _COMPILED.get(rule["rule"])
+        if compiled is None:
+            tree = cel.compile_rule(rule["rule"])
+            compiled = _COMPILED[rule["rule"]] = (tree, cel.references_old_self(tree))
+        tree, transition = compiled
         if transition and not has_old and not rule.get("optionalOldSelf"):
             continue
         field = path or "<root>"

@@ -12,6 +12,7 @@ _LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[
 class Requirement:
     def __init__(self, key, op, values):
         self.key, self.op, self.values = key, op, values
+        self.value_set = frozenset(values)  # `in`/`notin` over many values (a batch of uids)
 
     def matches(self, labels):
         has = self.key in labels
@@ -21,9 +22,9 @@ class Requirement:
         if self.op == "!=":
             return not has or val != self.values[0]
         if self.op == "in":
-            return has and val in self.values
+            return has and val in self.value_set
         if self.op == "notin":
-            return not has or val not in self.values
+            return not has or val not in self.value_set
         if self.op == "exists":
             return has
         if self.op == "!":
