@@ -14,11 +14,16 @@ delivers the terminal phase with revokedAt, which the operator writes only after
 was read back as gone), tasks per second, and the API calls the operator made per task (counted
 by kubesim per User-Agent). The operator's peak RSS and CPU time are printed at the end.
 
-The floor is a minimal client making the same API calls for each task (finalizer, status, SA,
-Role, RoleBinding, Secret, TokenRequest, token into the Secret, status; then the four deletions
-each read back, and the status) with the operator's number of workers, against the same kubesim.
-It has no informer, no queue, no policy, no evidence and no events: what is left of the
-operator's time above it is the operator's own.
+The floor is a minimal client making the same API calls as the operator, against the same
+kubesim, with the operator's number of workers. Issuance, per task: finalizer, status, SA, Role,
+RoleBinding, Secret, TokenRequest, token into the Secret, status, two Events. Revocation as the
+operator batches it: one coroutine takes every completed task not yet revoked as a batch and, per
+64 task uids, for RoleBindings, Secrets, ServiceAccounts and Roles in that order, makes one DELETE
+of the collection selected by the tasks' uid label and one LIST with the same selector (which must
+come back empty); then the workers write each task's status and its two Events. It has no
+informer, no work queue, no policy, no evidence, and writes its Events inline (the operator
+queues them to a thread of their own, so some of its Events are counted in a later phase): what
+is left of the operator's time above it is the operator's own.
 
 Figures only: nothing here asserts a duration.
 
@@ -33,6 +38,7 @@ import ssl
 import sys
 import tempfile
 import time
+import urllib.parse
 
 import aiohttp
 
@@ -40,6 +46,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "e2e"))
 
 GROUP, VERSION = "tasklease.io", "v1alpha1"
+# Task uids in one label selector, as the operator's revoker (RevokerOptions::maxBatch).
+REVOKE_SELECTOR_UIDS = 64
 RULES = [{"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["billing-config"],
           "verbs": ["get", "update"]}]
 
@@ -242,6 +250,7 @@ async def floor_scenario(driver, floor, ns, names, rate, workers):
     """The same API calls as the operator makes per task, by a minimal client with `workers`
     workers taking tasks in order; latency from the create to the last status write."""
     created, active, completed, revoked = {}, {}, {}, {}
+    uids = {}
     queue = asyncio.Queue()
     base = tasks_path(ns)
 
@@ -260,7 +269,9 @@ async def floor_scenario(driver, floor, ns, names, rate, workers):
                                                     "serviceAccountName": cred,
                                                     "secretName": cred}}},
                          content_type="application/merge-patch+json")
-        labels = {"app.kubernetes.io/managed-by": "tasklease-floor", "tasklease.io/task": name}
+        uids[name] = task["metadata"]["uid"]
+        labels = {"app.kubernetes.io/managed-by": "tasklease-floor", "tasklease.io/task": name,
+                  "tasklease.io/task-uid": uids[name]}
         meta = {"name": cred, "labels": labels}
         await floor.call("POST", obj_path("serviceaccounts", ""),
                          {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta,
@@ -304,11 +315,25 @@ async def floor_scenario(driver, floor, ns, names, rate, workers):
             "firstTimestamp": rfc3339_now(), "lastTimestamp": rfc3339_now(), "count": 1,
             "source": {"component": "tasklease-floor"}})
 
+    async def revoke_batch(batch):
+        """What the operator's revocation thread does for a batch: per kind, in order, one
+        DELETE of the collection selected by the tasks' uids and one LIST to verify it."""
+        for start in range(0, len(batch), REVOKE_SELECTOR_UIDS):
+            chunk = batch[start:start + REVOKE_SELECTOR_UIDS]
+            selector = urllib.parse.quote(
+                "app.kubernetes.io/managed-by=tasklease-floor,tasklease.io/task-uid in (" +
+                ",".join(sorted(uids[n] for n in chunk)) + ")")
+            for kind in ("rolebindings", "secrets", "serviceaccounts", "roles"):
+                await floor.call("DELETE", obj_path(kind, "") + f"?labelSelector={selector}",
+                                 {"apiVersion": "v1", "kind": "DeleteOptions",
+                                  "propagationPolicy": "Background"})
+                _, left = await floor.call("GET", obj_path(kind, "") + f"?labelSelector={selector}")
+                if left["items"]:
+                    raise RuntimeError(f"floor: {len(left['items'])} {kind} left after deletion")
+
     async def revoke(name):
-        cred = f"tl-{name}"
-        for kind in ("rolebindings", "secrets", "serviceaccounts", "roles"):
-            await floor.call("DELETE", obj_path(kind, cred))
-            await floor.call("GET", obj_path(kind, cred), ok=(404,))
+        # The status write (a PUT from its cache for the operator, a patch here: one call
+        # either way) and the two Events, per task, as the operator's workers do.
         _, task = await floor.call("PATCH", base + f"/{name}/status",
                                    {"status": {"phase": "Succeeded",
                                                "credential": {"revokedAt": rfc3339_now()}}},
@@ -343,11 +368,35 @@ async def floor_scenario(driver, floor, ns, names, rate, workers):
         await driver.call("PATCH", base + f"/{name}", {"spec": {"completed": True}},
                           content_type="application/merge-patch+json")
 
+    async def batcher():
+        """Takes every completed task not yet revoked, revokes them as one batch, hands them to
+        the workers; again while more come."""
+        while True:
+            batch = [await pending.get()]
+            while not pending.empty():
+                batch.append(pending.get_nowait())
+            await revoke_batch(batch)
+            for name in batch:
+                queue.put_nowait(name)
+                pending.task_done()
+
+    async def complete_and_queue(name):
+        await complete(name)
+        completed[name] = time.monotonic()
+        pending.put_nowait(name)
+
+    pending = asyncio.Queue()
     s0 = await stats(driver)
     await run(issue, created, create, [asyncio.create_task(worker(issue)) for _ in range(workers)])
     s1 = await stats(driver)
-    await run(revoke, completed, complete,
-              [asyncio.create_task(worker(revoke)) for _ in range(workers)])
+    ws = [asyncio.create_task(worker(revoke)) for _ in range(workers)]
+    ws.append(asyncio.create_task(batcher()))
+    await paced(names, rate, complete_and_queue, 64)
+    await pending.join()
+    await queue.join()
+    for w in ws:
+        w.cancel()
+    await asyncio.gather(*ws, return_exceptions=True)
     s2 = await stats(driver)
     return (summary("creation -> Active", created, active),
             summary("completed -> revoked", completed, revoked),
@@ -384,7 +433,8 @@ async def main_async(args):
     from components import install_crds
     from harness import Cluster
 
-    cluster = Cluster.start()
+    cluster = Cluster.start(*(["--profile", os.path.abspath(args.profile_kubesim)]
+                              if args.profile_kubesim else []))
     op = None
     try:
         install_crds(cluster)
@@ -440,6 +490,8 @@ def main():
     ap.add_argument("--paced", type=int, default=200)
     ap.add_argument("--rate", type=float, default=20.0)
     ap.add_argument("--workers", type=int, default=16)
+    ap.add_argument("--profile-kubesim", metavar="FILE",
+                    help="profile kubesim with cProfile, statistics to FILE (python3 -m pstats)")
     args = ap.parse_args()
     os.environ["TASKLEASE_BUILD_DIR"] = os.path.abspath(args.build)
     asyncio.run(main_async(args))
