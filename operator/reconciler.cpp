@@ -13,6 +13,9 @@ namespace {
 using std::chrono::milliseconds;
 
 constexpr std::chrono::minutes kRecordedMemory{10};
+// How long a pass trusts that the cache will catch up with the status write naming the Job it
+// just created (it takes milliseconds; after this, a create answered AlreadyExists is harmless).
+constexpr std::chrono::seconds kWorkloadExpectation{30};
 
 std::string keyText(const TaskRef& t) {
   return t.ns + "/" + t.name;
@@ -451,7 +454,7 @@ StatusOr<ReconcileResult> Reconciler::active(Json& task) {
                   {Phase::kExpired, "deadline", "Expired",
                    "the deadline " + formatRfc3339(*deadline) + " passed", *deadline});
   }
-  if (spec->workloadTemplate && jobName.empty()) {
+  if (spec->workloadTemplate && jobName.empty() && !workloadJustStarted(ref.uid)) {
     Status s = startWorkload(task, *spec, *deadline);
     if (!s.ok()) return s;
   }
@@ -476,9 +479,25 @@ Status Reconciler::startWorkload(Json& task, const TaskSpec& spec, TimePoint dea
   }
   Status s = writeStatus(task, [&](Json& st) { st["workload"] = {{"jobName", names.job()}}; });
   if (!s.ok()) return s;
+  {
+    std::lock_guard lock(mu_);
+    const auto at = std::chrono::steady_clock::now();
+    std::erase_if(workloadsStarted_,
+                  [&](const auto& w) { return at - w.second > kWorkloadExpectation; });
+    workloadsStarted_[ref.uid] = at;
+  }
   event(task, kube::EventType::kNormal, "WorkloadStarted",
         "Job " + names.job() + " runs under ServiceAccount " + names.serviceAccount());
   return {};
+}
+
+bool Reconciler::workloadJustStarted(const std::string& uid) {
+  std::lock_guard lock(mu_);
+  const auto started = workloadsStarted_.find(uid);
+  if (started == workloadsStarted_.end()) return false;
+  if (std::chrono::steady_clock::now() - started->second <= kWorkloadExpectation) return true;
+  workloadsStarted_.erase(started);
+  return false;
 }
 
 Status Reconciler::stopWorkload(const Json& task) {
@@ -516,6 +535,7 @@ StatusOr<ReconcileResult> Reconciler::finish(Json& task, const TaskSpec& spec,
     std::lock_guard lock(mu_);
     firstSeen_.erase(ref.uid);
     completedSeen_.erase(ref.uid);
+    workloadsStarted_.erase(ref.uid);
   }
   const TimePoint now = deps_.now();
   const std::string message = ending.message + "; " + joinDeleted(report->deleted);

@@ -94,6 +94,8 @@ class Reconciler {
   // Revokes and records an ending; `issued` says whether a credential was ever recorded.
   StatusOr<ReconcileResult> finish(Json& task, const TaskSpec& spec, const Ending& ending);
   Status startWorkload(Json& task, const TaskSpec& spec, TimePoint deadline);
+  // Whether this process started the task's Job moments ago (the cache has not caught up).
+  bool workloadJustStarted(const std::string& uid);
   // The outcome of the task's revocation; nullopt while the batcher has it queued.
   std::optional<StatusOr<RevocationReport>> revoke(const RevocationTarget& target);
   Status stopWorkload(const Json& task);
@@ -117,6 +119,10 @@ class Reconciler {
   // spec.completed (by uid), for the latencies; creationTimestamp has only whole seconds.
   std::map<std::string, TimePoint> firstSeen_;
   std::map<std::string, TimePoint> completedSeen_;
+  // guarded by mu_: tasks (by uid) whose workload Job this process created and recorded in
+  // status, and when: a pass on a cache from before that status write must not create the Job
+  // again (client-go's ControllerExpectations, for one object per task).
+  std::map<std::string, std::chrono::steady_clock::time_point> workloadsStarted_;
 };
 
 }  // namespace tasklease::op

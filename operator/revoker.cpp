@@ -1,6 +1,7 @@
 #include "operator/revoker.h"
 
 #include <algorithm>
+#include <atomic>
 #include <map>
 #include <set>
 
@@ -21,8 +22,8 @@ std::vector<std::string> uidsOf(const std::vector<RevocationTarget>& targets,
 }
 
 // "3 tasks in team-a" or "task team-a/t1", for error messages.
-std::string describe(const std::vector<RevocationTarget>& targets,
-                     const std::vector<size_t>& which, const std::string& ns) {
+std::string describe(const std::vector<RevocationTarget>& targets, const std::vector<size_t>& which,
+                     const std::string& ns) {
   if (which.size() == 1) return "task " + ns + "/" + targets[which.front()].task.name;
   return std::to_string(which.size()) + " tasks in " + ns;
 }
@@ -42,7 +43,10 @@ std::string taskUidSelector(const std::vector<std::string>& uids) {
 }
 
 Revoker::Revoker(kube::ApiClient& client, const IssuerSet& issuers, RevokerOptions options)
-    : client_(client), issuers_(issuers), options_{std::max<size_t>(options.maxBatch, 1)} {}
+    : client_(client),
+      issuers_(issuers),
+      options_{std::max<size_t>(options.maxBatch, 1), std::max<size_t>(options.parallelGroups, 1)} {
+}
 
 StatusOr<RevocationReport> Revoker::revoke(const RevocationTarget& target, TimePoint now) {
   auto mine = std::make_shared<Pending>(Pending{target, now, std::nullopt});
@@ -93,6 +97,7 @@ std::vector<StatusOr<RevocationReport>> Revoker::revokeAll(
     const std::vector<RevocationTarget>& targets, TimePoint now) {
   std::vector<StatusOr<RevocationReport>> results(targets.size(), RevocationReport{});
   // By namespace (a selector is per namespace), then in groups of at most maxBatch uids.
+  std::vector<std::pair<std::string, std::vector<size_t>>> groups;
   std::map<std::string, std::vector<size_t>> byNamespace;
   for (size_t i = 0; i < targets.size(); ++i) byNamespace[targets[i].task.ns].push_back(i);
   for (const auto& [ns, all] : byNamespace) {
@@ -100,14 +105,28 @@ std::vector<StatusOr<RevocationReport>> Revoker::revokeAll(
     std::set<std::string> uids;
     for (size_t i : all) {
       if (uids.count(targets[i].task.uid) == 0 && uids.size() == options_.maxBatch) {
-        revokeGroup(targets, ns, group, now, results);
+        groups.emplace_back(ns, std::move(group));
         group.clear();
         uids.clear();
       }
       uids.insert(targets[i].task.uid);
       group.push_back(i);
     }
-    if (!group.empty()) revokeGroup(targets, ns, group, now, results);
+    if (!group.empty()) groups.emplace_back(ns, std::move(group));
+  }
+  // Groups are independent (each writes only its own targets' results): up to
+  // parallelGroups of them at once, each on its own thread, the first on this one.
+  std::atomic<size_t> next{0};
+  const auto drain = [&] {
+    for (size_t g = next++; g < groups.size(); g = next++) {
+      revokeGroup(targets, groups[g].first, groups[g].second, now, results);
+    }
+  };
+  {
+    std::vector<std::jthread> helpers;
+    const size_t threads = std::min(groups.size(), options_.parallelGroups);
+    for (size_t t = 1; t < threads; ++t) helpers.emplace_back(drain);
+    drain();
   }
   return results;
 }
@@ -130,10 +149,12 @@ void Revoker::revokeGroup(const std::vector<RevocationTarget>& targets, const st
     options.propagation = kube::PropagationPolicy::kBackground;
     const std::string whose = describe(targets, going, ns);
     auto deleted = client_.removeCollection(kind, ns, selection, options);
-    if (!deleted.ok()) return fail(deleted.status().annotate("deleting the " + kind.kind + " of " + whose));
+    if (!deleted.ok())
+      return fail(deleted.status().annotate("deleting the " + kind.kind + " of " + whose));
     auto left = client_.list(kind, ns, selection);
     if (!left.ok()) {
-      return fail(left.status().annotate("verifying the deletion of the " + kind.kind + " of " + whose));
+      return fail(
+          left.status().annotate("verifying the deletion of the " + kind.kind + " of " + whose));
     }
     std::map<std::string, std::string> stillThere;  // uid -> why
     for (const Json& item : left->value("items", Json::array())) {
@@ -213,10 +234,10 @@ void Revoker::beforeSecrets(const std::vector<RevocationTarget>& targets, const 
     std::vector<RevokeContext> contexts;
     for (size_t i : which) {
       const auto secret = secrets.find(targets[i].task.uid);
-      contexts.push_back({targets[i].task,
-                          secret != secrets.end() ? std::optional<Json>(secret->second)
-                                                  : std::nullopt,
-                          targets[i].statusCredential, now});
+      contexts.push_back(
+          {targets[i].task,
+           secret != secrets.end() ? std::optional<Json>(secret->second) : std::nullopt,
+           targets[i].statusCredential, now});
     }
     Status s = issuer->second->beforeRevoke(contexts);
     if (s.ok()) continue;

@@ -59,6 +59,8 @@ struct RevokerOptions {
   // Task uids in one label selector: keeps the request line well under the API server's limits
   // (a uid is 36 characters; 64 of them make a query of about 2.5 KiB).
   size_t maxBatch = 64;
+  // Groups of a large batch (more than maxBatch tasks, or several namespaces) revoked at once.
+  size_t parallelGroups = 4;
 };
 
 class Revoker {
@@ -89,7 +91,7 @@ class Revoker {
 
   std::mutex mu_;
   std::condition_variable cv_;
-  bool busy_ = false;                             // guarded by mu_: a batch is in flight
+  bool busy_ = false;                            // guarded by mu_: a batch is in flight
   std::vector<std::shared_ptr<Pending>> queue_;  // guarded by mu_: waiting for the next batch
 };
 
@@ -134,10 +136,10 @@ class RevocationBatcher {
   const size_t maxBatch_;
   std::mutex mu_;
   std::condition_variable_any cv_;
-  std::deque<Entry> queue_;                 // guarded by mu_
-  std::set<std::string> queued_;            // guarded by mu_: uids queued or being revoked
-  std::map<std::string, Outcome> outcomes_;  // guarded by mu_: by uid, until polled
-  std::mutex doneMu_;                        // held while `done_` runs or changes
+  std::deque<Entry> queue_;                       // guarded by mu_
+  std::set<std::string> queued_;                  // guarded by mu_: uids queued or being revoked
+  std::map<std::string, Outcome> outcomes_;       // guarded by mu_: by uid, until polled
+  std::mutex doneMu_;                             // held while `done_` runs or changes
   std::function<void(const std::string&)> done_;  // guarded by doneMu_
   std::jthread thread_;                           // last: it uses everything above
 };

@@ -227,9 +227,9 @@ TEST_F(ReconcilerTest, CompletionRevokesRoleBindingSecretServiceAccountRoleInTha
     if (a.verb == "deletecollection" && a.body["labelSelector"] == selector) {
       deletes.push_back("deletecollection " + a.resource);
     }
-    if (a.verb == "list" && !deletes.empty() && deletes.back() == "deletecollection " + a.resource) {
-      verified.push_back(a.resource);
-    }
+    const bool afterItsDeletion =
+        !deletes.empty() && deletes.back() == "deletecollection " + a.resource;
+    if (a.verb == "list" && afterItsDeletion) verified.push_back(a.resource);
   }
   EXPECT_EQ(deletes, (std::vector<std::string>{
                          "deletecollection rolebindings", "deletecollection secrets",
@@ -358,6 +358,23 @@ TEST_F(ReconcilerTest, ABatchOfTasksIsRevokedWithOneDeleteAndOneListPerKind) {
     EXPECT_EQ(results[i]->deleted,
               (std::vector<std::string>{"RoleBinding/" + base, "Secret/" + base,
                                         "ServiceAccount/" + base, "Role/" + base}));
+    expectCredentialObjects(keys[i], false);
+  }
+}
+
+TEST_F(ReconcilerTest, ABatchLargerThanOneSelectorIsRevokedInGroupsAtOnce) {
+  const std::vector<std::string> keys = activeTasks({"t1", "t2", "t3"});
+  Revoker small(h.api, h.issuers, {.maxBatch = 1, .parallelGroups = 2});
+  std::vector<RevocationTarget> targets;
+  for (const auto& key : keys) {
+    targets.push_back(targetOf(h, key, CredentialType::kServiceAccountToken));
+  }
+  h.fake.clearActions();
+  const auto results = small.revokeAll(targets, h.now());
+  EXPECT_EQ(countActions(h.fake, "deletecollection"), 12u);  // one group per task
+  for (size_t i = 0; i < keys.size(); ++i) {
+    ASSERT_TRUE(results[i].ok()) << results[i].status().toString();
+    EXPECT_EQ(results[i]->deleted.size(), 4u);
     expectCredentialObjects(keys[i], false);
   }
 }
@@ -623,6 +640,25 @@ TEST_F(ReconcilerTest, TheWorkloadJobStartsOnceActiveAndItsCompletionEndsTheTask
   EXPECT_EQ(conditionStatus(h.task(key), kConditionReady), "False/WorkloadSucceeded");
   expectCredentialObjects(key, false);
   EXPECT_TRUE(h.exists(res::kJobs, "team-a", n.job()));  // its outcome stays readable
+}
+
+TEST_F(ReconcilerTest, APassOnACacheBehindTheJobItStartedDoesNotCreateItAgain) {
+  Json spec = OperatorHarness::taskSpec();
+  spec["workload"] = {
+      {"template", {{"spec", {{"containers", {{{"name", "agent"}, {"image", "a:1"}}}}}}}}};
+  const std::string key = activeTask("t1", spec);
+  // What a cache from before the status write naming the Job shows: no jobName.
+  Json stale = h.task(key);
+  stale["status"].erase("workload");
+  ASSERT_TRUE(h.fake.updateStatus(kAgentTasks, stale).ok());
+  h.fake.clearActions();
+  ASSERT_TRUE(h.reconciler->reconcile(key).ok());
+  EXPECT_EQ(indexOf(h.writeLog(), "create jobs"), -1);
+  // A restarted process has no such memory: it asks, and the API server says AlreadyExists.
+  h.restart();
+  ASSERT_TRUE(h.reconciler->reconcile(key).ok());
+  EXPECT_GE(indexOf(h.writeLog(), "create jobs"), 0);
+  EXPECT_EQ(stringAt(h.task(key), {"status", "workload", "jobName"}), h.names(key).job());
 }
 
 TEST_F(ReconcilerTest, AFailedJobFailsTheTaskAndRevokes) {
