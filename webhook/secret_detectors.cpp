@@ -380,12 +380,15 @@ struct AnchorIndex {
     std::string_view anchor;
     uint32_t detectorBit;
   };
+  std::array<bool, 256> startsAnchor{};  // most bytes start none: one load says so
   std::array<std::vector<Entry>, 256> byFirstByte;
   AnchorIndex() {
     for (size_t d = 0; d < kDetectorCount; ++d) {
       for (std::string_view a : kFormatDetectors[d].anchors) {
         if (a.empty()) continue;
-        byFirstByte[static_cast<unsigned char>(a.front())].push_back({a, uint32_t{1} << d});
+        auto first = static_cast<unsigned char>(a.front());
+        startsAnchor[first] = true;
+        byFirstByte[first].push_back({a, uint32_t{1} << d});
       }
     }
   }
@@ -396,7 +399,9 @@ uint32_t detectorsWithAnchors(std::string_view value) {
   static const AnchorIndex kIndex;
   uint32_t found = 0;
   for (size_t i = 0; i < value.size(); ++i) {
-    for (const auto& e : kIndex.byFirstByte[static_cast<unsigned char>(value[i])]) {
+    const auto byte = static_cast<unsigned char>(value[i]);
+    if (!kIndex.startsAnchor[byte]) continue;
+    for (const auto& e : kIndex.byFirstByte[byte]) {
       if (value.substr(i, e.anchor.size()) == e.anchor) found |= e.detectorBit;
     }
   }
