@@ -6,6 +6,8 @@
 //   AdmissionEndpoint endpoint(state, ReviewConfig{}, &chain, registry, nullptr, &agentTasks);
 //   HttpResponse r = endpoint.validate(request);
 
+#include <array>
+#include <atomic>
 #include <memory>
 
 #include "common/evidence.h"
@@ -61,6 +63,14 @@ class AdmissionEndpoint {
   GaugeFamily& synced_;
   CounterFamily& reloads_;
   CounterFamily& evidenceRecords_;
+
+  // The series each review touches, looked up once: Family::labels builds its key and takes a
+  // lock, which every review paid for before. Indexed by kind label, decision and mode.
+  Histogram& latencyAll_;
+  static constexpr size_t kKindLabels = 11, kDecisions = 7, kModes = 4;
+  std::array<std::atomic<Counter*>, kKindLabels * kDecisions * kModes> reviewCounters_{};
+  Counter& reviewCounter(size_t kindIndex, const std::string& kind, Decision decision,
+                         EnforcementMode mode);
 };
 
 }  // namespace tasklease::webhook

@@ -173,6 +173,10 @@ TEST_F(WebhookServerTest, MetricsOnTheirOwnPortCountReviewsRulesAndLatency) {
   spec["serviceAccountName"] = "shared";
   client()->request("POST", "/validate", review(pod(spec)).dump());
   client()->request("POST", "/validate", "nonsense");
+  Json configMap = review({{"apiVersion", "v1"}, {"kind", "ConfigMap"}, {"metadata", {{"name", "c"}}}});
+  configMap["request"]["kind"]["kind"] = "ConfigMap";
+  client()->request("POST", "/validate", configMap.dump());
+  client()->request("POST", "/validate", configMap.dump());
   TestClientOptions plain;
   auto m = TestClient::connect(server_->metricsPort(), plain);
   ASSERT_NE(m, nullptr);
@@ -185,7 +189,13 @@ TEST_F(WebhookServerTest, MetricsOnTheirOwnPortCountReviewsRulesAndLatency) {
           "tasklease_webhook_reviews_total{kind=\"Pod\",decision=\"denied\",mode=\"enforce\"} 1"));
   EXPECT_THAT(r.body, HasSubstr("tasklease_webhook_violations_total{kind=\"Pod\",rule=\"TL006\","
                                 "decision=\"denied\",mode=\"enforce\"} 1"));
-  EXPECT_THAT(r.body, HasSubstr("tasklease_webhook_review_duration_seconds_count 1"));
+  // Kinds the webhook does not judge share one label value.
+  EXPECT_THAT(
+      r.body,
+      HasSubstr(
+          "tasklease_webhook_reviews_total{kind=\"other\",decision=\"skipped\",mode=\"none\"} 2"));
+  EXPECT_THAT(r.body, Not(HasSubstr("kind=\"ConfigMap\"")));
+  EXPECT_THAT(r.body, HasSubstr("tasklease_webhook_review_duration_seconds_count 3"));
   EXPECT_THAT(r.body, HasSubstr("tasklease_webhook_errors_total{type=\"bad_review\"} 1"));
   EXPECT_THAT(r.body, HasSubstr("tasklease_webhook_cache_synced 1"));
   EXPECT_THAT(r.body, HasSubstr("tasklease_webhook_evidence_records_total{kind=\"rejected\"} 1"));
