@@ -4,12 +4,12 @@ TokenRequest, and the review APIs (TokenReview, SubjectAccessReview and friends)
 
 import base64
 import binascii
-import copy
 import datetime
 import random
 
 from . import schema
 from .auth import MIN_EXPIRATION, DEFAULT_AUDIENCE
+from .copies import json_copy
 from .errors import ApiError, bad_request, invalid, not_found, conflict
 from .rbac import Attributes, describe_atom
 from .tables import now_rfc3339
@@ -109,9 +109,9 @@ def default_on_create(server, rt, obj):
 
 def default_on_update(server, rt, new, old, subresource):
     if rt.key == ("", "namespaces") and subresource != "finalize":
-        new["spec"] = copy.deepcopy(old.get("spec") or {})
+        new["spec"] = json_copy(old.get("spec") or {})
         if subresource != "status":
-            new["status"] = copy.deepcopy(old.get("status") or {})
+            new["status"] = json_copy(old.get("status") or {})
     elif rt.key == ("", "secrets"):
         _fold_string_data(new)
     elif rt.key == ("apiextensions.k8s.io", "customresourcedefinitions") and subresource != "status":
@@ -265,7 +265,7 @@ _POD_MUTABLE = ("activeDeadlineSeconds", "tolerations", "terminationGracePeriodS
 
 def _pod_update_immutability(rt, new, old):
     def strip(spec):
-        s = copy.deepcopy(spec or {})
+        s = json_copy(spec or {})
         for k in _POD_MUTABLE:
             s.pop(k, None)
         for key in ("containers", "initContainers"):

@@ -2,8 +2,9 @@
 (background, foreground, orphan), namespace termination, and CRD instance cleanup."""
 
 import asyncio
-import copy
 import logging
+
+from .copies import json_copy
 
 log = logging.getLogger("kubesim.controllers")
 
@@ -81,7 +82,7 @@ class Controllers:
             obj = self.store.get(rt, ns, name) if rt else None
             if obj is None:
                 continue
-            new = copy.deepcopy(obj)
+            new = json_copy(obj)
             new["metadata"]["ownerReferences"] = [r for r in obj["metadata"].get("ownerReferences") or []
                                                   if r.get("uid") != uid]
             if not new["metadata"]["ownerReferences"]:
@@ -139,7 +140,7 @@ class Controllers:
             # Every owner is gone: delete. A foreground owner passes its policy on.
             self.server.api.delete_now(rt, obj, "Background")
         elif len(live) != len(refs):
-            new = copy.deepcopy(obj)
+            new = json_copy(obj)
             new["metadata"]["ownerReferences"] = live
             self.store.update(rt, new, obj)
 
@@ -177,7 +178,7 @@ class Controllers:
         left = sum(len(self.store.all(rt, name)) for rt in self.server.registry.types.values()
                    if rt.namespaced and not rt.virtual)
         if left == 0:
-            new = copy.deepcopy(ns)
+            new = json_copy(ns)
             new["spec"]["finalizers"] = []
             if not new["metadata"].get("finalizers"):
                 stored = self.store.update(ns_rt, new, ns)

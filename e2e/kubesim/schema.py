@@ -1,11 +1,11 @@
 """Structural OpenAPI v3 schemas of CustomResourceDefinitions: pruning of unknown fields,
 defaulting, validation with kube-apiserver's messages, and x-kubernetes-validations (CEL)."""
 
-import copy
 import datetime
 import re
 
 from . import cel
+from .copies import json_copy
 
 _META_FIELDS = {"name", "generateName", "namespace", "uid", "resourceVersion", "generation",
                 "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "labels",
@@ -96,7 +96,7 @@ def apply_defaults(schema, value):
     if isinstance(value, dict):
         for k, sub in (schema.get("properties") or {}).items():
             if k not in value and isinstance(sub, dict) and "default" in sub:
-                value[k] = copy.deepcopy(sub["default"])
+                value[k] = json_copy(sub["default"])
             if k in value:
                 apply_defaults(sub, value[k])
         addl = schema.get("additionalProperties")

@@ -63,6 +63,17 @@ bool hasFinalizers(const Json& object) {
   return f.is_array() && !f.empty();
 }
 
+// Whether a list or a collection delete in `ns` with these selectors takes `o`. The error is a
+// malformed field selector, which the API server answers with 400.
+StatusOr<bool> isSelected(const ResourceRef& resource, const std::string& ns,
+                          const LabelSelector& labels, const std::string& fieldSelector,
+                          const Json& o) {
+  if (resource.namespaced && !ns.empty() && objectKeyOf(o).ns != ns) return false;
+  if (!labels.matches(labelsOf(o))) return false;
+  if (fieldSelector.empty()) return true;
+  return matchesFieldSelector(fieldSelector, o);
+}
+
 }  // namespace
 
 FakeApiClient::FakeApiClient() = default;
@@ -205,13 +216,9 @@ StatusOr<Json> FakeApiClient::list(const ResourceRef& resource, const std::strin
   const auto& store = storeLocked(resource);
   for (auto it = store.upper_bound(options.continueToken); it != store.end(); ++it) {
     const Json& o = it->second;
-    if (resource.namespaced && !ns.empty() && objectKeyOf(o).ns != ns) continue;
-    if (!selector->matches(labelsOf(o))) continue;
-    if (!options.fieldSelector.empty()) {
-      auto fits = matchesFieldSelector(options.fieldSelector, o);
-      if (!fits.ok()) return apiError(400, "BadRequest", fits.status().message());
-      if (!*fits) continue;
-    }
+    auto selected = isSelected(resource, ns, *selector, options.fieldSelector, o);
+    if (!selected.ok()) return apiError(400, "BadRequest", selected.status().message());
+    if (!*selected) continue;
     if (options.limit > 0 && static_cast<int64_t>(items.size()) == options.limit) {
       continueToken = lastKey;
       break;
@@ -479,14 +486,9 @@ StatusOr<Json> FakeApiClient::removeCollection(const ResourceRef& resource, cons
   if (!selector.ok()) return apiError(400, "BadRequest", selector.status().message());
   std::vector<ObjectKey> matching;
   for (const auto& [k, o] : storeLocked(resource)) {
-    if (resource.namespaced && !ns.empty() && objectKeyOf(o).ns != ns) continue;
-    if (!selector->matches(labelsOf(o))) continue;
-    if (!selection.fieldSelector.empty()) {
-      auto fits = matchesFieldSelector(selection.fieldSelector, o);
-      if (!fits.ok()) return apiError(400, "BadRequest", fits.status().message());
-      if (!*fits) continue;
-    }
-    matching.push_back(objectKeyOf(o));
+    auto selected = isSelected(resource, ns, *selector, selection.fieldSelector, o);
+    if (!selected.ok()) return apiError(400, "BadRequest", selected.status().message());
+    if (*selected) matching.push_back(objectKeyOf(o));
   }
   Json items = Json::array();
   for (const ObjectKey& key : matching) {
