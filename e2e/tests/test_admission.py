@@ -212,6 +212,9 @@ def test_webhook_sees_ephemeral_container_updates_as_pod_subresource(cluster, ho
     cluster.kubectl("run", "p", "-n", ns, "--image=busybox", "--restart=Never")
     pod = cluster.kubectl_json("get", "pod", "p", "-n", ns)
     pod["spec"]["ephemeralContainers"] = [{"name": "dbg", "image": "busybox"}]
+    # The kubelet may write the pod's status between our GET and this PUT; pods allow an
+    # unconditional update, so send none rather than race it (CI saw a 409 here).
+    del pod["metadata"]["resourceVersion"]
     status, _, out = cluster.request("PUT", f"/api/v1/namespaces/{ns}/pods/p/ephemeralcontainers", pod)
     assert status == 403, out
     assert out["message"] == 'admission webhook "eph.tasklease.test" denied the request: no debugging here'
