@@ -36,9 +36,11 @@ def helm_path():
     return p
 
 
-def render(values=(), namespace=NAMESPACE, release=RELEASE):
-    """`helm template` of the chart; returns the objects (CRDs included)."""
-    args = [helm_path(), "template", release, CHART, "--namespace", namespace, "--include-crds"]
+def render(values=(), namespace=NAMESPACE, release=RELEASE, only=None):
+    """`helm template` of the chart; returns the objects (CRDs included, unless only names the
+    one template wanted, e.g. "templates/operator-rbac.yaml")."""
+    args = [helm_path(), "template", release, CHART, "--namespace", namespace]
+    args += ["--show-only", only] if only else ["--include-crds"]
     for v in values:
         args += ["--set", v]
     out = subprocess.run(args, capture_output=True, text=True, check=False)

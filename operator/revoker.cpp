@@ -257,15 +257,15 @@ namespace {
 constexpr std::chrono::minutes kOutcomeMemory{10};
 }  // namespace
 
-RevocationBatcher::RevocationBatcher(Revoker& revoker, std::function<TimePoint()> now,
-                                     size_t maxBatch)
-    : revoker_(revoker),
-      now_(std::move(now)),
-      maxBatch_(std::max<size_t>(maxBatch, 1)),
-      thread_([this](const std::stop_token& stop) { run(stop); }) {}
+RevocationBatcher::RevocationBatcher(Revoker& revoker, std::function<TimePoint()> now, size_t lanes)
+    : revoker_(revoker), now_(std::move(now)) {
+  for (size_t i = 0; i < std::max<size_t>(lanes, 1); ++i) {
+    lanes_.emplace_back([this](const std::stop_token& stop) { run(stop); });
+  }
+}
 
 RevocationBatcher::~RevocationBatcher() {
-  thread_.request_stop();
+  for (auto& lane : lanes_) lane.request_stop();
   cv_.notify_all();
 }
 
@@ -290,26 +290,36 @@ std::optional<StatusOr<RevocationReport>> RevocationBatcher::poll(const std::str
   return std::nullopt;
 }
 
+std::vector<RevocationBatcher::Entry> RevocationBatcher::takeGroup() {
+  std::vector<Entry> group;
+  const std::string ns = queue_.front().target.task.ns;
+  for (auto it = queue_.begin(); it != queue_.end() && group.size() < revoker_.maxBatch();) {
+    if (it->target.task.ns != ns) {
+      ++it;
+      continue;
+    }
+    group.push_back(std::move(*it));
+    it = queue_.erase(it);
+  }
+  return group;
+}
+
 void RevocationBatcher::run(const std::stop_token& stop) {
   std::unique_lock lock(mu_);
   while (true) {
     cv_.wait(lock, stop, [&] { return !queue_.empty(); });
     if (stop.stop_requested()) return;
-    std::vector<Entry> batch;
-    while (!queue_.empty() && batch.size() < maxBatch_) {
-      batch.push_back(std::move(queue_.front()));
-      queue_.pop_front();
-    }
+    std::vector<Entry> group = takeGroup();
     lock.unlock();
     std::vector<RevocationTarget> targets;
-    targets.reserve(batch.size());
-    for (const Entry& e : batch) targets.push_back(e.target);
+    targets.reserve(group.size());
+    for (const Entry& e : group) targets.push_back(e.target);
     auto results = revoker_.revokeAll(targets, now_());
     lock.lock();
     const auto at = std::chrono::steady_clock::now();
     std::erase_if(outcomes_, [&](const auto& o) { return at - o.second.at > kOutcomeMemory; });
-    for (size_t i = 0; i < batch.size(); ++i) {
-      const std::string& uid = batch[i].target.task.uid;
+    for (size_t i = 0; i < group.size(); ++i) {
+      const std::string& uid = group[i].target.task.uid;
       outcomes_.insert_or_assign(uid, Outcome{std::move(results[i]), at});
       queued_.erase(uid);
     }
@@ -317,7 +327,7 @@ void RevocationBatcher::run(const std::stop_token& stop) {
     {
       std::lock_guard done(doneMu_);
       if (done_) {
-        for (const Entry& e : batch) done_(e.key);
+        for (const Entry& e : group) done_(e.key);
       }
     }
     lock.lock();

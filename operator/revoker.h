@@ -73,6 +73,8 @@ class Revoker {
                                                     TimePoint now);
   // Tasks waiting in revoke() for the next batch.
   size_t waiting();
+  // Task uids in one selector (RevokerOptions::maxBatch).
+  size_t maxBatch() const { return options_.maxBatch; }
 
  private:
   struct Pending;
@@ -95,22 +97,25 @@ class Revoker {
   std::vector<std::shared_ptr<Pending>> queue_;  // guarded by mu_: waiting for the next batch
 };
 
-// RevocationBatcher: revocation off the workers' threads, so that a burst of completions is
-// revoked in batches as large as the burst (a worker waiting in Revoker::revoke() holds its
-// key, so there a batch is at most as large as the worker count). A reconcile pass polls:
-// the first poll queues the task and returns nullopt; the batcher's thread revokes everything
-// queued (Revoker::revokeAll), keeps each outcome and hands the task's key to `done` (the
-// controller queues it again); the next poll returns the outcome once and forgets it.
-// Outcomes live in memory only: after a restart the next pass revokes again, which finds
-// nothing left and verifies that.
+// RevocationBatcher: revocation off the workers' threads, in groups as tasks come. A lane takes
+// the oldest queued task's namespace and, from it, up to one selector's worth of queued tasks
+// (Revoker's maxBatch), revokes them together (Revoker::revokeAll), keeps each outcome and hands
+// each task's key to `done` (the controller queues it again); the next poll returns the outcome
+// once and forgets it. Several lanes run at once, so a task waits for a free lane, never for a
+// whole earlier batch to finish; in a burst the queue grows while the lanes are busy and the
+// groups grow with it. (A worker waiting in Revoker::revoke() holds its key, so there a batch
+// is at most as large as the worker count.) Outcomes live in memory only: after a restart the
+// next pass revokes again, which finds nothing left and verifies that. Four lanes by default:
+// with 1,000 tasks completed at once (bench/operator_bench.py), the revocation p99 was
+// 0.66-0.71 s with one lane, 0.45-0.62 s with two and 0.49-0.50 s with four.
 //
 //   RevocationBatcher batcher(revoker, now);
 //   batcher.setDone([&](const std::string& key) { queue.add(key); });
 //   auto outcome = batcher.poll("team-a/t1", target);   // nullopt: come back when done
 class RevocationBatcher {
  public:
-  RevocationBatcher(Revoker& revoker, std::function<TimePoint()> now, size_t maxBatch = 1024);
-  // Finishes the batch in hand, then stops.
+  RevocationBatcher(Revoker& revoker, std::function<TimePoint()> now, size_t lanes = 4);
+  // Finishes the groups in hand, then stops.
   ~RevocationBatcher();
   RevocationBatcher(const RevocationBatcher&) = delete;
   RevocationBatcher& operator=(const RevocationBatcher&) = delete;
@@ -130,10 +135,11 @@ class RevocationBatcher {
     std::chrono::steady_clock::time_point at;
   };
   void run(const std::stop_token& stop);
+  // Takes the next group off the queue (mu_ held, queue not empty).
+  std::vector<Entry> takeGroup();
 
   Revoker& revoker_;
   const std::function<TimePoint()> now_;
-  const size_t maxBatch_;
   std::mutex mu_;
   std::condition_variable_any cv_;
   std::deque<Entry> queue_;                       // guarded by mu_
@@ -141,7 +147,7 @@ class RevocationBatcher {
   std::map<std::string, Outcome> outcomes_;       // guarded by mu_: by uid, until polled
   std::mutex doneMu_;                             // held while `done_` runs or changes
   std::function<void(const std::string&)> done_;  // guarded by doneMu_
-  std::jthread thread_;                           // last: it uses everything above
+  std::vector<std::jthread> lanes_;               // last: they use everything above
 };
 
 // The label selector of everything of these tasks: managed by tasklease, task-uid in (...).

@@ -15,7 +15,7 @@ PACKAGES=(
   # sanitizers and fuzzing (clang's runtimes), linting
   clang libclang-rt-14-dev clang-tidy clang-format
   # e2e: kubesim and the scenarios
-  python3 python3-aiohttp python3-cryptography python3-jwt python3-yaml python3-pytest python3-pyflakes
+  python3 python3-aiohttp python3-uvloop python3-cryptography python3-jwt python3-yaml python3-pytest python3-pyflakes
   python3-kubernetes
   # benchmarks: a canned-answer reference server and a load generator
   nginx-light wrk

@@ -155,7 +155,8 @@ class Admission:
             for hook in cfg.get("webhooks") or []:
                 if not self._applies(hook, req):
                     continue
-                resp = await self._call_with_policy(hook, req)
+                async with self.server.fairness.away():
+                    resp = await self._call_with_policy(hook, req)
                 if resp is None:
                     continue
                 warnings.extend(resp.get("warnings") or [])
@@ -180,8 +181,9 @@ class Admission:
         if not hooks:
             return
         # kube-apiserver calls validating webhooks in parallel and reports the first denial.
-        results = await asyncio.gather(*(self._call_with_policy(h, req) for h in hooks),
-                                       return_exceptions=True)
+        async with self.server.fairness.away():
+            results = await asyncio.gather(*(self._call_with_policy(h, req) for h in hooks),
+                                           return_exceptions=True)
         for hook, resp in zip(hooks, results):
             if isinstance(resp, ApiError):
                 raise resp

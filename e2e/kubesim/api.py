@@ -198,18 +198,32 @@ class Api:
                 warnings.extend(f'unknown field "{u}"' for u in unknown)
         schema.apply_defaults(sch, obj)
 
-    def _validate(self, rt, obj, old, user):
+    def _validate(self, rt, obj, old, user, warnings=None):
         causes = _name_causes(rt, obj["metadata"]["name"]) if old is None else []
         causes += _metadata_causes(obj["metadata"])
         if rt.crd is not None:
             sch = self._custom_schema(rt)
             if sch is not None:
-                causes += schema.validate(sch, obj, "", old, old is not None)
+                ratchet = None
+                if old is not None:
+                    ratchet = schema.Ratchet(old["metadata"]["uid"] not in self._invalid_stored(rt, sch))
+                causes += schema.validate(sch, obj, "", old, old is not None, ratchet=ratchet)
+                if ratchet is not None and warnings is not None:
+                    warnings.extend(ratchet.warnings)
         else:
             causes += builtins.validate(self.server, rt, obj, old)
         if causes:
             raise invalid(rt, obj["metadata"]["name"], causes)
         builtins.check_escalation(self.server, rt, obj, user)
+
+    def _invalid_stored(self, rt, sch):
+        """The uids of this custom resource's stored objects that fail its schema (only possible
+        for objects stored before the CRD last changed), worked out once per CRD revision and
+        kept as objects are written: validation ratcheting trusts the others."""
+        if rt.invalid_stored is None:
+            rt.invalid_stored = {o["metadata"]["uid"] for o in self.store.all(rt)
+                                 if schema.validate(sch, o)}
+        return rt.invalid_stored
 
     # ---- create ----
 
@@ -344,7 +358,7 @@ class Api:
             new = self._decode_kind(rt, new, version)
             # Webhooks may not change server-owned metadata.
             new = self._merge_update(rt, current, new, subresource) if subresource == "" else new
-        self._validate(rt, new, current, user)
+        self._validate(rt, new, current, user, warnings)
         if not skip_admission:
             req.obj = self.present(new, rt, version)
             await self.server.admission.validate(req, warnings)
@@ -371,6 +385,8 @@ class Api:
             self.server.controllers.on_removed(rt, stored)
             return stored
         stored = self.store.update(rt, new, current)
+        if rt.invalid_stored:
+            rt.invalid_stored.discard(cmd["uid"])  # validated above
         builtins.after_update(self.server, rt, stored, current)
         return stored
 

@@ -60,6 +60,43 @@ class TokenAuthority:
         self.kid = hashlib.sha256(der).hexdigest()[:43]
         self.store = store
         self.registry = registry
+        # (token, audiences) -> claims of a token whose signature, issuer and audience checked
+        # out: those never change, so the RSA verification is done once per token. Expiry and
+        # the bound objects are checked on every use, as before.
+        self._verified = {}
+
+    def _verify(self, token, want):
+        """The token's claims once its signature, issuer, audience and times check out."""
+        claims = self._verified.get((token, want))
+        if claims is not None:
+            now = time.time()
+            if now >= claims["exp"]:
+                raise ValueError("service account token has expired")
+            if now < claims.get("nbf", 0):
+                raise ValueError("invalid bearer token: The token is not yet valid (nbf)")
+            return claims
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as e:
+            raise ValueError(f"invalid bearer token: {e}")
+        if header.get("alg") != "RS256":
+            raise ValueError("invalid bearer token")
+        try:
+            claims = jwt.decode(token, self.pub, algorithms=["RS256"], audience=list(want),
+                                issuer=ISSUER, options={"require": ["exp", "iat", "sub"]})
+        except jwt.ExpiredSignatureError:
+            raise ValueError("service account token has expired")
+        except jwt.InvalidAudienceError:
+            raise ValueError("token audiences is invalid for the target audiences")
+        except jwt.PyJWTError as e:
+            raise ValueError(f"invalid bearer token: {e}")
+        if not isinstance(claims.get("exp"), (int, float)) or \
+                not isinstance(claims.get("nbf", 0), (int, float)):
+            raise ValueError("invalid bearer token: exp and nbf must be numbers")
+        if len(self._verified) >= 4096:
+            self._verified.pop(next(iter(self._verified)))
+        self._verified[(token, want)] = claims
+        return claims
 
     def mint(self, sa, audiences, expiration_seconds, bound=None):
         now = int(time.time())
@@ -86,21 +123,7 @@ class TokenAuthority:
     def validate(self, token, audiences=None):
         """Returns (User, audiences) or raises ValueError with the reason."""
         want = audiences or [DEFAULT_AUDIENCE]
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError as e:
-            raise ValueError(f"invalid bearer token: {e}")
-        if header.get("alg") != "RS256":
-            raise ValueError("invalid bearer token")
-        try:
-            claims = jwt.decode(token, self.pub, algorithms=["RS256"], audience=want,
-                                issuer=ISSUER, options={"require": ["exp", "iat", "sub"]})
-        except jwt.ExpiredSignatureError:
-            raise ValueError("service account token has expired")
-        except jwt.InvalidAudienceError:
-            raise ValueError("token audiences is invalid for the target audiences")
-        except jwt.PyJWTError as e:
-            raise ValueError(f"invalid bearer token: {e}")
+        claims = self._verify(token, tuple(want))
         k = claims.get("kubernetes.io") or {}
         ns = k.get("namespace")
         sa_ref = k.get("serviceaccount") or {}

@@ -26,6 +26,9 @@ class ResourceType:
     # all versions served for this group/plural (CRDs may serve several)
     served_versions: list = field(default_factory=list)
     name_validation: str = "subdomain"  # subdomain | label | path
+    # custom resources: uids of stored objects failing this revision's schema (api.py), or None
+    # until first needed
+    invalid_stored: set = None
 
     @property
     def key(self):

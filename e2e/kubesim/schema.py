@@ -2,6 +2,7 @@
 defaulting, validation with kube-apiserver's messages, and x-kubernetes-validations (CEL)."""
 
 import datetime
+import marshal
 import re
 
 from . import cel
@@ -127,11 +128,64 @@ def _check_format(fmt, v):
     return True
 
 
-def validate(schema, value, path="", old=None, has_old=False, causes=None):
-    """Returns a list of (reason, message, field) causes."""
+class Ratchet:
+    """CRD validation ratcheting for one update (KEP-4008, GA in Kubernetes 1.33): an error found
+    in a value that the update left unchanged does not fail the update. kube-apiserver drops
+    such an OpenAPI error and returns such a failed x-kubernetes-validations rule as a warning;
+    transition rules (those using oldSelf) are never ratcheted.
+
+    old_valid says the stored object is known to pass this schema. Then an unchanged value
+    cannot fail anything but a transition rule, so a subtree without transition rules is not
+    walked at all (what makes a status write cheap) with the same outcome, warnings included.
+    """
+
+    def __init__(self, old_valid):
+        self.old_valid = old_valid
+        self.warnings = []
+
+
+_TRANSITIONS_BELOW = {}  # id(schema node) -> (node, whether it or a descendant has oldSelf)
+
+
+def _transitions_below(schema):
+    hit = _TRANSITIONS_BELOW.get(id(schema))
+    if hit is not None and hit[0] is schema:
+        return hit[1]
+    found = any(_compiled(r)[1] for r in schema.get("x-kubernetes-validations") or [])
+    subs = list((schema.get("properties") or {}).values())
+    subs += [schema[k] for k in ("items", "additionalProperties") if isinstance(schema.get(k), dict)]
+    found = any([found] + [_transitions_below(sub) for sub in subs if isinstance(sub, dict)])
+    _TRANSITIONS_BELOW[id(schema)] = (schema, found)
+    return found
+
+
+def _same(a, b):
+    """Equal as JSON values (Go's DeepEqual on decoded JSON), where Python's == is not: 1, 1.0
+    and true all differ. marshal's format (version 2: no back-references) encodes each value's
+    type; it also encodes key order, so equal dicts in another order count as changed, which
+    only means validating them."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, (dict, list)):
+        return a == b and marshal.dumps(a, 2) == marshal.dumps(b, 2)
+    return a == b
+
+
+def validate(schema, value, path="", old=None, has_old=False, causes=None, ratchet=None,
+             unchanged=False):
+    """Returns a list of (reason, message, field) causes. On an update, ratchet (a Ratchet)
+    applies CRD validation ratcheting; unchanged is set below a value equal to its old one."""
     if causes is None:
         causes = []
     if not isinstance(schema, dict):
+        return causes
+    if ratchet is not None and (unchanged or (has_old and _same(value, old))):
+        # An item of an unchanged list has no old value of its own: no transition rule runs.
+        if ratchet.old_valid and (not has_old or not _transitions_below(schema)):
+            return causes
+        unchanged = True
+    if unchanged:
+        _validate_unchanged(schema, value, path, old, has_old, causes, ratchet)
         return causes
     field = path or "<root>"
     if value is None:
@@ -213,36 +267,66 @@ def validate(schema, value, path="", old=None, has_old=False, causes=None):
         items = schema.get("items")
         if isinstance(items, dict):
             for i, it in enumerate(value):
-                validate(items, it, f"{field}[{i}]" if path else f"[{i}]", causes=causes)
+                validate(items, it, f"{field}[{i}]" if path else f"[{i}]", causes=causes,
+                         ratchet=ratchet)
     if isinstance(value, dict):
         for req in schema.get("required") or []:
             if req not in value:
                 causes.append(("FieldValueRequired", "Required value", _path(path, req)))
-        props = schema.get("properties") or {}
         if "maxProperties" in schema and len(value) > schema["maxProperties"]:
             causes.append(("FieldValueTooMany",
                            f"Too many: {len(value)}: must have at most {schema['maxProperties']} items",
                            field))
-        for k, v in value.items():
-            sub = props.get(k)
-            if sub is None and isinstance(schema.get("additionalProperties"), dict):
-                sub = schema["additionalProperties"]
-            if sub is None or (not path and k in ("apiVersion", "kind", "metadata")):
-                continue
-            sub_old = old.get(k) if has_old and isinstance(old, dict) else None
-            sub_has_old = has_old and isinstance(old, dict) and k in old
-            validate(sub, v, _path(path, k), sub_old, sub_has_old, causes)
+        _validate_properties(schema, value, path, old, has_old, causes, ratchet, False)
     _run_cel(schema, value, path, old, has_old, causes)
     return causes
 
 
-def _run_cel(schema, value, path, old, has_old, causes):
+def _validate_properties(schema, value, path, old, has_old, causes, ratchet, unchanged):
+    props = schema.get("properties") or {}
+    for k, v in value.items():
+        sub = props.get(k)
+        if sub is None and isinstance(schema.get("additionalProperties"), dict):
+            sub = schema["additionalProperties"]
+        if sub is None or (not path and k in ("apiVersion", "kind", "metadata")):
+            continue
+        sub_old = old.get(k) if has_old and isinstance(old, dict) else None
+        sub_has_old = has_old and isinstance(old, dict) and k in old
+        validate(sub, v, _path(path, k), sub_old, sub_has_old, causes, ratchet, unchanged)
+
+
+def _validate_unchanged(schema, value, path, old, has_old, causes, ratchet):
+    """A value equal to its old one: its OpenAPI errors are dropped, so only its rules run,
+    transition rules failing it and the others warning (they cannot fail on a stored object
+    known to be valid; then subtrees without transition rules are skipped above)."""
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for i, it in enumerate(value):
+            validate(schema["items"], it, f"{path}[{i}]" if path else f"[{i}]",
+                     causes=causes, ratchet=ratchet, unchanged=True)
+    elif isinstance(value, dict):
+        _validate_properties(schema, value, path, old, has_old, causes, ratchet, True)
+    failed = []
+    _run_cel(schema, value, path, old, has_old, failed, with_transition=True)
+    for (reason, message, field), transition in failed:
+        if transition:
+            causes.append((reason, message, field))
+        else:
+            ratchet.warnings.append(f"{field}: {message}")
+
+
+def _compiled(rule):
+    compiled = _COMPILED.get(rule["rule"])
+    if compiled is None:
+        tree = cel.compile_rule(rule["rule"])
+        compiled = _COMPILED[rule["rule"]] = (tree, cel.references_old_self(tree))
+    return compiled
+
+
+def _run_cel(schema, value, path, old, has_old, causes, with_transition=False):
+    """Appends each failed rule's cause, or with_transition (cause, whether the rule is a
+    transition rule)."""
     for rule in schema.get("x-kubernetes-validations") or []:
-        compiled = _COMPILED.get(rule["rule"])
-        if compiled is None:
-            tree = cel.compile_rule(rule["rule"])
-            compiled = _COMPILED[rule["rule"]] = (tree, cel.references_old_self(tree))
-        tree, transition = compiled
+        tree, transition = _compiled(rule)
         if transition and not has_old and not rule.get("optionalOldSelf"):
             continue
         field = path or "<root>"
@@ -259,7 +343,8 @@ def _run_cel(schema, value, path, old, has_old, causes):
             if why:
                 msg = f"{msg}: {why}" if rule.get("message") else f"{msg}: {why}"
             reason = rule.get("reason") or "FieldValueInvalid"
-            causes.append((reason, f"Invalid value: {_fmt(value)}: {msg}", field))
+            cause = (reason, f"Invalid value: {_fmt(value)}: {msg}", field)
+            causes.append((cause, transition) if with_transition else cause)
 
 
 def compile_schema_rules(schema, path="", errors=None):

@@ -20,6 +20,7 @@ from .auth import Authenticator, TokenAuthority, User
 from .controllers import Controllers
 from .errors import (ApiError, bad_request, forbidden, internal, method_not_allowed, not_found,
                      success_status, unauthorized)
+from .fairness import FairQueue
 from .faults import Faults
 from .rbac import Attributes, Authorizer, bootstrap_policy
 from .resources import Registry
@@ -130,7 +131,7 @@ class _EncodeCache:
 
 class Server:
     def __init__(self, pki, static_tokens, admin_token, history=2000, bookmark_interval=10.0,
-                 min_request_timeout=1800):
+                 min_request_timeout=1800, seats=1):
         self.pki = pki
         self.registry = Registry()
         self.store = Store(history)
@@ -152,6 +153,7 @@ class Server:
         self.started = time.time()
         self.watch_tasks = set()
         self.encoded = _EncodeCache()
+        self.fairness = FairQueue(seats)
         self._bootstrap()
 
     # ---- bootstrap and internal writes ----
@@ -290,7 +292,18 @@ class Server:
             raise ApiError(404, "NotFound", "the server could not find the requested resource",
                            {"causes": [{"reason": "UnexpectedServerResponse",
                                         "message": "404 page not found"}]})
-        response = await self._resource(request, user, info, rt)
+        if info.verb == "watch":
+            response = await self._resource(request, user, info, rt)
+        else:
+            # Executed in fair order between users (fairness.py); the body is read first, so a
+            # slow upload holds no seat.
+            try:
+                await request.read()
+            except web.HTTPRequestEntityTooLarge:
+                raise ApiError(413, "RequestEntityTooLarge",
+                               f"Request entity too large: limit is {MAX_BODY}")
+            async with self.fairness.seat(user.name):
+                response = await self._resource(request, user, info, rt)
         if fault is not None and fault[1] == "after":
             return self.error(fault[0])
         return response
@@ -692,6 +705,7 @@ class Server:
                 "resourceVersion": self.store.rv, "requests": self.requests,
                 "requestsByAgent": self.requests_by_agent,
                 "watchers": self.store.watcher_count(),
+                "fairness": self.fairness.stats(),
                 "objects": {f"{g}/{p}" if g else p: len(rs.objects)
                             for (g, p), rs in self.store.resources.items()},
                 "uptimeSeconds": round(time.time() - self.started, 1)})

@@ -75,6 +75,10 @@ class Watcher:
 class ResourceStore:
     def __init__(self, capacity, start_rv):
         self.objects = {}
+        # (label key, value) -> keys of the objects carrying it: a selector with an equality or
+        # `in` requirement (the operator's revocation: a task-uid in a batch of uids) looks at
+        # the objects that can match instead of every object of the kind.
+        self.by_label = defaultdict(set)
         self.history = deque()
         self.capacity = capacity
         # A watch may start from any rv >= oldest_rv; older ones were compacted away.
@@ -150,16 +154,37 @@ class Store:
             self.dependents[ref.get("uid")].add((rt.key,) + key)
         self.by_uid[obj["metadata"]["uid"]] = (rt.key,) + key
 
+    @staticmethod
+    def _index_labels(rs, key, obj, old):
+        new_labels = obj["metadata"].get("labels") or {} if obj is not None else {}
+        old_labels = old["metadata"].get("labels") or {} if old is not None else {}
+        if new_labels == old_labels:
+            return
+        for kv in old_labels.items():
+            if new_labels.get(kv[0]) != kv[1]:
+                keys = rs.by_label.get(kv)
+                if keys is not None:
+                    keys.discard(key)
+                    if not keys:
+                        del rs.by_label[kv]
+        for kv in new_labels.items():
+            if old_labels.get(kv[0]) != kv[1]:
+                rs.by_label[kv].add(key)
+
     def create(self, rt, obj):
         obj["metadata"]["resourceVersion"] = str(self.next_rv())
-        self.res(rt).objects[object_key(obj)] = obj
+        rs = self.res(rt)
+        rs.objects[object_key(obj)] = obj
+        self._index_labels(rs, object_key(obj), obj, None)
         self._index(rt, obj, None)
         self._record(rt, "ADDED", obj, None)
         return obj
 
     def update(self, rt, obj, old):
         obj["metadata"]["resourceVersion"] = str(self.next_rv())
-        self.res(rt).objects[object_key(obj)] = obj
+        rs = self.res(rt)
+        rs.objects[object_key(obj)] = obj
+        self._index_labels(rs, object_key(obj), obj, old)
         self._index(rt, obj, old)
         self._record(rt, "MODIFIED", obj, old)
         return obj
@@ -170,6 +195,7 @@ class Store:
         old = rs.objects.pop(key, None)
         if old is None:
             return None
+        self._index_labels(rs, key, None, old)
         final = dict(old)
         final["metadata"] = dict(old["metadata"], resourceVersion=str(self.next_rv()))
         self.by_uid.pop(old["metadata"]["uid"], None)
@@ -225,6 +251,22 @@ class Store:
     def watcher_count(self):
         return sum(len(rs.watchers) for rs in self.resources.values())
 
+    @staticmethod
+    def _candidates(rs, namespace, label_reqs):
+        """The objects a selection can match: those carrying a value of the most selective
+        equality or `in` requirement, else all of the namespace (or of the kind)."""
+        best = None
+        for r in label_reqs:
+            if r.op in ("=", "==", "in"):
+                keys = set().union(*(rs.by_label.get((r.key, v), ()) for v in r.value_set))
+                if best is None or len(keys) < len(best):
+                    best = keys
+        if best is not None:
+            return [rs.objects[k] for k in best if not namespace or k[0] == namespace]
+        if not namespace:
+            return rs.objects.values()
+        return [o for (n, _), o in rs.objects.items() if n == namespace]
+
     # ---- list with consistent pagination ----
 
     def list(self, rt, namespace, label_reqs, field_reqs, limit=0, cont=None):
@@ -249,10 +291,7 @@ class Store:
             self.snapshots.move_to_end(sid)
             items = snap[2]
         else:
-            rs = self.res(rt)
-            objs = rs.objects.values() if not namespace else \
-                (o for (n, _), o in rs.objects.items() if n == namespace)
-            items = sorted((o for o in objs
+            items = sorted((o for o in self._candidates(self.res(rt), namespace, label_reqs)
                             if labels_match(label_reqs, o) and fields_match(field_reqs, o)),
                            key=object_key)
             rv, start, sid = self.rv, 0, None

@@ -387,10 +387,10 @@ TEST_F(ReconcilerTest, AnObjectHeldByAFinalizerStopsOnlyItsOwnTaskInABatch) {
                   .patch(res::kSecrets, {"team-a", h.names(held).secret()},
                          {{"metadata", {{"finalizers", {"example.com/hold"}}}}})
                   .ok());
-  const auto results = h.revoker.revokeAll(
-      {targetOf(h, held, CredentialType::kServiceAccountToken),
-       targetOf(h, free, CredentialType::kServiceAccountToken)},
-      h.now());
+  const auto results =
+      h.revoker.revokeAll({targetOf(h, held, CredentialType::kServiceAccountToken),
+                           targetOf(h, free, CredentialType::kServiceAccountToken)},
+                          h.now());
   ASSERT_FALSE(results[0].ok());
   EXPECT_NE(results[0].status().message().find("Secret team-a/" + h.names(held).secret() +
                                                " is still present after its deletion"),
@@ -523,6 +523,59 @@ TEST_F(ReconcilerTest, TheBatcherRevokesOffThePassAndHandsTheKeyBack) {
   }
   // Taken once: a later poll queues a new revocation.
   EXPECT_FALSE(batcher.poll(keys[0], targets[0]).has_value());
+}
+
+TEST_F(ReconcilerTest, ATaskQueuedBehindAGroupInFlightIsRevokedOnAnotherLane) {
+  const std::vector<std::string> keys = activeTasks({"t1", "t2"});
+  std::vector<RevocationTarget> targets;
+  for (const auto& key : keys) {
+    targets.push_back(targetOf(h, key, CredentialType::kServiceAccountToken));
+  }
+  // The lane that takes t1 stops in its clock read, before any call, until released.
+  std::mutex mu;
+  std::condition_variable cv;
+  int clockReads = 0;
+  bool release = false;
+  std::vector<std::string> done;
+  RevocationBatcher batcher(
+      h.revoker,
+      [&] {
+        std::unique_lock lock(mu);
+        if (++clockReads == 1) {
+          cv.notify_all();
+          cv.wait(lock, [&] { return release; });
+        }
+        return h.now();
+      },
+      2);
+  batcher.setDone([&](const std::string& key) {
+    std::lock_guard lock(mu);
+    done.push_back(key);
+    cv.notify_all();
+  });
+  EXPECT_FALSE(batcher.poll(keys[0], targets[0]).has_value());
+  {
+    std::unique_lock lock(mu);
+    cv.wait(lock, [&] { return clockReads == 1; });
+  }
+  EXPECT_FALSE(batcher.poll(keys[1], targets[1]).has_value());
+  {
+    // t2 is done while t1's group is still held (the bound only keeps a failure from hanging).
+    std::unique_lock lock(mu);
+    const bool t2Done = cv.wait_for(lock, std::chrono::seconds(60), [&] { return !done.empty(); });
+    const std::vector<std::string> doneWhileHeld = done;
+    release = true;
+    cv.notify_all();
+    cv.wait(lock, [&] { return done.size() == 2; });
+    EXPECT_TRUE(t2Done) << "t2 waited for t1's group";
+    EXPECT_EQ(doneWhileHeld, std::vector<std::string>{keys[1]});
+  }
+  for (size_t i = 0; i < keys.size(); ++i) {
+    auto outcome = batcher.poll(keys[i], targets[i]);
+    ASSERT_TRUE(outcome.has_value());
+    ASSERT_TRUE(outcome->ok()) << outcome->status().toString();
+    expectCredentialObjects(keys[i], false);
+  }
 }
 
 TEST_F(ReconcilerTest, ATaskCompletedBeforeIssuanceSucceedsWithoutACredential) {
