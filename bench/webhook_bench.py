@@ -148,6 +148,8 @@ http {{
     listen 127.0.0.1:{port} ssl;
     ssl_certificate {crt};
     ssl_certificate_key {key};
+    # TLS 1.3, as the webhook and kube-apiserver negotiate (nginx 1.22 defaults to TLS 1.2).
+    ssl_protocols TLSv1.2 TLSv1.3;
     client_max_body_size 3m;
     location /validate {{ default_type application/json; return 200 '{CANNED}'; }}
   }}
