@@ -174,8 +174,9 @@ class Store:
     def create(self, rt, obj):
         obj["metadata"]["resourceVersion"] = str(self.next_rv())
         rs = self.res(rt)
-        rs.objects[object_key(obj)] = obj
-        self._index_labels(rs, object_key(obj), obj, None)
+        key = object_key(obj)
+        self._index_labels(rs, key, obj, rs.objects.get(key))
+        rs.objects[key] = obj
         self._index(rt, obj, None)
         self._record(rt, "ADDED", obj, None)
         return obj
@@ -183,8 +184,10 @@ class Store:
     def update(self, rt, obj, old):
         obj["metadata"]["resourceVersion"] = str(self.next_rv())
         rs = self.res(rt)
-        rs.objects[object_key(obj)] = obj
-        self._index_labels(rs, object_key(obj), obj, old)
+        key = object_key(obj)
+        # Indexed against what was stored, whatever the caller read before.
+        self._index_labels(rs, key, obj, rs.objects.get(key))
+        rs.objects[key] = obj
         self._index(rt, obj, old)
         self._record(rt, "MODIFIED", obj, old)
         return obj

@@ -55,3 +55,34 @@ def test_anonymous_requests_are_system_anonymous(cluster):
     assert status == 403
     assert 'User "system:anonymous" cannot list resource "namespaces"' in out["message"]
     assert cluster.request("GET", "/version", token="")[0] == 200
+
+
+def test_a_token_verified_once_still_expires_and_still_dies_with_its_account(monkeypatch):
+    """kubesim verifies a token's signature once (a cache); expiry and the account behind the
+    token are still checked on every use."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from kubesim import auth
+    from kubesim.resources import Registry
+    from kubesim.store import Store
+
+    registry, store = Registry(), Store()
+    sa_rt = registry.types[("", "serviceaccounts")]
+    sa = store.create(sa_rt, {"apiVersion": "v1", "kind": "ServiceAccount",
+                              "metadata": {"name": "bot", "namespace": "ns", "uid": "u-1"}})
+    authority = auth.TokenAuthority(rsa.generate_private_key(public_exponent=65537, key_size=2048),
+                                    store, registry)
+    token, _ = authority.mint(sa, None, 600)
+    user, _ = authority.validate(token)
+    assert user.name == "system:serviceaccount:ns:bot"
+    assert authority.validate(token)[0].name == user.name  # from the cache
+
+    real = auth.time.time
+    monkeypatch.setattr(auth.time, "time", lambda: real() + 601)
+    with pytest.raises(ValueError, match="expired"):
+        authority.validate(token)
+    monkeypatch.setattr(auth.time, "time", real)
+
+    store.remove(sa_rt, sa)
+    with pytest.raises(ValueError, match="invalidated"):
+        authority.validate(token)

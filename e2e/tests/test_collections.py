@@ -77,3 +77,35 @@ def test_delete_collection_is_authorized_as_its_own_verb(cluster, ns):
     status, _, out = cluster.request("POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews",
                                      review)
     assert status == 201 and out["status"]["allowed"] is True, out
+
+
+def test_label_selected_lists_follow_label_changes_and_deletions(cluster, ns):
+    """Selections by equality and `in` (which kubesim answers from a label index) see an
+    object's labels as they are now: after a relabel, a label removed and a deletion."""
+    base = f"/api/v1/namespaces/{ns}/configmaps"
+    for name, labels in (("a", {"t": "u1", "k": "x"}), ("b", {"t": "u2"}), ("c", {"t": "u1"})):
+        status, _, out = cluster.request("POST", base, _cm(ns, name, labels))
+        assert status == 201, out
+
+    def names(selector):
+        status, _, out = cluster.request(
+            "GET", f"{base}?labelSelector={urllib.parse.quote(selector)}")
+        assert status == 200, out
+        return sorted(i["metadata"]["name"] for i in out["items"])
+
+    assert names("t=u1") == ["a", "c"]
+    assert names("t in (u1,u2),k=x") == ["a"]
+    status, _, out = cluster.request("PATCH", f"{base}/a", {"metadata": {"labels": {"t": "u2"}}},
+                                     content_type="application/merge-patch+json")
+    assert status == 200, out
+    assert names("t=u1") == ["c"]
+    assert names("t==u2") == ["a", "b"]
+    status, _, out = cluster.request("PATCH", f"{base}/a", {"metadata": {"labels": {"k": None}}},
+                                     content_type="application/merge-patch+json")
+    assert status == 200, out
+    assert names("t in (u1,u2),k=x") == []
+    assert names("t in (u1,u2),k!=x") == ["a", "b", "c"]
+    status, _, _ = cluster.request("DELETE", f"{base}/c")
+    assert status == 200
+    assert names("t in (u1,u2)") == ["a", "b"]
+    assert names("t in (u3)") == []
