@@ -90,9 +90,9 @@ def main(argv=None):
         object as a tree of dicts and lists: on a store of a few thousand objects one took 0.2 s
         and more, stalling every request meanwhile (a burst's latency doubled when one fell in
         it). Stored objects hold no reference cycles and are freed by reference counting, so
-        what survives a young collection is moved out of the collector's sight every few
-        seconds (gc.freeze). The cost: a reference cycle that forms among objects frozen
-        alive is never reclaimed; kubesim's own objects form none."""
+        every `interval` seconds what survives a young collection is moved out of the
+        collector's sight (gc.freeze). The cost: a reference cycle that forms among objects
+        frozen alive is never reclaimed; kubesim's stored objects form none."""
         while True:
             await asyncio.sleep(interval)
             gc.collect(1)
