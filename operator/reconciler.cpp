@@ -90,7 +90,7 @@ void Reconciler::observe(const Json& task) {
   const bool completed = objectAt(task, {"spec"}).value("completed", false);
   std::lock_guard lock(mu_);
   if (phase == Phase::kNone) firstSeen_.emplace(kube::uidOf(task), deps_.now());
-  if (phase == Phase::kActive && completed) completedSeen_.emplace(kube::uidOf(task), deps_.now());
+  if (phase == Phase::kActive && completed) endingSeen_.emplace(kube::uidOf(task), deps_.now());
 }
 
 void Reconciler::onRevocationDone(std::function<void(const std::string& key)> done) {
@@ -172,7 +172,7 @@ StatusOr<ReconcileResult> Reconciler::finalize(Json& task) {
   std::lock_guard lock(mu_);
   finalized_.insert(keyText(ref));
   firstSeen_.erase(ref.uid);
-  completedSeen_.erase(ref.uid);
+  endingSeen_.erase(ref.uid);
   return ReconcileResult{};
 }
 
@@ -413,14 +413,9 @@ StatusOr<ReconcileResult> Reconciler::active(Json& task) {
   const TaskRef ref = taskRefOf(task);
 
   if (spec->completed) {
-    TimePoint since = now;
-    {
-      std::lock_guard lock(mu_);
-      const auto seen = completedSeen_.find(ref.uid);
-      if (seen != completedSeen_.end()) since = std::min(since, seen->second);
-    }
     return finish(task, *spec,
-                  {Phase::kSucceeded, "completed", "Completed", "spec.completed is true", since});
+                  {Phase::kSucceeded, "completed", "Completed", "spec.completed is true",
+                   endingSince(ref.uid, now)});
   }
   const std::string jobName = stringAt(task, {"status", "workload", "jobName"});
   if (spec->workloadTemplate && !jobName.empty()) {
@@ -435,18 +430,18 @@ StatusOr<ReconcileResult> Reconciler::active(Json& task) {
     if (!found) {
       return finish(task, *spec,
                     {Phase::kFailed, "workload", "WorkloadDeleted",
-                     "the workload Job " + jobName + " was deleted", now});
+                     "the workload Job " + jobName + " was deleted", endingSince(ref.uid, now)});
     }
     const JobOutcome outcome = jobOutcome(*found);
     if (outcome == JobOutcome::kSucceeded) {
       return finish(task, *spec,
                     {Phase::kSucceeded, "workload", "WorkloadSucceeded",
-                     "the workload Job " + jobName + " completed", now});
+                     "the workload Job " + jobName + " completed", endingSince(ref.uid, now)});
     }
     if (outcome == JobOutcome::kFailed) {
       return finish(task, *spec,
                     {Phase::kFailed, "workload", "WorkloadFailed",
-                     "the workload Job " + jobName + " failed", now});
+                     "the workload Job " + jobName + " failed", endingSince(ref.uid, now)});
     }
   }
   if (now >= *deadline) {
@@ -534,7 +529,7 @@ StatusOr<ReconcileResult> Reconciler::finish(Json& task, const TaskSpec& spec,
   {
     std::lock_guard lock(mu_);
     firstSeen_.erase(ref.uid);
-    completedSeen_.erase(ref.uid);
+    endingSeen_.erase(ref.uid);
     workloadsStarted_.erase(ref.uid);
   }
   const TimePoint now = deps_.now();
@@ -619,6 +614,11 @@ void Reconciler::event(const Json& task, kube::EventType type, const std::string
     logDebug("event not recorded",
              {{"task", keyText(taskRefOf(task))}, {"reason", reason}, {"error", s.toString()}});
   }
+}
+
+TimePoint Reconciler::endingSince(const std::string& uid, TimePoint now) {
+  std::lock_guard lock(mu_);
+  return std::min(now, endingSeen_.emplace(uid, now).first->second);
 }
 
 void Reconciler::countTransition(Phase phase) {

@@ -109,6 +109,8 @@ class Reconciler {
   void event(const Json& task, kube::EventType type, const std::string& reason,
              const std::string& message);
   void countTransition(Phase phase);
+  // When this process first saw the task's ending (now, if this is the first time).
+  TimePoint endingSince(const std::string& uid, TimePoint now);
 
   ReconcilerDeps deps_;
   std::mutex mu_;
@@ -116,9 +118,11 @@ class Reconciler {
   std::map<std::string, std::chrono::steady_clock::time_point> recorded_;
   std::set<std::string> finalized_;  // guarded by mu_: keys whose revocation was verified
   // guarded by mu_: when this process first saw each undecided task, and each Active task's
-  // spec.completed (by uid), for the latencies; creationTimestamp has only whole seconds.
+  // ending (spec.completed, or its Job finished or gone), by uid, for the latencies:
+  // creationTimestamp has only whole seconds, and the pass that reports a revocation is often
+  // a later one (the revocation was queued, or failed and is retried).
   std::map<std::string, TimePoint> firstSeen_;
-  std::map<std::string, TimePoint> completedSeen_;
+  std::map<std::string, TimePoint> endingSeen_;
   // guarded by mu_: tasks (by uid) whose workload Job this process created and recorded in
   // status, and when: a pass on a cache from before that status write must not create the Job
   // again (client-go's ControllerExpectations, for one object per task).

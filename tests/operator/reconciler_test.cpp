@@ -306,6 +306,35 @@ TEST_F(ReconcilerTest, ADeletionThatCannotBeVerifiedIsRetriedNotReported) {
   expectCredentialObjects(key, false);
 }
 
+TEST_F(ReconcilerTest, RevocationLatencyCountsFromWhenTheEndingWasFirstSeen) {
+  // The workload's Job finishes; the first revocation cannot verify the Secret gone and is
+  // retried 30 s later: the latency reported is from the first pass that saw the Job done.
+  Json spec = OperatorHarness::taskSpec();
+  spec["workload"] = {
+      {"template", {{"spec", {{"containers", {{{"name", "agent"}, {"image", "a:1"}}}}}}}}};
+  const std::string key = activeTask("t1", spec);
+  Json job = *h.fake.object(res::kJobs, {"team-a", h.names(key).job()});
+  job["status"] = {{"conditions", {{{"type", "Complete"}, {"status", "True"}}}}};
+  ASSERT_TRUE(h.fake.updateStatus(res::kJobs, job).ok());
+  auto stuck = std::make_shared<bool>(true);
+  h.fake.prependReactor(
+      "deletecollection", "secrets",
+      [stuck](const kube::FakeApiClient::Action&) -> std::optional<StatusOr<Json>> {
+        if (*stuck) return StatusOr<Json>(Json{{"items", Json::array()}});  // accepted, not done
+        return std::nullopt;
+      });
+  ASSERT_FALSE(h.reconcileUntilStable(key).ok());
+  h.advance(std::chrono::seconds(30));
+  *stuck = false;
+  ASSERT_TRUE(h.reconcileUntilStable(key).ok());
+  EXPECT_EQ(h.phase(key), "Succeeded");
+  const auto revoked = std::find_if(h.evidence->begin(), h.evidence->end(), [](const Json& r) {
+    return r.value("kind", std::string()) == "revoked";
+  });
+  ASSERT_NE(revoked, h.evidence->end());
+  EXPECT_EQ((*revoked)["details"]["latencyMs"], 30000) << revoked->dump();
+}
+
 TEST_F(ReconcilerTest, ObjectsNotLabelledForTheTaskAreNeverUsedOrDeleted) {
   h.addPolicy("allow-refactor", Json::object());
   const std::string key = h.createTask("t1", OperatorHarness::taskSpec());
