@@ -75,6 +75,34 @@ class ReconcilerTest : public ::testing::Test {
     return keys;
   }
 
+  // A task with a workload Job, reconciled to Active (the Job created).
+  std::string activeWorkloadTask() {
+    Json spec = OperatorHarness::taskSpec();
+    spec["workload"] = {
+        {"template", {{"spec", {{"containers", {{{"name", "agent"}, {"image", "a:1"}}}}}}}}};
+    return activeTask("t1", spec);
+  }
+
+  // The task's Job ends with this condition ("Complete" or "Failed").
+  void endJob(const std::string& key, const std::string& condition) {
+    Json job = *h.fake.object(res::kJobs, {"team-a", h.names(key).job()});
+    job["status"] = {{"conditions", {{{"type", condition}, {"status", "True"}}}}};
+    ASSERT_TRUE(h.fake.updateStatus(res::kJobs, job).ok());
+  }
+
+  // Secret deletions are accepted but do nothing (as if a finalizer held them) while the flag
+  // is true.
+  std::shared_ptr<bool> secretDeletionsStuck() {
+    auto stuck = std::make_shared<bool>(true);
+    h.fake.prependReactor(
+        "deletecollection", "secrets",
+        [stuck](const kube::FakeApiClient::Action&) -> std::optional<StatusOr<Json>> {
+          if (*stuck) return StatusOr<Json>(Json{{"items", Json::array()}});
+          return std::nullopt;
+        });
+    return stuck;
+  }
+
   void setCompleted(const std::string& key) {
     ASSERT_TRUE(
         h.fake.patch(kAgentTasks, kube::ObjectKey::parse(key), {{"spec", {{"completed", true}}}})
@@ -283,13 +311,7 @@ TEST_F(ReconcilerTest, DeletingAnActiveTaskRevokesBeforeTheFinalizerComesOff) {
 
 TEST_F(ReconcilerTest, ADeletionThatCannotBeVerifiedIsRetriedNotReported) {
   const std::string key = activeTask();
-  auto stuck = std::make_shared<bool>(true);
-  h.fake.prependReactor(
-      "deletecollection", "secrets",
-      [stuck](const kube::FakeApiClient::Action&) -> std::optional<StatusOr<Json>> {
-        if (*stuck) return StatusOr<Json>(Json{{"items", Json::array()}});  // accepted, not done
-        return std::nullopt;
-      });
+  auto stuck = secretDeletionsStuck();
   setCompleted(key);
   auto result = h.reconcileUntilStable(key);
   ASSERT_FALSE(result.ok());
@@ -309,20 +331,9 @@ TEST_F(ReconcilerTest, ADeletionThatCannotBeVerifiedIsRetriedNotReported) {
 TEST_F(ReconcilerTest, RevocationLatencyCountsFromWhenTheEndingWasFirstSeen) {
   // The workload's Job finishes; the first revocation cannot verify the Secret gone and is
   // retried 30 s later: the latency reported is from the first pass that saw the Job done.
-  Json spec = OperatorHarness::taskSpec();
-  spec["workload"] = {
-      {"template", {{"spec", {{"containers", {{{"name", "agent"}, {"image", "a:1"}}}}}}}}};
-  const std::string key = activeTask("t1", spec);
-  Json job = *h.fake.object(res::kJobs, {"team-a", h.names(key).job()});
-  job["status"] = {{"conditions", {{{"type", "Complete"}, {"status", "True"}}}}};
-  ASSERT_TRUE(h.fake.updateStatus(res::kJobs, job).ok());
-  auto stuck = std::make_shared<bool>(true);
-  h.fake.prependReactor(
-      "deletecollection", "secrets",
-      [stuck](const kube::FakeApiClient::Action&) -> std::optional<StatusOr<Json>> {
-        if (*stuck) return StatusOr<Json>(Json{{"items", Json::array()}});  // accepted, not done
-        return std::nullopt;
-      });
+  const std::string key = activeWorkloadTask();
+  endJob(key, "Complete");
+  auto stuck = secretDeletionsStuck();
   ASSERT_FALSE(h.reconcileUntilStable(key).ok());
   h.advance(std::chrono::seconds(30));
   *stuck = false;
@@ -744,13 +755,8 @@ TEST_F(ReconcilerTest, APassOnACacheBehindTheJobItStartedDoesNotCreateItAgain) {
 }
 
 TEST_F(ReconcilerTest, AFailedJobFailsTheTaskAndRevokes) {
-  Json spec = OperatorHarness::taskSpec();
-  spec["workload"] = {
-      {"template", {{"spec", {{"containers", {{{"name", "agent"}, {"image", "a:1"}}}}}}}}};
-  const std::string key = activeTask("t1", spec);
-  Json job = *h.fake.object(res::kJobs, {"team-a", h.names(key).job()});
-  job["status"] = {{"conditions", {{{"type", "Failed"}, {"status", "True"}}}}};
-  ASSERT_TRUE(h.fake.updateStatus(res::kJobs, job).ok());
+  const std::string key = activeWorkloadTask();
+  endJob(key, "Failed");
   ASSERT_TRUE(h.reconcileUntilStable(key).ok());
   EXPECT_EQ(h.phase(key), "Failed");
   expectCredentialObjects(key, false);
