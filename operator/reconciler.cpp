@@ -219,6 +219,15 @@ Status Reconciler::decide(Json& task) {
     } else {
       deadline = *d;
       decision = evaluatePolicies({ref.ns, *spec, who}, deps_.view.policies());
+      if (!decision.allowed) {
+        // A denial is final, and the cache may not have seen a policy written just before
+        // the task (the two watches are not ordered): deny only on what the API server says.
+        auto live = deps_.client.list(kAgentPolicies, "", kube::ListOptions{});
+        if (!live.ok()) return live.status().annotate("reading AgentPolicies before a denial");
+        std::vector<Json> policies;
+        for (const Json& p : live->value("items", Json::array())) policies.push_back(p);
+        decision = evaluatePolicies({ref.ns, *spec, who}, policies);
+      }
     }
   }
 

@@ -99,8 +99,7 @@ Status TestApi::remove(const kube::ResourceRef& r, const kube::ObjectKey& k,
 
 StatusOr<Json> TestApi::removeCollection(const kube::ResourceRef& r, const std::string& ns,
                                          const kube::ListOptions& selection,
-                                         const kube::DeleteOptions& o,
-                                         const kube::CallOptions& c) {
+                                         const kube::DeleteOptions& o, const kube::CallOptions& c) {
   return write<Json>([&] { return fake_.removeCollection(r, ns, selection, o, c); });
 }
 
@@ -179,6 +178,7 @@ std::vector<kube::ObjectPtr> FakeClusterView::tasks() const {
 }
 
 std::vector<Json> FakeClusterView::policies() const {
+  if (lagging) return *lagging;
   return fake_.objects(kAgentPolicies);
 }
 

@@ -70,8 +70,7 @@ class TestApi final : public kube::ApiClient {
   Status remove(const kube::ResourceRef& r, const kube::ObjectKey& k, const kube::DeleteOptions& o,
                 const kube::CallOptions& c) override;
   StatusOr<Json> removeCollection(const kube::ResourceRef& r, const std::string& ns,
-                                  const kube::ListOptions& selection,
-                                  const kube::DeleteOptions& o,
+                                  const kube::ListOptions& selection, const kube::DeleteOptions& o,
                                   const kube::CallOptions& c) override;
   StatusOr<Json> createSubresource(const kube::ResourceRef& r, const kube::ObjectKey& k,
                                    const std::string& sub, const Json& body,
@@ -118,6 +117,9 @@ class FakeClusterView final : public ClusterView {
   std::vector<kube::ObjectPtr> tasks() const override;
   std::vector<Json> policies() const override;
   kube::ObjectPtr job(const kube::ObjectKey& key) const override;
+
+  // A cache that has not caught up: policies() answers these instead of the fake's.
+  std::optional<std::vector<Json>> lagging;
 
  private:
   kube::FakeApiClient& fake_;

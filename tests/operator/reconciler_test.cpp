@@ -309,6 +309,28 @@ TEST_F(ReconcilerTest, DeletingAnActiveTaskRevokesBeforeTheFinalizerComesOff) {
   EXPECT_TRUE(contains(h.evidenceKinds(), "revoked"));
 }
 
+TEST_F(ReconcilerTest, APolicyTheCacheHasNotSeenYetIsFoundBeforeDenying) {
+  h.addPolicy("allow-refactor", Json::object());
+  h.view.lagging = std::vector<Json>{};  // the policy informer is behind the task's
+  const std::string key = h.createTask("t1", OperatorHarness::taskSpec());
+  ASSERT_TRUE(h.reconcileUntilStable(key).ok());
+  EXPECT_EQ(h.phase(key), "Active");
+  EXPECT_EQ(h.evidenceKinds(), (std::vector<std::string>{"authorized", "issued"}));
+}
+
+TEST_F(ReconcilerTest, ADenialIsNotDecidedWhenThePoliciesCannotBeRead) {
+  h.addPolicy("allow-refactor", Json::object());
+  h.view.lagging = std::vector<Json>{};
+  h.fake.prependReactor("list", "agentpolicies",
+                        [](const kube::FakeApiClient::Action&) -> std::optional<StatusOr<Json>> {
+                          return StatusOr<Json>(unavailable("the API server is away"));
+                        });
+  const std::string key = h.createTask("t1", OperatorHarness::taskSpec());
+  EXPECT_FALSE(h.reconcileUntilStable(key).ok());
+  EXPECT_NE(h.phase(key), "Denied");
+  EXPECT_TRUE(h.evidenceKinds().empty());
+}
+
 TEST_F(ReconcilerTest, ADeletionThatCannotBeVerifiedIsRetriedNotReported) {
   const std::string key = activeTask();
   auto stuck = secretDeletionsStuck();
