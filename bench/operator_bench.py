@@ -435,18 +435,15 @@ def print_pair(title, op, fl, calls_op, calls_fl):
     print(f"                        floor    {calls_fl}")
 
 
-async def chart_operator_kubeconfig(cluster, driver, workdir):
+def chart_operator_kubeconfig(cluster, workdir):
     """The operator's ServiceAccount and RBAC as the chart renders them, applied; returns a
     kubeconfig with a token of that ServiceAccount (what the operator's pod would have)."""
-    from install import NAMESPACE, render, token_kubeconfig
+    from install import NAMESPACE, render, service_account_kubeconfig
     objects = render(only="templates/operator-rbac.yaml")
     cluster.apply(objects)
     sa = next(o["metadata"]["name"] for o in objects if o["kind"] == "ServiceAccount")
-    _, tr = await driver.call("POST", f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts/{sa}/token",
-                              {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
-                               "spec": {"expirationSeconds": 24 * 3600}})
-    return token_kubeconfig(cluster, os.path.join(workdir, "operator.kubeconfig"),
-                            tr["status"]["token"], NAMESPACE)
+    return service_account_kubeconfig(cluster, NAMESPACE, sa,
+                                      os.path.join(workdir, "operator.kubeconfig"))
 
 
 async def main_async(args):
@@ -471,7 +468,7 @@ async def main_async(args):
             await driver.call("POST", "/api/v1/namespaces",
                               {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
         workdir = tempfile.mkdtemp(prefix="operator-bench-")
-        operator_kubeconfig = await chart_operator_kubeconfig(cluster, driver, workdir)
+        operator_kubeconfig = chart_operator_kubeconfig(cluster, workdir)
         await driver.call("POST", f"/apis/{GROUP}/{VERSION}/agentpolicies", {
             "apiVersion": f"{GROUP}/{VERSION}", "kind": "AgentPolicy",
             "metadata": {"name": "bench"},

@@ -49,6 +49,18 @@ def render(values=(), namespace=NAMESPACE, release=RELEASE, only=None):
     return [d for d in yaml.safe_load_all(out.stdout) if d]
 
 
+def service_account_kubeconfig(cluster, namespace, service_account, path):
+    """Writes a kubeconfig with a day-long token of the ServiceAccount (what its pod would
+    have); returns its path."""
+    status, _, out = cluster.request(
+        "POST", f"/api/v1/namespaces/{namespace}/serviceaccounts/{service_account}/token",
+        {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+         "spec": {"expirationSeconds": 24 * 3600}})
+    if status != 201:
+        raise AssertionError(f"TokenRequest for {service_account}: {status} {out}")
+    return token_kubeconfig(cluster, path, out["status"]["token"], namespace)
+
+
 def token_kubeconfig(cluster, path, token, namespace):
     """Writes a kubeconfig for the cluster that authenticates with a bearer token and defaults to
     namespace; returns its path."""
@@ -133,14 +145,9 @@ class Installation:
 
     def _kubeconfig_for(self, service_account):
         """A kubeconfig with a token of the chart's ServiceAccount (a pod's in-cluster config)."""
-        status, _, out = self.cluster.request(
-            "POST", f"/api/v1/namespaces/{self.namespace}/serviceaccounts/{service_account}/token",
-            {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
-             "spec": {"expirationSeconds": 24 * 3600}})
-        if status != 201:
-            raise AssertionError(f"TokenRequest for {service_account}: {status} {out}")
-        return token_kubeconfig(self.cluster, os.path.join(self.workdir, f"{service_account}.kubeconfig"),
-                                out["status"]["token"], self.namespace)
+        return service_account_kubeconfig(
+            self.cluster, self.namespace, service_account,
+            os.path.join(self.workdir, f"{service_account}.kubeconfig"))
 
     def _container(self, component):
         dep = self.deployment(component)

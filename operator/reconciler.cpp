@@ -224,9 +224,8 @@ Status Reconciler::decide(Json& task) {
         // the task (the two watches are not ordered): deny only on what the API server says.
         auto live = deps_.client.list(kAgentPolicies, "", kube::ListOptions{});
         if (!live.ok()) return live.status().annotate("reading AgentPolicies before a denial");
-        std::vector<Json> policies;
-        for (const Json& p : live->value("items", Json::array())) policies.push_back(p);
-        decision = evaluatePolicies({ref.ns, *spec, who}, policies);
+        decision = evaluatePolicies({ref.ns, *spec, who},
+                                    live->value("items", Json::array()).get<std::vector<Json>>());
       }
     }
   }

@@ -20,6 +20,10 @@ def _path(parent, key):
     return f"{parent}.{key}" if parent else key
 
 
+def _item_path(parent, i):
+    return f"{parent}[{i}]" if parent else f"[{i}]"
+
+
 def _type_name(v):
     if v is None:
         return "null"
@@ -267,8 +271,7 @@ def validate(schema, value, path="", old=None, has_old=False, causes=None, ratch
         items = schema.get("items")
         if isinstance(items, dict):
             for i, it in enumerate(value):
-                validate(items, it, f"{field}[{i}]" if path else f"[{i}]", causes=causes,
-                         ratchet=ratchet)
+                validate(items, it, _item_path(path, i), causes=causes, ratchet=ratchet)
     if isinstance(value, dict):
         for req in schema.get("required") or []:
             if req not in value:
@@ -301,8 +304,8 @@ def _validate_unchanged(schema, value, path, old, has_old, causes, ratchet):
     known to be valid; then subtrees without transition rules are skipped above)."""
     if isinstance(value, list) and isinstance(schema.get("items"), dict):
         for i, it in enumerate(value):
-            validate(schema["items"], it, f"{path}[{i}]" if path else f"[{i}]",
-                     causes=causes, ratchet=ratchet, unchanged=True)
+            validate(schema["items"], it, _item_path(path, i), causes=causes, ratchet=ratchet,
+                     unchanged=True)
     elif isinstance(value, dict):
         _validate_properties(schema, value, path, old, has_old, causes, ratchet, True)
     failed = []

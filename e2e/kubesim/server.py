@@ -297,11 +297,7 @@ class Server:
         else:
             # Executed in fair order between users (fairness.py); the body is read first, so a
             # slow upload holds no seat.
-            try:
-                await request.read()
-            except web.HTTPRequestEntityTooLarge:
-                raise ApiError(413, "RequestEntityTooLarge",
-                               f"Request entity too large: limit is {MAX_BODY}")
+            await self._raw_body(request)
             async with self.fairness.seat(user.name):
                 response = await self._resource(request, user, info, rt)
         if fault is not None and fault[1] == "after":
@@ -363,13 +359,19 @@ class Server:
 
     # ---- resources ----
 
-    async def _body(self, request, allow_yaml=True):
+    @staticmethod
+    async def _raw_body(request):
+        """The request's bytes (aiohttp keeps them: reading again costs nothing)."""
         try:
             raw = await request.read()
         except web.HTTPRequestEntityTooLarge:
+            raw = None
+        if raw is None or len(raw) > MAX_BODY:
             raise ApiError(413, "RequestEntityTooLarge", f"Request entity too large: limit is {MAX_BODY}")
-        if len(raw) > MAX_BODY:
-            raise ApiError(413, "RequestEntityTooLarge", f"Request entity too large: limit is {MAX_BODY}")
+        return raw
+
+    async def _body(self, request, allow_yaml=True):
+        raw = await self._raw_body(request)
         ct = (request.headers.get("Content-Type") or "application/json").split(";")[0].strip()
         if ct == "application/vnd.kubernetes.protobuf":
             try:
