@@ -79,143 +79,11 @@ Status readString(const simdjson::dom::object& obj, const char* key, const std::
   return {};
 }
 
-// Which parts of an object to keep: everything, only some members (each with its own rule),
-// or each element of an array by one rule. A value whose type does not match its rule is kept
-// whole, so that the rules see (and report) what is really there.
-struct Keep {
-  bool all = false;
-  std::vector<std::pair<std::string_view, const Keep*>> members;
-  const Keep* items = nullptr;
-};
-
-const Keep kAll{true, {}, nullptr};
-const Keep kContainer{false, {{"name", &kAll}, {"env", &kAll}, {"envFrom", &kAll}}, nullptr};
-const Keep kContainers{false, {}, &kContainer};
-const Keep kVolume{false, {{"name", &kAll}, {"secret", &kAll}, {"projected", &kAll}}, nullptr};
-const Keep kVolumes{false, {}, &kVolume};
-const Keep kPodSpec{false,
-                    {{"serviceAccountName", &kAll},
-                     {"serviceAccount", &kAll},
-                     {"containers", &kContainers},
-                     {"initContainers", &kContainers},
-                     {"ephemeralContainers", &kContainers},
-                     {"volumes", &kVolumes}},
-                    nullptr};
-const Keep kMetadata{false,
-                     {{"name", &kAll},
-                      {"generateName", &kAll},
-                      {"namespace", &kAll},
-                      {"uid", &kAll},
-                      {"labels", &kAll},
-                      {"ownerReferences", &kAll},
-                      {"creationTimestamp", &kAll},
-                      {"deletionTimestamp", &kAll}},
-                     nullptr};
-const Keep kTemplate{false, {{"metadata", &kMetadata}, {"spec", &kPodSpec}}, nullptr};
-const Keep kPod{
-    false,
-    {{"apiVersion", &kAll}, {"kind", &kAll}, {"metadata", &kMetadata}, {"spec", &kPodSpec}},
-    nullptr};
-const Keep kWorkloadSpec{false, {{"template", &kTemplate}}, nullptr};
-const Keep kWorkload{
-    false,
-    {{"apiVersion", &kAll}, {"kind", &kAll}, {"metadata", &kMetadata}, {"spec", &kWorkloadSpec}},
-    nullptr};
-const Keep kJobTemplate{false, {{"spec", &kWorkloadSpec}}, nullptr};
-const Keep kCronJobSpec{false, {{"jobTemplate", &kJobTemplate}}, nullptr};
-const Keep kCronJob{
-    false,
-    {{"apiVersion", &kAll}, {"kind", &kAll}, {"metadata", &kMetadata}, {"spec", &kCronJobSpec}},
-    nullptr};
-
-const Keep* keepFor(std::string_view group, std::string_view kind) {
-  if (group.empty() && kind == "Pod") return &kPod;
-  if (group == "batch" && kind == "CronJob") return &kCronJob;
-  if ((group.empty() && kind == "ReplicationController") || (group == "batch" && kind == "Job") ||
-      (group == "apps" && (kind == "Deployment" || kind == "ReplicaSet" || kind == "StatefulSet" ||
-                           kind == "DaemonSet"))) {
-    return &kWorkload;
-  }
-  return &kAll;
-}
-
-bool isContainerList(std::string_view name, size_t* index) {
-  for (size_t i = 0; i < kContainerListNames.size(); ++i) {
-    if (name == kContainerListNames[i]) {
-      *index = i;
-      return true;
-    }
-  }
-  return false;
-}
-
-// simdjson's DOM to Json, keeping what `keep` says. Depth is bounded by the parser's limit.
-// With `lists`, a pod spec's container lists are recorded there instead of converted; each pod
-// spec met replaces what an earlier one recorded, as a repeated key's last value replaces the
-// earlier ones in the Json (the conversion walks the document in order).
-Json toJson(const simdjson::dom::element& e, const Keep* keep,
-            std::optional<PodContainerLists>* lists = nullptr) {
-  using T = simdjson::dom::element_type;
-  switch (e.type()) {
-    case T::OBJECT: {
-      Json out = Json::object();
-      simdjson::dom::object obj;
-      if (e.get(obj) != simdjson::SUCCESS) return nullptr;
-      const bool podSpec = lists != nullptr && keep == &kPodSpec;
-      if (podSpec) lists->emplace();
-      for (auto [key, value] : obj) {
-        size_t list = 0;
-        if (podSpec && isContainerList(key, &list)) {
-          (*lists)->lists[list] = value;
-          continue;
-        }
-        const Keep* child = &kAll;
-        if (!keep->all) {
-          if (keep->items != nullptr) return toJson(e, &kAll);  // an object where a list belongs
-          const std::string_view name = key;  // lambdas may not capture structured bindings (clang)
-          auto it = std::find_if(keep->members.begin(), keep->members.end(),
-                                 [&](const auto& m) { return m.first == name; });
-          if (it == keep->members.end()) continue;
-          child = it->second;
-        }
-        // Assignment, not emplace: a repeated key keeps its last value, as Go's decoder does.
-        out[std::string(key)] = toJson(value, child, lists);
-      }
-      return out;
-    }
-    case T::ARRAY: {
-      Json out = Json::array();
-      const Keep* each = keep->all ? &kAll : keep->items != nullptr ? keep->items : &kAll;
-      simdjson::dom::array arr;
-      if (e.get(arr) != simdjson::SUCCESS) return nullptr;
-      out.get_ref<Json::array_t&>().reserve(arr.size());  // size() reads the tape, no scan
-      for (simdjson::dom::element item : arr) out.push_back(toJson(item, each, lists));
-      return out;
-    }
-    case T::STRING: {
-      std::string_view v;
-      return e.get(v) == simdjson::SUCCESS ? Json(std::string(v)) : Json();
-    }
-    case T::INT64: {
-      int64_t v = 0;
-      return e.get(v) == simdjson::SUCCESS ? Json(v) : Json();
-    }
-    case T::UINT64: {
-      uint64_t v = 0;
-      return e.get(v) == simdjson::SUCCESS ? Json(v) : Json();
-    }
-    case T::DOUBLE: {
-      double v = 0;
-      return e.get(v) == simdjson::SUCCESS ? Json(v) : Json();
-    }
-    case T::BOOL: {
-      bool v = false;
-      return e.get(v) == simdjson::SUCCESS ? Json(v) : Json();
-    }
-    case T::NULL_VALUE:
-      return nullptr;
-  }
-  return nullptr;
+bool isPodBearing(std::string_view group, std::string_view kind) {
+  if (group.empty()) return kind == "Pod" || kind == "ReplicationController";
+  if (group == "batch") return kind == "Job" || kind == "CronJob";
+  return group == "apps" && (kind == "Deployment" || kind == "ReplicaSet" ||
+                             kind == "StatefulSet" || kind == "DaemonSet");
 }
 
 // Reviews up to this size reuse a per-thread parser.
@@ -252,12 +120,14 @@ void DecodedDocument::DocumentDeleter::operator()(simdjson::dom::document* doc) 
   }
 }
 
-Json withContainerLists(const Json& spec, const PodContainerLists& lists) {
-  Json out = spec;
-  for (size_t i = 0; i < kContainerListNames.size(); ++i) {
-    if (lists.lists[i]) out[std::string(kContainerListNames[i])] = toJson(*lists.lists[i], &kContainers);
-  }
-  return out;
+JsonView AdmissionRequest::objectView() const {
+  if (document && document->object) return JsonViewAccess::of(*document->object);
+  return object.is_null() ? JsonView() : JsonView(object);
+}
+
+JsonView AdmissionRequest::oldObjectView() const {
+  if (document && document->oldObject) return JsonViewAccess::of(*document->oldObject);
+  return oldObject.is_null() ? JsonView() : JsonView(oldObject);
 }
 
 StatusOr<Json> parseJsonLimited(std::string_view text, size_t maxDepth) {
@@ -393,21 +263,24 @@ StatusOr<AdmissionRequest> decodeAdmissionReview(std::string_view body) {
       }
     }
   }
-  // Pods and workloads keep only what the rules read; other kinds (IdentityException,
-  // AgentTask) are kept whole.
-  const Keep* keep = keepFor(r.group, r.kind);
-  const bool podBearing = keep != &kAll;
+  // Pods and workloads stay in the parsed body, read in place; other kinds (IdentityException,
+  // AgentTask) are converted.
+  const bool podBearing = isPodBearing(r.group, r.kind);
+  bool hasObject = false;
   for (const char* key : {"object", "oldObject"}) {
     simdjson::dom::element o;
     if (request.at_key(key).get(o) != simdjson::SUCCESS || o.is_null()) continue;
     if (!o.is_object()) return fieldError(std::string("request.") + key, "must be an object");
     const bool isObject = std::string_view(key) == "object";
-    std::optional<PodContainerLists>* lists = nullptr;
-    if (podBearing) lists = isObject ? &decoded->object : &decoded->oldObject;
-    (isObject ? r.object : r.oldObject) = toJson(o, keep, lists);
+    hasObject = hasObject || isObject;
+    if (podBearing) {
+      (isObject ? decoded->object : decoded->oldObject) = o;
+    } else {
+      (isObject ? r.object : r.oldObject) = JsonViewAccess::of(o).toJson();
+    }
   }
   if (podBearing) r.document = std::move(decoded);
-  if ((r.operation == "CREATE" || r.operation == "UPDATE") && r.object.is_null()) {
+  if ((r.operation == "CREATE" || r.operation == "UPDATE") && !hasObject) {
     return fieldError("request.object", "required for " + r.operation);
   }
   simdjson::dom::element dry;

@@ -3,13 +3,11 @@
 // expects, decoded from and encoded to JSON. Decoding is strict about what the rules rely on
 // and names the field that is wrong; it never throws.
 //
-// For Pods and the workload kinds, request.object and request.oldObject keep only the members
-// the rules read (metadata's name, namespace, labels, owners and timestamps; the pod spec's
-// service account and volumes' secret/projected sources): building the whole object costs more
-// than everything else in a review. The pod spec's containers, initContainers and
-// ephemeralContainers are not copied at all: the rules read them in place from the parsed body,
-// which `document` keeps (docs/decisions.md, "Container rules read the parsed review in
-// place"). Other kinds are kept whole.
+// For Pods and the workload kinds, request.object and request.oldObject are not converted to
+// Json at all: the rules read them in place from the parsed body, which `document` keeps, through
+// objectView() and oldObjectView() (docs/decisions.md, "The rules read the parsed review in
+// place"): building a Json tree cost more than the rules that read it. Other kinds
+// (IdentityException, AgentTask) are decoded into object and oldObject.
 //
 //   StatusOr<AdmissionRequest> req = decodeAdmissionReview(body);
 //   if (!req.ok()) return badRequest(req.status().message());
@@ -23,6 +21,7 @@
 
 #include "common/json.h"
 #include "common/status.h"
+#include "webhook/json_view.h"
 
 namespace tasklease::webhook {
 
@@ -48,13 +47,17 @@ struct AdmissionRequest {
   std::string ns;
   std::string operation;  // CREATE, UPDATE, DELETE, CONNECT
   UserInfo userInfo;
-  Json object;     // null when absent (DELETE); trimmed for pod-bearing kinds (see above)
-  Json oldObject;  // null when absent (CREATE); trimmed likewise
+  Json object;     // null when absent (DELETE) or left in `document` (see above)
+  Json oldObject;  // null when absent (CREATE) or left in `document`
   bool dryRun = false;
-  // Pods and workloads: the parsed body, with where object's and oldObject's container lists
-  // are. Null for other kinds and for requests not made by decodeAdmissionReview; the rules
-  // then read the container lists from object itself.
+  // Pods and workloads decoded by decodeAdmissionReview: the parsed body, and where object and
+  // oldObject are in it. Null otherwise (other kinds, requests built in tests).
   std::shared_ptr<const DecodedDocument> document;
+
+  // The object and the old object wherever they are: in `document`, else in object and
+  // oldObject. Absent when the request has none. Valid while this request lives.
+  JsonView objectView() const;
+  JsonView oldObjectView() const;
 };
 
 struct AdmissionResponse {

@@ -27,11 +27,11 @@ WorkloadEvaluation evaluateWorkload(const Workload& workload, const ClusterState
           [](const IdentityException& a, const IdentityException& b) { return a.name < b.name; });
       exceptionsLoaded = true;
     }
+    const Json labels = exceptions.empty() ? Json() : pod.labels.toJson();
     for (Violation& v : f.violations) {
       auto cover =
           std::find_if(exceptions.begin(), exceptions.end(), [&](const IdentityException& e) {
-            return e.covers(v.rule, f.serviceAccountName,
-                            pod.labels != nullptr ? *pod.labels : Json(), now);
+            return e.covers(v.rule, f.serviceAccountName, labels, now);
           });
       if (cover == exceptions.end()) {
         out.violations.push_back(std::move(v));

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <map>
 
-#include "webhook/decoded_document.h"
 #include "webhook/identity_exception.h"
 #include "webhook/json_access.h"
 #include "webhook/policy.h"
@@ -47,8 +46,7 @@ ReviewOutcome skipped(ReviewOutcome out) {
 void addRejection(const AdmissionRequest& req, const std::string& ns, const std::string& reason,
                   const std::string& message, std::vector<EvidenceEvent>& out) {
   if (req.dryRun) return;
-  const Json& meta = objectMember(req.object, "metadata");
-  std::string name(stringMember(meta, "name"));
+  std::string name(req.objectView().member("metadata").member("name").string());
   if (name.empty()) name = req.name;
   Json details = {{"object", req.kind + "/" + name},
                   {"operation", req.operation},
@@ -91,28 +89,17 @@ ReviewOutcome reviewIdentityException(const AdmissionRequest& req, ReviewOutcome
   return out;
 }
 
-// A pod spec of the request with its container lists, wherever the decoder left them: for the
-// paths that compare or list containers as Json (updates), not for the rules themselves.
-Json specWithContainers(const Json& spec, const std::optional<PodContainerLists>* lists) {
-  return lists != nullptr && *lists ? withContainerLists(spec, **lists) : spec;
-}
-
-const std::optional<PodContainerLists>* containerLists(const AdmissionRequest& req, bool old) {
-  if (!req.document) return nullptr;
-  return old ? &req.document->oldObject : &req.document->object;
-}
-
 // Names of the ephemeral containers in spec that oldSpec did not have.
-std::vector<std::string> newEphemeralContainers(const Json& spec, const Json& oldSpec) {
+std::vector<std::string> newEphemeralContainers(const JsonView& spec, const JsonView& oldSpec) {
   std::vector<std::string> before;
-  for (const Json& c : arrayMember(oldSpec, "ephemeralContainers")) {
-    before.emplace_back(stringMember(c, "name"));
-  }
+  oldSpec.member("ephemeralContainers").forEach([&](size_t, const JsonView& c) {
+    before.emplace_back(c.member("name").string());
+  });
   std::vector<std::string> added;
-  for (const Json& c : arrayMember(spec, "ephemeralContainers")) {
-    std::string name(stringMember(c, "name"));
+  spec.member("ephemeralContainers").forEach([&](size_t, const JsonView& c) {
+    std::string name(c.member("name").string());
     if (std::find(before.begin(), before.end(), name) == before.end()) added.push_back(name);
-  }
+  });
   return added;
 }
 
@@ -222,13 +209,14 @@ ReviewOutcome reviewAdmission(const AdmissionRequest& req, const ClusterState& s
   if (!req.subResource.empty() && !ephemeral) return skipped(std::move(out));  // status, scale
   // A Pod's spec cannot change after creation (ephemeral containers aside), and an object
   // being deleted must be free to lose its finalizers: neither is judged again.
+  const JsonView object = req.objectView();
   if (req.operation == "UPDATE" && !ephemeral &&
-      (req.kind == "Pod" || member(objectMember(req.object, "metadata"), "deletionTimestamp"))) {
+      (req.kind == "Pod" || object.member("metadata").member("deletionTimestamp").present())) {
     return skipped(std::move(out));
   }
 
   std::string ns = req.ns;
-  if (ns.empty()) ns = std::string(stringMember(objectMember(req.object, "metadata"), "namespace"));
+  if (ns.empty()) ns = std::string(object.member("metadata").member("namespace").string());
   if (std::find(config.exemptNamespaces.begin(), config.exemptNamespaces.end(), ns) !=
       config.exemptNamespaces.end()) {
     return skipped(std::move(out));
@@ -244,7 +232,7 @@ ReviewOutcome reviewAdmission(const AdmissionRequest& req, const ClusterState& s
                                     " is not enforce, warn, audit or none; treated as enforce");
   }
 
-  StatusOr<Workload> workload = workloadOf(req.object, req.kind, ns);
+  StatusOr<Workload> workload = workloadOf(object, req.kind, ns);
   if (!workload.ok()) {
     out.decision = Decision::kInvalid;
     out.response.allowed = false;
@@ -255,21 +243,17 @@ ReviewOutcome reviewAdmission(const AdmissionRequest& req, const ClusterState& s
     return out;
   }
   if (workload->name.empty() || workload->name == "*") workload->name = req.name;
-  if (const auto* lists = containerLists(req, false); lists != nullptr && *lists) {
-    workload->pods.front().containers = &**lists;
-  }
   if (req.operation == "UPDATE" && !ephemeral) {
-    StatusOr<Workload> before = workloadOf(req.oldObject, req.kind, ns);
-    if (before.ok() && *before->pods.front().labels == *workload->pods.front().labels &&
-        specWithContainers(*before->pods.front().spec, containerLists(req, true)) ==
-            specWithContainers(*workload->pods.front().spec, containerLists(req, false))) {
-      return skipped(std::move(out));  // the pod template did not change
+    StatusOr<Workload> before = workloadOf(req.oldObjectView(), req.kind, ns);
+    const PodUnderReview& pod = workload->pods.front();
+    if (before.ok() && before->pods.front().labels.toJson() == pod.labels.toJson() &&
+        podSpecAsRulesRead(before->pods.front().spec) == podSpecAsRulesRead(pod.spec)) {
+      return skipped(std::move(out));  // what the rules read of the pod template did not change
     }
   }
   if (ephemeral) {
     workload->pods.front().onlyEphemeralContainers = newEphemeralContainers(
-        specWithContainers(*workload->pods.front().spec, containerLists(req, false)),
-        specWithContainers(objectMember(req.oldObject, "spec"), containerLists(req, true)));
+        workload->pods.front().spec, req.oldObjectView().member("spec"));
   }
 
   WorkloadEvaluation eval = evaluateWorkload(*workload, state, config.rules, now);

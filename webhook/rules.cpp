@@ -4,7 +4,6 @@
 #include <array>
 #include <cctype>
 
-#include "webhook/decoded_document.h"
 #include "webhook/json_access.h"
 #include "webhook/secret_detectors.h"
 
@@ -59,59 +58,30 @@ bool isListed(const std::vector<std::string>& names, std::string_view name) {
   return std::find(names.begin(), names.end(), name) != names.end();
 }
 
-// The reads the container rules make, over a Json tree (json_access.h semantics).
-struct JsonReader {
-  using Node = const Json*;  // nullptr: absent
-
-  static Node member(Node node, std::string_view key) {
-    return node == nullptr ? nullptr : webhook::member(*node, key);
-  }
-  template <size_t N>
-  static std::array<Node, N> members(Node node, const std::array<std::string_view, N>& keys) {
-    std::array<Node, N> found{};
-    for (size_t i = 0; i < N; ++i) found[i] = member(node, keys[i]);
-    return found;
-  }
-  static bool isString(Node node) { return node != nullptr && node->is_string(); }
-  static std::string_view string(Node node) {
-    return isString(node) ? std::string_view(node->get_ref<const std::string&>())
-                          : std::string_view();
-  }
-  template <typename F>
-  static void forEach(Node node, F&& f) {
-    if (node == nullptr || !node->is_array()) return;
-    for (size_t i = 0; i < node->size(); ++i) f(i, &(*node)[i]);
-  }
-};
-
-// TL001, TL002 and TL004 over one container list, read through Reader: the converted Json
-// (manifests, tests) or the parsed admission body in place (DocumentReader).
-template <typename Reader>
+// TL001, TL002 and TL004 over one container list.
 void checkContainerList(const PodUnderReview& pod, std::string_view list,
-                        const typename Reader::Node& containers, PodFindings& out) {
-  using Node = typename Reader::Node;
+                        const JsonView& containers, PodFindings& out) {
   constexpr std::array<std::string_view, 3> kContainerKeys = {"name", "env", "envFrom"};
   constexpr std::array<std::string_view, 3> kEnvKeys = {"name", "valueFrom", "value"};
-  Reader::forEach(containers, [&](size_t i, const Node& c) {
-    const auto [nameNode, envNode, envFromNode] = Reader::members(c, kContainerKeys);
-    std::string_view cname = Reader::string(nameNode);
+  containers.forEach([&](size_t i, const JsonView& c) {
+    const auto [nameNode, envNode, envFromNode] = c.members(kContainerKeys);
+    std::string_view cname = nameNode.string();
     if (pod.onlyEphemeralContainers && !isListed(*pod.onlyEphemeralContainers, cname)) return;
     // Paths are built only for violations: most containers have none.
     auto cpath = [&] { return indexPath(pod.specPath + "." + std::string(list), i); };
-    Reader::forEach(envNode, [&](size_t j, const Node& e) {
-      const auto [envName, valueFrom, value] = Reader::members(e, kEnvKeys);
-      std::string_view name = Reader::string(envName);
-      Node ref = Reader::member(valueFrom, "secretKeyRef");
-      if (ref) {
+    envNode.forEach([&](size_t j, const JsonView& e) {
+      const auto [envName, valueFrom, value] = e.members(kEnvKeys);
+      std::string_view name = envName.string();
+      if (JsonView ref = valueFrom.member("secretKeyRef"); ref.present()) {
         out.violations.push_back(
             {RuleId::kTL001, indexPath(cpath() + ".env", j),
              "container " + inQuotes(cname) + " reads env " + inQuotes(name) + " from Secret " +
-                 inQuotes(Reader::string(Reader::member(ref, "name"))) +
+                 inQuotes(ref.member("name").string()) +
                  " (secretKeyRef): a static secret outlives the task that uses it. " +
                  std::string(kInstead) + ", or approve an IdentityException for TL001"});
       }
-      if (Reader::isString(value)) {
-        if (auto hit = detectLiteralSecret(name, Reader::string(value))) {
+      if (value.isString()) {
+        if (auto hit = detectLiteralSecret(name, value.string())) {
           out.violations.push_back(
               {RuleId::kTL004, indexPath(cpath() + ".env", j),
                "container " + inQuotes(cname) + " env " + inQuotes(name) + " holds " +
@@ -121,13 +91,13 @@ void checkContainerList(const PodUnderReview& pod, std::string_view list,
         }
       }
     });
-    Reader::forEach(envFromNode, [&](size_t j, const Node& from) {
-      Node ref = Reader::member(from, "secretRef");
-      if (!ref) return;
+    envFromNode.forEach([&](size_t j, const JsonView& from) {
+      JsonView ref = from.member("secretRef");
+      if (!ref.present()) return;
       out.violations.push_back(
           {RuleId::kTL002, indexPath(cpath() + ".envFrom", j),
            "container " + inQuotes(cname) + " imports every key of Secret " +
-               inQuotes(Reader::string(Reader::member(ref, "name"))) +
+               inQuotes(ref.member("name").string()) +
                " as environment (envFrom.secretRef). " + std::string(kInstead) +
                ", or approve an IdentityException for TL002"});
     });
@@ -135,14 +105,9 @@ void checkContainerList(const PodUnderReview& pod, std::string_view list,
 }
 
 void checkContainers(const PodUnderReview& pod, PodFindings& out) {
-  for (size_t k = 0; k < kContainerListNames.size(); ++k) {
-    const std::string_view list = kContainerListNames[k];
+  for (std::string_view list : {"containers", "initContainers", "ephemeralContainers"}) {
     if (pod.onlyEphemeralContainers && list != "ephemeralContainers") continue;
-    if (pod.containers != nullptr) {
-      checkContainerList<DocumentReader>(pod, list, pod.containers->lists[k], out);
-    } else {
-      checkContainerList<JsonReader>(pod, list, member(*pod.spec, list), out);
-    }
+    checkContainerList(pod, list, pod.spec.member(list), out);
   }
 }
 
@@ -166,7 +131,7 @@ TaskCheck checkTask(const PodUnderReview& pod, const std::string& sa, const Json
     out.violations.push_back({RuleId::kTL008, std::move(path), std::move(message)});
   };
 
-  if (stringMember(*pod.labels, kTaskLabel) != taskName) {
+  if (pod.labels.member(kTaskLabel).string() != taskName) {
     violate(pod.labelsPath + "[" + std::string(kTaskLabel) + "]",
             "the pod runs under ServiceAccount " + inQuotes(sa) + " of AgentTask " +
                 inQuotes(taskName) + " but is not labelled " + std::string(kTaskLabel) + ": " +
@@ -226,11 +191,11 @@ TaskCheck checkTask(const PodUnderReview& pod, const std::string& sa, const Json
 
 void checkServiceAccount(const PodUnderReview& pod, const ClusterState& state, TimePoint now,
                          PodFindings& out, TaskCheck& task) {
-  std::string_view sa = stringMember(*pod.spec, "serviceAccountName");
+  std::string_view sa = pod.spec.member("serviceAccountName").string();
   std::string path = pod.specPath + ".serviceAccountName";
   if (sa.empty()) {
     // The deprecated field still decides when the current one is unset.
-    sa = stringMember(*pod.spec, "serviceAccount");
+    sa = pod.spec.member("serviceAccount").string();
     if (!sa.empty()) path = pod.specPath + ".serviceAccount";
   }
   out.serviceAccountName = sa.empty() ? "default" : std::string(sa);
@@ -294,8 +259,8 @@ void checkServiceAccount(const PodUnderReview& pod, const ClusterState& state, T
 // token of 3607 s to every pod that automounts one, before validating webhooks run. It is not
 // the workload's own choice, and flagging it would reject every such pod; turning automount off
 // (automountServiceAccountToken: false) is the way to be rid of it (docs/rules.md, TL007).
-bool isApiServerTokenVolume(const Json& volume, int64_t seconds) {
-  return seconds == 3607 && stringMember(volume, "name").starts_with("kube-api-access-");
+bool isApiServerTokenVolume(const JsonView& volume, int64_t seconds) {
+  return seconds == 3607 && volume.member("name").string().starts_with("kube-api-access-");
 }
 
 void checkVolumes(const PodUnderReview& pod, const RuleConfig& config, const TaskCheck& task,
@@ -311,42 +276,81 @@ void checkVolumes(const PodUnderReview& pod, const RuleConfig& config, const Tas
              " (its credential Secret may be mounted while the task is Active), or approve an "
              "IdentityException for TL003"});
   };
-  const Json& volumes = arrayMember(*pod.spec, "volumes");
-  for (size_t k = 0; k < volumes.size(); ++k) {
-    const Json& v = volumes[k];
-    const std::string vpath = indexPath(pod.specPath + ".volumes", k);
-    if (const Json* secret = member(v, "secret"); secret != nullptr) {
-      secretVolume(vpath, stringMember(*secret, "secretName"));
+  pod.spec.member("volumes").forEach([&](size_t k, const JsonView& v) {
+    const auto vpath = [&] { return indexPath(pod.specPath + ".volumes", k); };
+    if (JsonView secret = v.member("secret"); secret.present()) {
+      secretVolume(vpath(), secret.member("secretName").string());
     }
-    const Json& sources = arrayMember(objectMember(v, "projected"), "sources");
-    for (size_t m = 0; m < sources.size(); ++m) {
-      const std::string spath = indexPath(vpath + ".projected.sources", m);
-      if (const Json* secret = member(sources[m], "secret"); secret != nullptr) {
-        secretVolume(spath, stringMember(*secret, "name"));
+    v.member("projected").member("sources").forEach([&](size_t m, const JsonView& source) {
+      const auto spath = [&] { return indexPath(vpath() + ".projected.sources", m); };
+      if (JsonView secret = source.member("secret"); secret.present()) {
+        secretVolume(spath(), secret.member("name").string());
       }
-      const Json* token = member(sources[m], "serviceAccountToken");
-      if (token == nullptr) continue;
-      const Json* exp = member(*token, "expirationSeconds");
+      JsonView token = source.member("serviceAccountToken");
+      if (!token.present()) return;
+      JsonView exp = token.member("expirationSeconds");
       // The API server's default lifetime for a projected token is one hour.
       int64_t seconds = 3600;
-      std::string epath = spath + ".serviceAccountToken.expirationSeconds";
-      if (exp != nullptr && exp->is_number_integer()) {
-        seconds = exp->get<int64_t>();
-      } else if (exp != nullptr) {
-        out.violations.push_back({RuleId::kTL007, epath, "expirationSeconds is not an integer"});
-        continue;
+      const auto epath = [&] { return spath() + ".serviceAccountToken.expirationSeconds"; };
+      if (std::optional<int64_t> given = exp.integer()) {
+        seconds = *given;
+      } else if (exp.present()) {
+        out.violations.push_back({RuleId::kTL007, epath(), "expirationSeconds is not an integer"});
+        return;
       }
       if (seconds > config.maxTokenExpirationSeconds && !isApiServerTokenVolume(v, seconds)) {
         out.violations.push_back(
-            {RuleId::kTL007, epath,
+            {RuleId::kTL007, epath(),
              "a projected ServiceAccount token lives " + std::to_string(seconds) +
                  " s, more than the allowed " + std::to_string(config.maxTokenExpirationSeconds) +
-                 " s" + (exp == nullptr ? " (the default when expirationSeconds is unset)" : "") +
+                 " s" + (exp.present() ? "" : " (the default when expirationSeconds is unset)") +
                  "; set expirationSeconds to at most " +
                  std::to_string(config.maxTokenExpirationSeconds)});
       }
-    }
+    });
+  });
+}
+
+// Which parts of a value podSpecAsRulesRead keeps: everything, only some members (each with
+// its own rule), or each element of an array by one rule. A value whose type does not match its
+// rule is kept whole: a change of type is a change.
+struct Keep {
+  bool all = false;
+  std::vector<std::pair<std::string_view, const Keep*>> members;
+  const Keep* items = nullptr;
+};
+
+const Keep kAll{true, {}, nullptr};
+const Keep kContainer{false, {{"name", &kAll}, {"env", &kAll}, {"envFrom", &kAll}}, nullptr};
+const Keep kContainers{false, {}, &kContainer};
+const Keep kVolume{false, {{"name", &kAll}, {"secret", &kAll}, {"projected", &kAll}}, nullptr};
+const Keep kVolumes{false, {}, &kVolume};
+const Keep kPodSpec{false,
+                    {{"serviceAccountName", &kAll},
+                     {"serviceAccount", &kAll},
+                     {"containers", &kContainers},
+                     {"initContainers", &kContainers},
+                     {"ephemeralContainers", &kContainers},
+                     {"volumes", &kVolumes}},
+                    nullptr};
+
+Json kept(const JsonView& value, const Keep& keep) {
+  if (keep.all) return value.toJson();
+  if (keep.items != nullptr && value.isArray()) {
+    Json out = Json::array();
+    value.forEach([&](size_t, const JsonView& item) { out.push_back(kept(item, *keep.items)); });
+    return out;
   }
+  if (keep.items == nullptr && value.isObject()) {
+    Json out = Json::object();
+    value.forEachMember([&](std::string_view key, const JsonView& member) {
+      for (const auto& [name, rule] : keep.members) {
+        if (key == name) out[std::string(key)] = kept(member, *rule);  // the last repeat wins
+      }
+    });
+    return out;
+  }
+  return value.toJson();
 }
 
 }  // namespace
@@ -372,19 +376,19 @@ std::optional<RuleId> parseRuleId(std::string_view code) {
 
 PodFindings checkPod(const PodUnderReview& pod, const ClusterState& state, const RuleConfig& config,
                      TimePoint now) {
-  static const Json kEmpty = Json::object();
-  PodUnderReview p = pod;
-  if (p.spec == nullptr || !p.spec->is_object()) p.spec = &kEmpty;
-  if (p.labels == nullptr || !p.labels->is_object()) p.labels = &kEmpty;
   PodFindings out;
-  checkContainers(p, out);
-  if (p.onlyEphemeralContainers) return out;
+  checkContainers(pod, out);
+  if (pod.onlyEphemeralContainers) return out;
   TaskCheck task;
-  checkServiceAccount(p, state, now, out, task);
-  checkVolumes(p, config, task, out);
+  checkServiceAccount(pod, state, now, out, task);
+  checkVolumes(pod, config, task, out);
   std::stable_sort(out.violations.begin(), out.violations.end(),
                    [](const Violation& a, const Violation& b) { return a.rule < b.rule; });
   return out;
+}
+
+Json podSpecAsRulesRead(const JsonView& spec) {
+  return kept(spec, kPodSpec);
 }
 
 }  // namespace tasklease::webhook

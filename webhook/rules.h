@@ -15,6 +15,7 @@
 #include "common/json.h"
 #include "common/rfc3339.h"
 #include "webhook/cluster_state.h"
+#include "webhook/json_view.h"
 
 namespace tasklease::webhook {
 
@@ -58,18 +59,13 @@ struct RuleConfig {
   int64_t maxTokenExpirationSeconds = 3600;
 };
 
-struct PodContainerLists;  // webhook/decoded_document.h, internal to the library
-
 // One pod spec inside an admitted object.
 struct PodUnderReview {
   std::string ns;
-  std::string specPath;          // where the PodSpec is: "spec", "spec.template.spec", ...
-  std::string labelsPath;        // where its labels are: "metadata.labels", ...
-  const Json* spec = nullptr;    // the PodSpec; an empty object when absent
-  const Json* labels = nullptr;  // the pod's labels; an empty object when absent
-  // Where the container lists are when the admission decoder left them in the parsed body
-  // (then spec has none); null: they are in spec.
-  const PodContainerLists* containers = nullptr;
+  std::string specPath;    // where the PodSpec is: "spec", "spec.template.spec", ...
+  std::string labelsPath;  // where its labels are: "metadata.labels", ...
+  JsonView spec;           // the PodSpec (absent, or not an object: read as empty)
+  JsonView labels;         // the pod's labels (likewise)
   // What tasklease.io/dedicated-to may name for this pod: "Deployment/web", "Pod/x", ...
   std::vector<std::string> identities;
   // pods/ephemeralcontainers: only these ephemeral containers are checked, and only by the
@@ -92,5 +88,9 @@ struct PodFindings {
 
 PodFindings checkPod(const PodUnderReview& pod, const ClusterState& state, const RuleConfig& config,
                      TimePoint now);
+
+// The parts of a pod spec the rules read, as Json: two specs with equal results are judged
+// alike (an UPDATE that changes nothing here is not judged again).
+Json podSpecAsRulesRead(const JsonView& spec);
 
 }  // namespace tasklease::webhook

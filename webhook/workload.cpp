@@ -2,7 +2,6 @@
 
 #include <algorithm>
 
-#include "webhook/json_access.h"
 
 namespace tasklease::webhook {
 namespace {
@@ -14,28 +13,27 @@ bool allDigits(std::string_view s) {
 // The identities a pod may claim: itself, its controller, and the workload that controller
 // was made by when the name says so (Deployment "web" makes ReplicaSet "web-<pod-template-hash>",
 // CronJob "nightly" makes Job "nightly-<minutes>").
-std::vector<std::string> identitiesOf(std::string_view kind, const Json& metadata,
-                                      const Json& podLabels) {
+std::vector<std::string> identitiesOf(std::string_view kind, const JsonView& metadata,
+                                      const JsonView& podLabels) {
   std::vector<std::string> ids;
-  std::string_view name = stringMember(metadata, "name");
+  std::string_view name = metadata.member("name").string();
   if (!name.empty()) ids.push_back(std::string(kind) + "/" + std::string(name));
-  for (const Json& owner : arrayMember(metadata, "ownerReferences")) {
-    const Json* controller = member(owner, "controller");
-    if (controller == nullptr || !controller->is_boolean() || !controller->get<bool>()) continue;
-    std::string_view ownerKind = stringMember(owner, "kind");
-    std::string_view ownerName = stringMember(owner, "name");
-    if (ownerKind.empty() || ownerName.empty()) continue;
+  metadata.member("ownerReferences").forEach([&](size_t, const JsonView& owner) {
+    if (owner.member("controller").boolean() != true) return;
+    std::string_view ownerKind = owner.member("kind").string();
+    std::string_view ownerName = owner.member("name").string();
+    if (ownerKind.empty() || ownerName.empty()) return;
     ids.push_back(std::string(ownerKind) + "/" + std::string(ownerName));
     size_t dash = ownerName.rfind('-');
-    if (dash == std::string_view::npos || dash == 0) continue;
+    if (dash == std::string_view::npos || dash == 0) return;
     std::string_view prefix = ownerName.substr(0, dash);
     std::string_view suffix = ownerName.substr(dash + 1);
-    if (ownerKind == "ReplicaSet" && stringMember(podLabels, "pod-template-hash") == suffix) {
+    if (ownerKind == "ReplicaSet" && podLabels.member("pod-template-hash").string() == suffix) {
       ids.push_back("Deployment/" + std::string(prefix));
     } else if (ownerKind == "Job" && allDigits(suffix)) {
       ids.push_back("CronJob/" + std::string(prefix));
     }
-  }
+  });
   return ids;
 }
 
@@ -75,49 +73,50 @@ const std::vector<std::string>& podBearingKinds() {
   return kKinds;
 }
 
-StatusOr<Workload> workloadOf(const Json& object, std::string_view kind, std::string_view ns) {
+StatusOr<Workload> workloadOf(const JsonView& object, std::string_view kind, std::string_view ns) {
   const auto& paths = templatePaths();
   auto path = std::find_if(paths.begin(), paths.end(),
                            [&](const TemplatePath& p) { return kind == p.kind; });
   if (path == paths.end()) {
     return invalidArgument("kind " + std::string(kind) + " has no pod template");
   }
-  if (!object.is_object()) return invalidArgument(std::string(kind) + ": not a JSON object");
-  const Json& metadata = objectMember(object, "metadata");
+  if (!object.isObject()) return invalidArgument(std::string(kind) + ": not a JSON object");
+  const JsonView metadata = object.member("metadata");
   Workload w;
   w.kind = std::string(kind);
-  w.ns = std::string(stringMember(metadata, "namespace"));
+  w.ns = std::string(metadata.member("namespace").string());
   if (w.ns.empty()) w.ns = std::string(ns);
-  w.name = std::string(stringMember(metadata, "name"));
-  if (w.name.empty() && !stringMember(metadata, "generateName").empty()) {
-    w.name = std::string(stringMember(metadata, "generateName")) + "*";
+  w.name = std::string(metadata.member("name").string());
+  if (w.name.empty()) {
+    if (std::string_view generated = metadata.member("generateName").string(); !generated.empty()) {
+      w.name = std::string(generated) + "*";
+    }
   }
 
-  const Json* tmpl = &object;
+  JsonView tmpl = object;
   std::string prefix;
   for (const char* step : path->toTemplate) {
-    const Json* next = member(*tmpl, step);
+    JsonView next = tmpl.member(step);
     prefix += prefix.empty() ? step : std::string(".") + step;
-    if (next == nullptr || !next->is_object()) {
+    if (!next.isObject()) {
       return invalidArgument(std::string(kind) + " " + w.name + ": " + prefix +
                              " is missing or not an object");
     }
     tmpl = next;
   }
   const std::string base = prefix.empty() ? "" : prefix + ".";
-  const Json* spec = member(*tmpl, "spec");
-  if (spec == nullptr || !spec->is_object()) {
+  const auto [podMeta, spec] = tmpl.members<2>({"metadata", "spec"});
+  if (!spec.isObject()) {
     return invalidArgument(std::string(kind) + " " + w.name + ": " + base +
                            "spec is missing or not an object");
   }
-  const Json& podMeta = objectMember(*tmpl, "metadata");
   PodUnderReview pod;
   pod.ns = w.ns;
   pod.specPath = base + "spec";
   pod.labelsPath = base + "metadata.labels";
   pod.spec = spec;
-  pod.labels = &objectMember(podMeta, "labels");
-  pod.identities = identitiesOf(kind, metadata, *pod.labels);
+  pod.labels = podMeta.member("labels");
+  pod.identities = identitiesOf(kind, metadata, pod.labels);
   w.pods.push_back(std::move(pod));
   return w;
 }

@@ -7,7 +7,7 @@
 //   StatusOr<Workload> w = workloadOf(object, "Deployment", "team-a");
 //   for (const PodUnderReview& pod : w->pods) checkPod(pod, ...);
 //
-// The PodUnderReview pointers point into `object`, which must outlive the Workload.
+// The PodUnderReview views point into `object`, which must outlive the Workload.
 
 #include <string>
 #include <string_view>
@@ -32,6 +32,10 @@ struct Workload {
 
 // ns is used when metadata.namespace is empty (admission requests carry it separately; the
 // offline check defaults to "default"). Errors name the missing or mistyped field.
-StatusOr<Workload> workloadOf(const Json& object, std::string_view kind, std::string_view ns);
+StatusOr<Workload> workloadOf(const JsonView& object, std::string_view kind, std::string_view ns);
+inline StatusOr<Workload> workloadOf(const Json& object, std::string_view kind,
+                                     std::string_view ns) {
+  return workloadOf(JsonView(object), kind, ns);
+}
 
 }  // namespace tasklease::webhook

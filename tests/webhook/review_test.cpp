@@ -15,6 +15,7 @@ using namespace testing;  // NOLINT: the fixtures
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
+using ::testing::Not;
 using ::testing::SizeIs;
 
 Json reviewJson(const Json& object, const std::string& operation = "CREATE",
@@ -68,8 +69,8 @@ TEST_F(ReviewTest, DecodesTheRequestFields) {
   EXPECT_EQ(r.operation, "CREATE");
   EXPECT_EQ(r.userInfo.username, "alice");
   EXPECT_THAT(r.userInfo.groups, ElementsAre("devs"));
-  EXPECT_TRUE(r.oldObject.is_null());
-  EXPECT_EQ(r.object["metadata"]["name"], "web");
+  EXPECT_FALSE(r.oldObjectView().present());
+  EXPECT_EQ(r.objectView().member("metadata").member("name").string(), "web");
 }
 
 TEST_F(ReviewTest, MalformedReviewsAreClearErrors) {
@@ -352,41 +353,41 @@ TEST_F(ReviewTest, WorkloadUpdateIsJudgedOnlyWhenWhatTheRulesReadChanges) {
   EXPECT_THAT(out.response.message, HasSubstr("spec.template.spec.initContainers[0].env[0]"));
 }
 
-TEST_F(ReviewTest, DecoderKeepsOnlyWhatTheRulesReadForWorkloads) {
+TEST_F(ReviewTest, DecoderLeavesWorkloadsInTheParsedBody) {
   Json d = workload("Deployment", badPodSpec());
   d["spec"]["template"]["spec"]["containers"][0]["resources"] = {{"limits", {{"cpu", "1"}}}};
   d["metadata"]["annotations"] = {{"a", "b"}};
   d["spec"]["template"]["spec"]["initContainers"][0]["image"] = "x";
   auto r = request(d);
-  // The container lists stay in the parsed body, where the rules read them ...
-  const Json& spec = r.object["spec"]["template"]["spec"];
-  EXPECT_FALSE(spec.contains("containers"));
-  EXPECT_FALSE(spec.contains("initContainers"));
+  // Nothing is converted: the rules read the object in place ...
+  EXPECT_TRUE(r.object.is_null());
   ASSERT_NE(r.document, nullptr);
   ASSERT_TRUE(r.document->object.has_value());
+  EXPECT_EQ(r.objectView().toJson(), d);
+  EXPECT_EQ(r.objectView().member("metadata").member("name").string(), "web");
   EXPECT_EQ(review(r).decision, Decision::kDenied);
-  // ... and, put back as Json, are trimmed to what the rules read.
-  Json full = withContainerLists(spec, *r.document->object);
-  const Json& c = full["containers"][0];
+  // ... and what they read of a pod spec, the part an UPDATE is compared on, is its service
+  // account, volumes and the containers' names, env and envFrom.
+  Json read = podSpecAsRulesRead(r.objectView().member("spec").member("template").member("spec"));
+  const Json& c = read["containers"][0];
   EXPECT_EQ(c["name"], "app");
   EXPECT_FALSE(c.contains("image"));
   EXPECT_FALSE(c.contains("resources"));
-  EXPECT_EQ(full["initContainers"],
+  EXPECT_EQ(read["initContainers"],
             Json::array({{{"name", "init"}, {"env", badPodSpec()["initContainers"][0]["env"]}}}));
-  EXPECT_FALSE(r.object["metadata"].contains("annotations"));
-  EXPECT_EQ(r.object["metadata"]["name"], "web");
-  // Other kinds are kept whole.
+  // Other kinds are converted whole.
   Json cm = {{"apiVersion", "v1"},
              {"kind", "ConfigMap"},
              {"metadata", {{"name", "c"}}},
              {"data", {{"k", "v"}}}};
   EXPECT_EQ(request(cm).object, cm);
+  EXPECT_EQ(request(cm).document, nullptr);
 }
 
-// The container rules read the parsed body in place; on the same input they must find what
-// they find in the converted Json (the path manifests and hand-built requests take), including
-// for odd shapes and repeated keys (the last one counts in both).
-TEST_F(ReviewTest, ContainerRulesReadTheBodyInPlaceAsTheyReadJson) {
+// The rules read the parsed body in place; on the same input they must find what they find in
+// the converted Json (the path manifests and hand-built requests take), including for odd
+// shapes and repeated keys (the last one counts in both).
+TEST_F(ReviewTest, RulesReadTheBodyInPlaceAsTheyReadJson) {
   const std::string spec = R"({"serviceAccountName":"web","containers":[
       {"name":"a","env":[{"name":"A","value":"x","value":"ghp_aB3dE5fG7hI9jK1lM3nO5pQ7rS9tU1vW3xY5"},
                          {"name":"B","valueFrom":{"secretKeyRef":null}},
@@ -400,6 +401,16 @@ TEST_F(ReviewTest, ContainerRulesReadTheBodyInPlaceAsTheyReadJson) {
       {"name":"c","name":"renamed","env":[{"name":"K","value":"AKIAIOSFODNN7EXAMPLE"}]}],
     "initContainers":{"name":"not-a-list"},
     "ephemeralContainers":[{"name":"e","envFrom":[{"secretRef":{"name":"t"}}]}],
+    "volumes":[{"name":"v","secret":{"secretName":"s"}},"not-a-volume",
+               {"name":"p","projected":{"sources":[{"secret":{"name":"q"}},
+                   {"serviceAccountToken":{"expirationSeconds":86400}},
+                   {"serviceAccountToken":{"expirationSeconds":"1h"}},
+                   {"serviceAccountToken":{"expirationSeconds":18446744073709551615}},
+                   {"serviceAccountToken":{}}]}},
+               {"name":"kube-api-access-x","projected":{"sources":[
+                   {"serviceAccountToken":{"expirationSeconds":3607}}]}},
+               {"name":"w","secret":{"secretName":"a","secretName":"b"}}],
+    "serviceAccountName":"default",
     "containers":[{"name":"last","env":[{"name":"X","valueFrom":{"secretKeyRef":{"name":"z"}}}]},
                   {"name":"a","env":[{"name":"A","value":"x","value":"ghp_aB3dE5fG7hI9jK1lM3nO5pQ7rS9tU1vW3xY5"},
                                      {"name":"PASSWORD","value":"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJlc2lnbmF0dXJl"}]}]})";
@@ -415,16 +426,11 @@ TEST_F(ReviewTest, ContainerRulesReadTheBodyInPlaceAsTheyReadJson) {
     ASSERT_NE(inPlace->document, nullptr);
     ASSERT_TRUE(inPlace->document->object.has_value()) << kind;
 
-    // The same request with the lists converted into object, and no document.
+    // The same request converted into object, and no document.
     AdmissionRequest converted = *inPlace;
     converted.document = nullptr;
-    Json* podSpec = &converted.object["spec"];
-    if (kind == "Deployment") podSpec = &converted.object["spec"]["template"]["spec"];
-    if (kind == "CronJob") {
-      podSpec = &converted.object["spec"]["jobTemplate"]["spec"]["template"]["spec"];
-    }
-    *podSpec = withContainerLists(*podSpec, *inPlace->document->object);
-    EXPECT_EQ((*podSpec)["containers"].size(), 2u);
+    converted.object = inPlace->objectView().toJson();
+    EXPECT_EQ(converted.object["spec"].is_object(), true);
 
     ReviewOutcome a = review(*inPlace);
     ReviewOutcome b = review(converted);
@@ -433,6 +439,13 @@ TEST_F(ReviewTest, ContainerRulesReadTheBodyInPlaceAsTheyReadJson) {
     EXPECT_THAT(a.response.message, HasSubstr("containers[1].env[0]")) << kind;  // repeated value
     EXPECT_THAT(a.response.message, HasSubstr("[TL001]")) << kind;
     EXPECT_THAT(a.response.message, HasSubstr("[TL002] ")) << kind;
+    EXPECT_THAT(a.response.message, HasSubstr("[TL003] ")) << kind;
+    EXPECT_THAT(a.response.message, HasSubstr("Secret \"b\"")) << kind;  // repeated secretName
+    EXPECT_THAT(a.response.message, HasSubstr("[TL005] ")) << kind;  // the last serviceAccountName
+    EXPECT_THAT(a.response.message, HasSubstr("lives 86400 s")) << kind;
+    EXPECT_THAT(a.response.message, HasSubstr("lives 9223372036854775807 s")) << kind;
+    EXPECT_THAT(a.response.message, HasSubstr("expirationSeconds is not an integer")) << kind;
+    EXPECT_THAT(a.response.message, Not(HasSubstr("lives 3607 s"))) << kind;
     EXPECT_EQ(a.violatedRules, b.violatedRules) << kind;
   }
 }
