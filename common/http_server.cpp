@@ -4,6 +4,7 @@
 #include <openssl/ssl.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
@@ -12,6 +13,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <cctype>
 #include <condition_variable>
 #include <cstdio>
 #include <map>
@@ -47,6 +49,8 @@ constexpr std::chrono::milliseconds kTlsShutdownTime{1000};
 // The first read of a request asks for this much, so that a typical review (a few KiB to a few
 // dozen) arrives in one read rather than in a chain of small ones, each an asynchronous round.
 constexpr size_t kReadChunk = size_t{64} * 1024;
+// A connection keeps its answer buffer between requests up to this size.
+constexpr size_t kKeptResponseCapacity = size_t{64} * 1024;
 
 std::string opensslErrors() {
   std::string out;
@@ -143,12 +147,42 @@ struct SharedState {
 };
 using SharedStatePtr = std::shared_ptr<SharedState>;
 
-http::response<http::string_body> toBeast(const HttpResponse& r, unsigned version) {
-  http::response<http::string_body> res{static_cast<http::status>(r.status), version};
-  res.set(http::field::content_type, r.contentType);
-  for (const auto& [k, v] : r.headers) res.set(k, v);
-  res.body() = r.body;
-  return res;
+bool equalsIgnoreCase(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+// The response as it goes on the wire, written into out (whose capacity a connection reuses):
+// status line, Content-Type, the handler's headers, Content-Length, Connection when it differs
+// from the version's default, and the body. Written directly rather than through Beast's
+// serializer, which cost more than the review's own decoding (measured, docs/webhook.md).
+void serialize(const HttpResponse& r, unsigned version, bool keepAlive, std::string& out) {
+  out.clear();
+  out += version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
+  out += std::to_string(r.status);
+  out += ' ';
+  const auto reason = http::obsolete_reason(static_cast<http::status>(r.status));
+  out.append(reason.data(), reason.size());
+  out += "\r\nContent-Type: ";
+  out += r.contentType;
+  for (const auto& [name, value] : r.headers) {
+    if (equalsIgnoreCase(name, "content-type") || equalsIgnoreCase(name, "content-length") ||
+        equalsIgnoreCase(name, "connection")) {
+      continue;
+    }
+    out += "\r\n";
+    out += name;
+    out += ": ";
+    out += value;
+  }
+  out += "\r\nContent-Length: ";
+  out += std::to_string(r.body.size());
+  if (!keepAlive && version >= 11) out += "\r\nConnection: close";
+  if (keepAlive && version < 11) out += "\r\nConnection: keep-alive";
+  out += "\r\n\r\n";
+  out += r.body;
 }
 
 template <class Stream>
@@ -276,10 +310,10 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     size_t q = target.find('?');
     r.path = std::string(target.substr(0, q));
     if (q != std::string_view::npos) r.query = std::string(target.substr(q + 1));
+    r.headers.reserve(8);
     for (const auto& f : req) {
-      std::string name(f.name_string());
-      for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      r.headers[name] = std::string(f.value());
+      r.headers.emplace_back(std::string_view(f.name_string().data(), f.name_string().size()),
+                             std::string_view(f.value().data(), f.value().size()));
     }
     r.body = std::move(req.body());
     bool pathKnown = false;
@@ -298,20 +332,20 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
       }
     }
     bool keepAlive = req.keep_alive() && !shared_->shuttingDown;
-    write(toBeast(out, req.version()), !keepAlive, false);
+    write(out, req.version(), !keepAlive, false);
   }
 
-  void respondAndClose(const HttpResponse& r) { write(toBeast(r, 11), true, true); }
+  void respondAndClose(const HttpResponse& r) { write(r, 11, true, true); }
 
-  void write(http::response<http::string_body> res, bool close, bool linger) {
-    res.keep_alive(!close);
-    res.prepare_payload();
-    response_ = std::make_shared<http::response<http::string_body>>(std::move(res));
+  void write(const HttpResponse& res, unsigned version, bool close, bool linger) {
+    serialize(res, version, !close, response_);
     lowest().expires_after(opts().writeTimeout);
-    http::async_write(
-        stream_, *response_,
+    net::async_write(
+        stream_, net::buffer(response_),
         [self = this->shared_from_this(), close, linger](beast::error_code ec, size_t) {
-          self->response_.reset();
+          if (self->response_.capacity() > kKeptResponseCapacity) {
+            std::string().swap(self->response_);  // a large answer is not kept
+          }
           if (ec) return self->closeNow();
           if (linger) return self->lingerThenClose();
           if (close) return self->closeGracefully();
@@ -360,8 +394,8 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   Stream stream_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
-  std::shared_ptr<http::response<http::string_body>> response_;
-  bool busy_ = false;  // a request has started arriving and is not answered yet
+  std::string response_;  // the answer being written; its buffer is reused by the next one
+  bool busy_ = false;     // a request has started arriving and is not answered yet
 };
 
 // One io_context per thread, each connection on one of them: a connection's handlers never
@@ -561,6 +595,13 @@ const HttpHandler* HttpRoutes::find(std::string_view method, std::string_view pa
     if (key.first == method) return &handler;
   }
   return nullptr;
+}
+
+std::string_view HttpRequest::header(std::string_view name) const {
+  for (const auto& [k, v] : headers) {
+    if (equalsIgnoreCase(k, name)) return v;
+  }
+  return {};
 }
 
 const char* httpServerErrorName(HttpServerError e) {

@@ -34,16 +34,23 @@ namespace tasklease {
 
 struct HttpRequest {
   std::string method;
-  std::string path;                            // without the query
-  std::string query;                           // after '?', or empty
-  std::map<std::string, std::string> headers;  // names in lower case
+  std::string path;   // without the query
+  std::string query;  // after '?', or empty
+  // Name and value of each header as received: views into the request, valid while the
+  // handler runs (copy what must outlive it). See header().
+  std::vector<std::pair<std::string_view, std::string_view>> headers;
   std::string body;
+
+  // The value of the first header with this name (compared without case), or "".
+  std::string_view header(std::string_view name) const;
 };
 
 struct HttpResponse {
   int status = 200;
   std::string contentType = "application/json";
   std::string body;
+  // More headers. The server writes Content-Type, Content-Length and Connection itself; those
+  // names are ignored here.
   std::vector<std::pair<std::string, std::string>> headers;
 };
 

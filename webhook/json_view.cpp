@@ -121,7 +121,7 @@ std::string_view JsonView::string() const {
     case Source::kElement: {
       std::string_view text;
       return JsonViewAccess::element(*this).get(text) == simdjson::SUCCESS ? text
-                                                                            : std::string_view();
+                                                                           : std::string_view();
     }
     case Source::kAbsent:
       break;

@@ -35,8 +35,7 @@ class FunctionRef;
 template <typename R, typename... Args>
 class FunctionRef<R(Args...)> {
  public:
-  template <typename F,
-            typename = std::enable_if_t<!std::is_same_v<std::decay_t<F>, FunctionRef>>>
+  template <typename F, typename = std::enable_if_t<!std::is_same_v<std::decay_t<F>, FunctionRef>>>
   FunctionRef(F&& f)  // NOLINT(google-explicit-constructor): passed as a lambda
       : object_(const_cast<void*>(static_cast<const void*>(std::addressof(f)))),
         call_([](void* object, Args... args) -> R {
@@ -88,7 +87,8 @@ class JsonView {
 
  private:
   friend struct JsonViewAccess;
-  void membersInto(const std::string_view* keys, JsonView* found, size_t n) const;  // json_view.cpp and the admission decoder make element views
+  void membersInto(const std::string_view* keys, JsonView* found,
+                   size_t n) const;  // json_view.cpp and the admission decoder make element views
   enum class Source : uint8_t { kAbsent, kJson, kElement };
   Source source_ = Source::kAbsent;
   const Json* json_ = nullptr;

@@ -252,8 +252,8 @@ ReviewOutcome reviewAdmission(const AdmissionRequest& req, const ClusterState& s
     }
   }
   if (ephemeral) {
-    workload->pods.front().onlyEphemeralContainers = newEphemeralContainers(
-        workload->pods.front().spec, req.oldObjectView().member("spec"));
+    workload->pods.front().onlyEphemeralContainers =
+        newEphemeralContainers(workload->pods.front().spec, req.oldObjectView().member("spec"));
   }
 
   WorkloadEvaluation eval = evaluateWorkload(*workload, state, config.rules, now);

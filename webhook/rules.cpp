@@ -97,9 +97,8 @@ void checkContainerList(const PodUnderReview& pod, std::string_view list,
       out.violations.push_back(
           {RuleId::kTL002, indexPath(cpath() + ".envFrom", j),
            "container " + inQuotes(cname) + " imports every key of Secret " +
-               inQuotes(ref.member("name").string()) +
-               " as environment (envFrom.secretRef). " + std::string(kInstead) +
-               ", or approve an IdentityException for TL002"});
+               inQuotes(ref.member("name").string()) + " as environment (envFrom.secretRef). " +
+               std::string(kInstead) + ", or approve an IdentityException for TL002"});
     });
   });
 }

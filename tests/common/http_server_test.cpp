@@ -316,5 +316,44 @@ TEST_F(HttpServerTest, PlainHttpWithoutTls) {
   EXPECT_EQ(r.headers["content-type"], "text/plain");
 }
 
+TEST_F(HttpServerTest, HandlersReadRequestHeadersAndAddResponseHeaders) {
+  routes_.add("POST", "/headers", [](const HttpRequest& r) {
+    HttpResponse out;
+    out.body = std::string(r.header("CONTENT-type")) + "|" + std::string(r.header("x-absent"));
+    out.headers = {{"X-Request-Length", std::to_string(r.body.size())},
+                   {"Content-Length", "999"},  // the server's own, not the handler's
+                   {"connection", "close"}};
+    return out;
+  });
+  start();
+  auto c = client();
+  auto r = c->request("POST", "/headers", "{}", "application/json; charset=utf-8");
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.body, "application/json; charset=utf-8|");
+  EXPECT_EQ(r.headers["x-request-length"], "2");
+  EXPECT_EQ(r.headers["content-length"], std::to_string(r.body.size()));
+  EXPECT_TRUE(r.keepAlive);
+  EXPECT_EQ(c->request("GET", "/healthz").status, 200);  // still open
+}
+
+TEST_F(HttpServerTest, Http10ClientsGetTheirOwnKeepAliveRules) {
+  start();
+  auto c = client();
+  // HTTP/1.0 closes unless asked to keep the connection; HTTP/1.1 keeps it unless asked not to.
+  auto kept = c->raw("GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+  ASSERT_TRUE(kept.ok) << kept.error;
+  EXPECT_EQ(kept.body, "ok");
+  EXPECT_EQ(kept.headers["connection"], "keep-alive");
+  auto closing = c->raw("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  ASSERT_TRUE(closing.ok) << closing.error;
+  EXPECT_EQ(closing.headers["connection"], "close");
+  EXPECT_TRUE(c->closedByServer());
+  auto c10 = client();
+  auto once = c10->raw("GET /healthz HTTP/1.0\r\n\r\n");
+  ASSERT_TRUE(once.ok) << once.error;
+  EXPECT_EQ(once.headers.count("connection"), 0U);
+  EXPECT_TRUE(c10->closedByServer());
+}
+
 }  // namespace
 }  // namespace tasklease
