@@ -276,6 +276,37 @@ class Cluster:
         raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
+# kube-apiserver caches a successful token authentication for 10 s (tokenSuccessCacheTTL), so on
+# a real cluster a token may go on authenticating that long after its Secret or account is gone;
+# kubesim forgets at once. Checks that a revoked token is refused wait this long for it.
+TOKEN_CACHE_SECONDS = 15
+
+
+def token_review(cluster, token, audiences=None):
+    """The status of a TokenReview of token."""
+    body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
+            "spec": {"token": token}}
+    if audiences:
+        body["spec"]["audiences"] = audiences
+    status, _, out = cluster.request("POST", "/apis/authentication.k8s.io/v1/tokenreviews", body)
+    assert status == 201, out
+    return out["status"]
+
+
+def token_refused(cluster, token, audiences=None):
+    """Waits (up to the API server's token cache) until a TokenReview refuses token; its status."""
+    def refused():
+        st = token_review(cluster, token, audiences)
+        return st if st.get("authenticated") is False else None
+    return cluster.wait_for(refused, timeout=TOKEN_CACHE_SECONDS, what="the token to be refused")
+
+
+def request_refused(cluster, path, token):
+    """Waits (as token_refused) until GET path with token is answered 401."""
+    return cluster.wait_for(lambda: cluster.request("GET", path, token=token)[0] == 401,
+                            timeout=TOKEN_CACHE_SECONDS, what=f"GET {path} to be refused")
+
+
 def sa_token(cluster, namespace, name, seconds=3600, audiences=None, bound=None):
     body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
             "spec": {"expirationSeconds": seconds}}

@@ -135,6 +135,9 @@ void Revoker::revokeGroup(const std::vector<RevocationTarget>& targets, const st
                           const std::vector<size_t>& group, TimePoint now,
                           std::vector<StatusOr<RevocationReport>>& results) {
   std::vector<size_t> going = group;
+  // What this pass asked the API server to delete, per target, whether or not the target gets
+  // through every step (merged with earlier passes' at the end).
+  std::map<size_t, std::vector<std::string>> requested;
   const auto fail = [&](const Status& s) {
     for (size_t i : going) results[i] = s;
     going.clear();
@@ -151,6 +154,14 @@ void Revoker::revokeGroup(const std::vector<RevocationTarget>& targets, const st
     auto deleted = client_.removeCollection(kind, ns, selection, options);
     if (!deleted.ok())
       return fail(deleted.status().annotate("deleting the " + kind.kind + " of " + whose));
+    std::map<std::string, std::vector<std::string>> gone;  // uid -> "Kind/name"
+    for (const Json& item : deleted->value("items", Json::array())) {
+      gone[uidLabelOf(item)].push_back(kind.kind + "/" + stringAt(item, {"metadata", "name"}));
+    }
+    for (size_t i : going) {
+      const auto& names = gone[targets[i].task.uid];
+      requested[i].insert(requested[i].end(), names.begin(), names.end());
+    }
     auto left = client_.list(kind, ns, selection);
     if (!left.ok()) {
       return fail(
@@ -164,19 +175,12 @@ void Revoker::revokeGroup(const std::vector<RevocationTarget>& targets, const st
                              " is still present after its deletion (finalizers: " +
                              finalizers.dump() + "); will check again");
     }
-    std::map<std::string, std::vector<std::string>> gone;  // uid -> "Kind/name"
-    for (const Json& item : deleted->value("items", Json::array())) {
-      gone[uidLabelOf(item)].push_back(kind.kind + "/" + stringAt(item, {"metadata", "name"}));
-    }
     std::vector<size_t> next;
     for (size_t i : going) {
-      const std::string& uid = targets[i].task.uid;
-      if (const auto why = stillThere.find(uid); why != stillThere.end()) {
+      if (const auto why = stillThere.find(targets[i].task.uid); why != stillThere.end()) {
         results[i] = unavailable(why->second);
         continue;
       }
-      const auto& names = gone[uid];
-      results[i]->deleted.insert(results[i]->deleted.end(), names.begin(), names.end());
       next.push_back(i);
     }
     going = std::move(next);
@@ -187,6 +191,35 @@ void Revoker::revokeGroup(const std::vector<RevocationTarget>& targets, const st
   step(kube::resources::kSecrets);
   step(kube::resources::kServiceAccounts);
   step(kube::resources::kRoles);
+  report(targets, group, requested, results);
+}
+
+void Revoker::report(const std::vector<RevocationTarget>& targets, const std::vector<size_t>& group,
+                     const std::map<size_t, std::vector<std::string>>& requested,
+                     std::vector<StatusOr<RevocationReport>>& results) {
+  std::map<std::string, std::vector<size_t>> byUid;
+  for (size_t i : group) byUid[targets[i].task.uid].push_back(i);
+  std::lock_guard lock(unfinishedMu_);
+  for (const auto& [uid, which] : byUid) {
+    std::vector<std::string>& all = unfinished_[uid];  // earlier passes' first
+    for (size_t i : which) {
+      const auto mine = requested.find(i);
+      if (mine == requested.end()) continue;
+      for (const std::string& name : mine->second) {
+        if (std::find(all.begin(), all.end(), name) == all.end()) all.push_back(name);
+      }
+    }
+    const bool done =
+        std::any_of(which.begin(), which.end(), [&](size_t i) { return results[i].ok(); });
+    if (!done) {
+      if (all.empty()) unfinished_.erase(uid);
+      continue;  // kept for the pass that finishes
+    }
+    for (size_t i : which) {
+      if (results[i].ok()) results[i]->deleted = all;
+    }
+    unfinished_.erase(uid);
+  }
 }
 
 void Revoker::beforeSecrets(const std::vector<RevocationTarget>& targets, const std::string& ns,

@@ -51,7 +51,11 @@ struct RevocationTarget {
 };
 
 struct RevocationReport {
-  std::vector<std::string> deleted;  // "RoleBinding/tl-x-1a2b3c4d", in the order deleted
+  // "RoleBinding/tl-x-1a2b3c4d", in the order deleted, including what earlier passes of this
+  // process deleted for the task before one of them failed (a Secret held by a finalizer, an
+  // API error): the report of the pass that finishes is the whole revocation. After a restart,
+  // only what the new process deleted.
+  std::vector<std::string> deleted;
   bool anything() const { return !deleted.empty(); }
 };
 
@@ -82,6 +86,11 @@ class Revoker {
   void revokeGroup(const std::vector<RevocationTarget>& targets, const std::string& ns,
                    const std::vector<size_t>& group, TimePoint now,
                    std::vector<StatusOr<RevocationReport>>& results);
+  // Merges what this pass asked to delete for each target with what earlier, unfinished passes
+  // did, into the reports of the targets that finished; remembers it for the others.
+  void report(const std::vector<RevocationTarget>& targets, const std::vector<size_t>& group,
+              const std::map<size_t, std::vector<std::string>>& requested,
+              std::vector<StatusOr<RevocationReport>>& results);
   // Runs the issuers' beforeRevoke for the targets still going; fails those whose issuer fails.
   void beforeSecrets(const std::vector<RevocationTarget>& targets, const std::string& ns,
                      std::vector<size_t>& going, TimePoint now,
@@ -90,6 +99,10 @@ class Revoker {
   kube::ApiClient& client_;
   const IssuerSet& issuers_;
   const RevokerOptions options_;
+
+  std::mutex unfinishedMu_;
+  // Task uid -> what passes that did not finish deleted (report()); erased when one finishes.
+  std::map<std::string, std::vector<std::string>> unfinished_;  // guarded by unfinishedMu_
 
   std::mutex mu_;
   std::condition_variable cv_;

@@ -78,39 +78,18 @@ Json elementToJson(const simdjson::dom::element& e) {
 }  // namespace
 
 bool JsonView::isObject() const {
-  switch (source_) {
-    case Source::kJson:
-      return json_->is_object();
-    case Source::kElement:
-      return JsonViewAccess::element(*this).is_object();
-    case Source::kAbsent:
-      break;
-  }
-  return false;
+  if (source_ == Source::kJson) return json_->is_object();
+  return source_ == Source::kElement && JsonViewAccess::element(*this).is_object();
 }
 
 bool JsonView::isArray() const {
-  switch (source_) {
-    case Source::kJson:
-      return json_->is_array();
-    case Source::kElement:
-      return JsonViewAccess::element(*this).is_array();
-    case Source::kAbsent:
-      break;
-  }
-  return false;
+  if (source_ == Source::kJson) return json_->is_array();
+  return source_ == Source::kElement && JsonViewAccess::element(*this).is_array();
 }
 
 bool JsonView::isString() const {
-  switch (source_) {
-    case Source::kJson:
-      return json_->is_string();
-    case Source::kElement:
-      return JsonViewAccess::element(*this).is_string();
-    case Source::kAbsent:
-      break;
-  }
-  return false;
+  if (source_ == Source::kJson) return json_->is_string();
+  return source_ == Source::kElement && JsonViewAccess::element(*this).is_string();
 }
 
 std::string_view JsonView::string() const {

@@ -25,7 +25,7 @@ from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
 from binaries import Binary, free_port, http_ok
-from harness import ROOT
+from harness import ROOT, request_refused, token_refused, token_review
 
 GROUP, VERSION = "tasklease.io", "v1alpha1"
 CREDENTIAL_KINDS = ("serviceaccounts", "secrets", "roles", "rolebindings")
@@ -231,14 +231,6 @@ def secret_data(cluster, ns, name):
 
 # ---- reviews ----
 
-def token_review(cluster, token):
-    status, _, out = cluster.request("POST", "/apis/authentication.k8s.io/v1/tokenreviews",
-                                     {"apiVersion": "authentication.k8s.io/v1",
-                                      "kind": "TokenReview", "spec": {"token": token}})
-    assert status == 201, out
-    return out["status"]
-
-
 def access_review(cluster, user, groups, ns, verb, resource, name="", group=""):
     attrs = {"namespace": ns, "verb": verb, "resource": resource, "group": group}
     if name:
@@ -383,9 +375,8 @@ def test_a_service_account_token_works_exactly_as_granted_until_the_task_complet
     assert task["status"]["credential"]["revokedAt"]
     assert {c["type"]: c["status"] for c in task["status"]["conditions"]}["CredentialRevoked"] == "True"
     assert issued_objects(cluster, ns, uid) == {}
-    assert token_review(cluster, token)["authenticated"] is False
-    status, _, _ = cluster.request("GET", f"/api/v1/namespaces/{ns}/configmaps/billing-config", token=token)
-    assert status == 401
+    token_refused(cluster, token)
+    request_refused(cluster, f"/api/v1/namespaces/{ns}/configmaps/billing-config", token)
 
     records = verify_chain(op.evidence_records())
     assert kinds_for(records, uid) == ["authorized", "issued", "completed", "revoked"]
@@ -454,7 +445,7 @@ def test_tasks_expire_at_their_deadline_with_nobody_touching_them(cluster, ns, o
         assert task["status"]["credential"]["revokedAt"]
         assert {c["type"]: c["reason"] for c in task["status"]["conditions"]}["Ready"] == "Expired"
         assert issued_objects(cluster, ns, task["metadata"]["uid"]) == {}
-    assert token_review(cluster, token)["authenticated"] is False
+    token_refused(cluster, token)
     ca = x509.load_pem_x509_certificate(secret_data(cluster, op.namespace, "tasklease-ca")[0]["tls.crt"])
     assert on_crl(cluster, op.namespace, cert, [ca])
     records = verify_chain(op.evidence_records())

@@ -8,7 +8,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from harness import sa_token
+from harness import sa_token, token_refused, token_review
 
 
 def claims_of(token):
@@ -21,16 +21,6 @@ def header_of(token):
     h = token.split(".")[0]
     h += "=" * (-len(h) % 4)
     return json.loads(base64.urlsafe_b64decode(h))
-
-
-def review(cluster, token, audiences=None):
-    body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
-            "spec": {"token": token}}
-    if audiences:
-        body["spec"]["audiences"] = audiences
-    status, _, out = cluster.request("POST", "/apis/authentication.k8s.io/v1/tokenreviews", body)
-    assert status == 201, out
-    return out["status"]
 
 
 @pytest.fixture
@@ -71,27 +61,26 @@ def test_token_request_below_ten_minutes_is_refused(cluster, ns, sa_with_secret)
 def test_token_review_accepts_token_until_bound_secret_is_deleted(cluster, ns, sa_with_secret):
     token = sa_token(cluster, ns, "agent", audiences=["tasklease"],
                      bound={"kind": "Secret", "apiVersion": "v1", "name": "agent-cred"})["status"]["token"]
-    st = review(cluster, token, ["tasklease"])
+    st = token_review(cluster, token, ["tasklease"])
     assert st["authenticated"] is True
     assert st["user"]["username"] == f"system:serviceaccount:{ns}:agent"
     assert f"system:serviceaccounts:{ns}" in st["user"]["groups"]
     assert st["audiences"] == ["tasklease"]
-    assert review(cluster, token, ["someone-else"])["authenticated"] is False
+    assert token_review(cluster, token, ["someone-else"])["authenticated"] is False
     cluster.core().delete_namespaced_secret("agent-cred", ns)
-    st = review(cluster, token, ["tasklease"])
-    assert st["authenticated"] is False
+    st = token_refused(cluster, token, ["tasklease"])
     assert "invalidated" in st["error"]
 
 
 def test_token_review_rejects_token_once_service_account_is_deleted(cluster, ns, sa_with_secret):
     token = sa_token(cluster, ns, "agent")["status"]["token"]
-    assert review(cluster, token)["authenticated"] is True
+    assert token_review(cluster, token)["authenticated"] is True
     cluster.core().delete_namespaced_service_account("agent", ns)
-    assert review(cluster, token)["authenticated"] is False
+    token_refused(cluster, token)
     # Recreating an account of the same name does not revive the old token (new uid).
     cluster.core().create_namespaced_service_account(ns, client.V1ServiceAccount(
         metadata=client.V1ObjectMeta(name="agent")))
-    assert review(cluster, token)["authenticated"] is False
+    assert token_review(cluster, token)["authenticated"] is False
 
 
 def test_service_account_token_authenticates_with_exactly_its_rbac_rights(cluster, ns, sa_with_secret):

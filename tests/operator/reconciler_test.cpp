@@ -348,6 +348,15 @@ TEST_F(ReconcilerTest, ADeletionThatCannotBeVerifiedIsRetriedNotReported) {
   ASSERT_TRUE(h.reconcileUntilStable(key).ok());
   EXPECT_EQ(h.phase(key), "Succeeded");
   expectCredentialObjects(key, false);
+  // The evidence names everything revoked, the RoleBinding of the first pass included.
+  const auto revoked = std::find_if(h.evidence->begin(), h.evidence->end(), [](const Json& r) {
+    return r.value("kind", std::string()) == "revoked";
+  });
+  ASSERT_NE(revoked, h.evidence->end());
+  const std::string& name = h.names(key).base;
+  EXPECT_EQ((*revoked)["details"]["deleted"], Json({"RoleBinding/" + name, "Secret/" + name,
+                                                    "ServiceAccount/" + name, "Role/" + name}))
+      << revoked->dump();
 }
 
 TEST_F(ReconcilerTest, RevocationLatencyCountsFromWhenTheEndingWasFirstSeen) {
@@ -463,6 +472,21 @@ TEST_F(ReconcilerTest, AnObjectHeldByAFinalizerStopsOnlyItsOwnTaskInABatch) {
   EXPECT_TRUE(h.exists(res::kRoles, "team-a", h.names(held).base));
   ASSERT_TRUE(results[1].ok()) << results[1].status().toString();
   expectCredentialObjects(free, false);
+  // The finalizer goes and the Secret with it; the next pass deletes the rest and reports the
+  // whole revocation, the RoleBinding and the Secret of the first pass included.
+  ASSERT_TRUE(h.fake
+                  .patch(res::kSecrets, {"team-a", h.names(held).secret()},
+                         {{"metadata", {{"finalizers", Json::array()}}}})
+                  .ok());
+  ASSERT_FALSE(h.exists(res::kSecrets, "team-a", h.names(held).secret()));
+  const auto again =
+      h.revoker.revokeAll({targetOf(h, held, CredentialType::kServiceAccountToken)}, h.now());
+  ASSERT_TRUE(again[0].ok()) << again[0].status().toString();
+  const std::string& name = h.names(held).base;
+  EXPECT_EQ(again[0]->deleted,
+            (std::vector<std::string>{"RoleBinding/" + name, "Secret/" + name,
+                                      "ServiceAccount/" + name, "Role/" + name}));
+  expectCredentialObjects(held, false);
 }
 
 TEST_F(ReconcilerTest, TheSerialsOfAnX509BatchGoOnTheCrlInOneWrite) {
