@@ -159,6 +159,10 @@ bool equalsIgnoreCase(std::string_view a, std::string_view b) {
 // from the version's default, and the body. Written directly rather than through Beast's
 // serializer, which cost more than the review's own decoding (measured, docs/webhook.md).
 void serialize(const HttpResponse& r, unsigned version, bool keepAlive, std::string& out) {
+  // A line break or NUL in a header would let it write other headers: such headers are left out.
+  const auto safe = [](std::string_view text) {
+    return text.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos;
+  };
   out.clear();
   out += version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
   out += std::to_string(r.status);
@@ -166,10 +170,11 @@ void serialize(const HttpResponse& r, unsigned version, bool keepAlive, std::str
   const auto reason = http::obsolete_reason(static_cast<http::status>(r.status));
   out.append(reason.data(), reason.size());
   out += "\r\nContent-Type: ";
-  out += r.contentType;
+  out += safe(r.contentType) ? std::string_view(r.contentType) : "application/octet-stream";
   for (const auto& [name, value] : r.headers) {
     if (equalsIgnoreCase(name, "content-type") || equalsIgnoreCase(name, "content-length") ||
-        equalsIgnoreCase(name, "connection")) {
+        equalsIgnoreCase(name, "connection") || equalsIgnoreCase(name, "transfer-encoding") ||
+        !safe(name) || !safe(value)) {
       continue;
     }
     out += "\r\n";
@@ -177,12 +182,16 @@ void serialize(const HttpResponse& r, unsigned version, bool keepAlive, std::str
     out += ": ";
     out += value;
   }
-  out += "\r\nContent-Length: ";
-  out += std::to_string(r.body.size());
+  // 1xx, 204 and 304 answers have no body, and no Content-Length (RFC 9110, 8.6).
+  const bool bodyless = r.status < 200 || r.status == 204 || r.status == 304;
+  if (!bodyless) {
+    out += "\r\nContent-Length: ";
+    out += std::to_string(r.body.size());
+  }
   if (!keepAlive && version >= 11) out += "\r\nConnection: close";
   if (keepAlive && version < 11) out += "\r\nConnection: keep-alive";
   out += "\r\n\r\n";
-  out += r.body;
+  if (!bodyless) out += r.body;
 }
 
 template <class Stream>

@@ -50,7 +50,7 @@ struct HttpResponse {
   std::string contentType = "application/json";
   std::string body;
   // More headers. The server writes Content-Type, Content-Length and Connection itself; those
-  // names are ignored here.
+  // names and Transfer-Encoding are ignored here, as is a header with a line break or NUL in it.
   std::vector<std::pair<std::string, std::string>> headers;
 };
 

@@ -96,23 +96,28 @@ size_t Revoker::waiting() {
 std::vector<StatusOr<RevocationReport>> Revoker::revokeAll(
     const std::vector<RevocationTarget>& targets, TimePoint now) {
   std::vector<StatusOr<RevocationReport>> results(targets.size(), RevocationReport{});
-  // By namespace (a selector is per namespace), then in groups of at most maxBatch uids.
+  // By namespace (a selector is per namespace), then in groups of at most maxBatch uids; the
+  // targets of one uid (a task given twice) always share a group, since groups run in parallel.
   std::vector<std::pair<std::string, std::vector<size_t>>> groups;
   std::map<std::string, std::vector<size_t>> byNamespace;
   for (size_t i = 0; i < targets.size(); ++i) byNamespace[targets[i].task.ns].push_back(i);
   for (const auto& [ns, all] : byNamespace) {
-    std::vector<size_t> group;
-    std::set<std::string> uids;
+    std::map<std::string, size_t> groupOfUid;
+    size_t uidsInLast = 0;
     for (size_t i : all) {
-      if (uids.count(targets[i].task.uid) == 0 && uids.size() == options_.maxBatch) {
-        groups.emplace_back(ns, std::move(group));
-        group.clear();
-        uids.clear();
+      const std::string& uid = targets[i].task.uid;
+      if (const auto seen = groupOfUid.find(uid); seen != groupOfUid.end()) {
+        groups[seen->second].second.push_back(i);
+        continue;
       }
-      uids.insert(targets[i].task.uid);
-      group.push_back(i);
+      if (groupOfUid.empty() || uidsInLast == options_.maxBatch) {
+        groups.emplace_back(ns, std::vector<size_t>{});
+        uidsInLast = 0;
+      }
+      groupOfUid.emplace(uid, groups.size() - 1);
+      ++uidsInLast;
+      groups.back().second.push_back(i);
     }
-    if (!group.empty()) groups.emplace_back(ns, std::move(group));
   }
   // Groups are independent (each writes only its own targets' results): up to
   // parallelGroups of them at once, each on its own thread, the first on this one.
@@ -199,9 +204,16 @@ void Revoker::report(const std::vector<RevocationTarget>& targets, const std::ve
                      std::vector<StatusOr<RevocationReport>>& results) {
   std::map<std::string, std::vector<size_t>> byUid;
   for (size_t i : group) byUid[targets[i].task.uid].push_back(i);
+  const auto now = std::chrono::steady_clock::now();
   std::lock_guard lock(unfinishedMu_);
+  // A revocation this process stopped retrying (the task gone elsewhere, leadership lost) is
+  // let go after a while.
+  std::erase_if(unfinished_,
+                [&](const auto& entry) { return now - entry.second.touched > kUnfinishedMemory; });
   for (const auto& [uid, which] : byUid) {
-    std::vector<std::string>& all = unfinished_[uid];  // earlier passes' first
+    Unfinished& entry = unfinished_[uid];
+    entry.touched = now;
+    std::vector<std::string>& all = entry.deleted;  // earlier passes' first
     for (size_t i : which) {
       const auto mine = requested.find(i);
       if (mine == requested.end()) continue;

@@ -100,9 +100,15 @@ class Revoker {
   const IssuerSet& issuers_;
   const RevokerOptions options_;
 
+  // What passes that did not finish deleted for a task (report()); erased when one finishes,
+  // or kUnfinishedMemory after the last pass.
+  struct Unfinished {
+    std::vector<std::string> deleted;
+    std::chrono::steady_clock::time_point touched;
+  };
+  static constexpr std::chrono::hours kUnfinishedMemory{1};
   std::mutex unfinishedMu_;
-  // Task uid -> what passes that did not finish deleted (report()); erased when one finishes.
-  std::map<std::string, std::vector<std::string>> unfinished_;  // guarded by unfinishedMu_
+  std::map<std::string, Unfinished> unfinished_;  // by task uid; guarded by unfinishedMu_
 
   std::mutex mu_;
   std::condition_variable cv_;

@@ -83,9 +83,8 @@ Material parse(const Json& secret, TimePoint now, std::vector<std::string>* prob
   for (const std::string& pem : splitCertificates(dataField(secret, kBundleKey))) {
     auto summary = inspectCertificate(pem);
     if (!summary.ok()) continue;
-    const bool inUse =
-        (m.signing && m.signing->summary().fingerprint == summary->fingerprint) ||
-        (m.next && m.next->summary().fingerprint == summary->fingerprint);
+    const bool inUse = (m.signing && m.signing->summary().fingerprint == summary->fingerprint) ||
+                       (m.next && m.next->summary().fingerprint == summary->fingerprint);
     if (!inUse) m.retired.push_back(pem);
   }
   m.certPem = dataField(secret, kCertKey);
@@ -293,8 +292,9 @@ Status checkCertManagerOptions(const CertManagerOptions& o) {
   }
   // The next CA is staged at 2/3 of the signing CA's life and must sign before that ends.
   if (o.caOverlap <= seconds(0) || o.caOverlap * 3 >= o.caValidity) {
-    return invalidArgument("the CA overlap must be positive and less than a third of the CA's "
-                           "validity");
+    return invalidArgument(
+        "the CA overlap must be positive and less than a third of the CA's "
+        "validity");
   }
   return {};
 }
@@ -324,24 +324,26 @@ CertManager::~CertManager() {
 }
 
 void CertManager::exportMetrics(MetricsRegistry& registry) {
-  auto& expiry = registry.gauge("tasklease_webhook_certificate_expiration_timestamp_seconds",
-                                "When the served certificate and its signing CA expire (Unix time).",
-                                {"certificate"});
+  auto& expiry = registry.gauge(
+      "tasklease_webhook_certificate_expiration_timestamp_seconds",
+      "When the served certificate and its signing CA expire (Unix time).", {"certificate"});
   auto m = std::make_unique<Metrics>();
   m->servingNotAfter = &expiry.labels({"serving"});
   m->caNotAfter = &expiry.labels({"ca"});
-  m->lastSuccess = &registry
-                        .gauge("tasklease_webhook_certificate_last_sync_timestamp_seconds",
-                               "When the certificate Secret, caBundles and files were last in sync.")
-                        .labels({});
+  m->lastSuccess =
+      &registry
+           .gauge("tasklease_webhook_certificate_last_sync_timestamp_seconds",
+                  "When the certificate Secret, caBundles and files were last in sync.")
+           .labels({});
   m->errors = &registry
                    .counter("tasklease_webhook_certificate_sync_errors_total",
                             "Certificate syncs that failed (retried with backoff).")
                    .labels({});
-  m->secretWrites = &registry
-                         .counter("tasklease_webhook_certificate_secret_writes_total",
-                                  "Creations and rotations of the certificate Secret by this replica.")
-                         .labels({});
+  m->secretWrites =
+      &registry
+           .counter("tasklease_webhook_certificate_secret_writes_total",
+                    "Creations and rotations of the certificate Secret by this replica.")
+           .labels({});
   m->bundlePatches = &registry
                           .counter("tasklease_webhook_certificate_cabundle_updates_total",
                                    "caBundle updates of webhook configurations by this replica.")
@@ -421,7 +423,8 @@ StatusOr<CertSyncResult> CertManager::syncLocked() {
     Json desired = render(material, base, options_, owner);
     if (stored.ok() && sameStored(desired, *stored)) break;
 
-    auto written = stored.ok() ? client_.update(kSecrets, desired) : client_.create(kSecrets, desired);
+    auto written =
+        stored.ok() ? client_.update(kSecrets, desired) : client_.create(kSecrets, desired);
     if (written.status().isConflict() || written.status().isAlreadyExists()) {
       continue;  // another replica wrote first: read what it wrote and start from that
     }
@@ -481,8 +484,8 @@ StatusOr<CertSyncResult> CertManager::syncLocked() {
     // The key first: a server that reloads between the two renames sees a pair that does not
     // match, keeps its current one, and loads the new pair when the certificate lands.
     const fs::path dir(options_.certDir);
-    for (const auto& [file, content] : {std::pair{kKeyKey, &material.keyPem},
-                                        std::pair{kCertKey, &material.certPem}}) {
+    for (const auto& [file, content] :
+         {std::pair{kKeyKey, &material.keyPem}, std::pair{kCertKey, &material.certPem}}) {
       auto wrote = writeFileIfChanged(dir / file, *content);
       if (!wrote.ok()) return wrote.status().annotate("writing the serving certificate");
       result.filesWritten = result.filesWritten || *wrote;

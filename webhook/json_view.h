@@ -53,6 +53,7 @@ class JsonView {
  public:
   JsonView() = default;  // absent
   explicit JsonView(const Json& value) : source_(Source::kJson), json_(&value) {}
+  explicit JsonView(const Json&& value) = delete;  // a view of a temporary would dangle
   // Absent when value is null.
   static JsonView of(const Json* value) { return value == nullptr ? JsonView() : JsonView(*value); }
 
@@ -79,7 +80,8 @@ class JsonView {
   }
   // f(index, element) for each element of an array; nothing for anything else.
   void forEach(FunctionRef<void(size_t, const JsonView&)> f) const;
-  // f(key, value) for each member of an object, in document order, repeated keys included.
+  // f(key, value) for each member of an object: a parsed object's in document order, repeated
+  // keys included; a Json object's in key order (its keys are unique).
   void forEachMember(FunctionRef<void(std::string_view, const JsonView&)> f) const;
 
   // The value as a Json tree (null when absent), for the rare paths that compare or keep it.

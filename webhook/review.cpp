@@ -89,6 +89,11 @@ ReviewOutcome reviewIdentityException(const AdmissionRequest& req, ReviewOutcome
   return out;
 }
 
+// Pod labels as the rules read them: missing or not an object reads as no labels.
+Json labelsAsRulesRead(const JsonView& labels) {
+  return labels.isObject() ? labels.toJson() : Json::object();
+}
+
 // Names of the ephemeral containers in spec that oldSpec did not have.
 std::vector<std::string> newEphemeralContainers(const JsonView& spec, const JsonView& oldSpec) {
   std::vector<std::string> before;
@@ -246,7 +251,8 @@ ReviewOutcome reviewAdmission(const AdmissionRequest& req, const ClusterState& s
   if (req.operation == "UPDATE" && !ephemeral) {
     StatusOr<Workload> before = workloadOf(req.oldObjectView(), req.kind, ns);
     const PodUnderReview& pod = workload->pods.front();
-    if (before.ok() && before->pods.front().labels.toJson() == pod.labels.toJson() &&
+    if (before.ok() &&
+        labelsAsRulesRead(before->pods.front().labels) == labelsAsRulesRead(pod.labels) &&
         podSpecAsRulesRead(before->pods.front().spec) == podSpecAsRulesRead(pod.spec)) {
       return skipped(std::move(out));  // what the rules read of the pod template did not change
     }

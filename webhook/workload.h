@@ -37,5 +37,8 @@ inline StatusOr<Workload> workloadOf(const Json& object, std::string_view kind,
                                      std::string_view ns) {
   return workloadOf(JsonView(object), kind, ns);
 }
+// The Workload points into object: a temporary would leave it dangling.
+StatusOr<Workload> workloadOf(const Json&& object, std::string_view kind,
+                              std::string_view ns) = delete;
 
 }  // namespace tasklease::webhook

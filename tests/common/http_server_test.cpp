@@ -322,7 +322,15 @@ TEST_F(HttpServerTest, HandlersReadRequestHeadersAndAddResponseHeaders) {
     out.body = std::string(r.header("CONTENT-type")) + "|" + std::string(r.header("x-absent"));
     out.headers = {{"X-Request-Length", std::to_string(r.body.size())},
                    {"Content-Length", "999"},  // the server's own, not the handler's
-                   {"connection", "close"}};
+                   {"connection", "close"},
+                   {"Transfer-Encoding", "chunked"},
+                   {"X-Injected", "a\r\nSet-Cookie: stolen=1"}};  // a line break: left out
+    return out;
+  });
+  routes_.add("DELETE", "/nothing", [](const HttpRequest&) {
+    HttpResponse out;
+    out.status = 204;
+    out.body = "ignored";  // a 204 has no body
     return out;
   });
   start();
@@ -332,8 +340,16 @@ TEST_F(HttpServerTest, HandlersReadRequestHeadersAndAddResponseHeaders) {
   EXPECT_EQ(r.body, "application/json; charset=utf-8|");
   EXPECT_EQ(r.headers["x-request-length"], "2");
   EXPECT_EQ(r.headers["content-length"], std::to_string(r.body.size()));
+  EXPECT_EQ(r.headers.count("transfer-encoding"), 0U);
+  EXPECT_EQ(r.headers.count("x-injected"), 0U);
+  EXPECT_EQ(r.headers.count("set-cookie"), 0U);
   EXPECT_TRUE(r.keepAlive);
-  EXPECT_EQ(c->request("GET", "/healthz").status, 200);  // still open
+  auto empty = c->request("DELETE", "/nothing");
+  ASSERT_TRUE(empty.ok) << empty.error;
+  EXPECT_EQ(empty.status, 204);
+  EXPECT_EQ(empty.headers.count("content-length"), 0U);
+  EXPECT_EQ(empty.body, "");
+  EXPECT_EQ(c->request("GET", "/healthz").status, 200);  // still open, nothing left unread
 }
 
 TEST_F(HttpServerTest, Http10ClientsGetTheirOwnKeepAliveRules) {

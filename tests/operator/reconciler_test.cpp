@@ -450,6 +450,27 @@ TEST_F(ReconcilerTest, ABatchLargerThanOneSelectorIsRevokedInGroupsAtOnce) {
   }
 }
 
+TEST_F(ReconcilerTest, ATaskGivenTwiceIsRevokedInOneGroupAndReportedWholeToBoth) {
+  // With one uid per selector, t1's second target must join t1's group, not race it in another.
+  const std::vector<std::string> keys = activeTasks({"t1", "t2"});
+  Revoker small(h.api, h.issuers, {.maxBatch = 1, .parallelGroups = 2});
+  const RevocationTarget t1 = targetOf(h, keys[0], CredentialType::kServiceAccountToken);
+  const RevocationTarget t2 = targetOf(h, keys[1], CredentialType::kServiceAccountToken);
+  h.fake.clearActions();
+  const auto results = small.revokeAll({t1, t2, t1}, h.now());
+  EXPECT_EQ(countActions(h.fake, "deletecollection"), 8u);  // two groups, not three
+  const std::string base = h.names(keys[0]).base;
+  const std::vector<std::string> all = {"RoleBinding/" + base, "Secret/" + base,
+                                        "ServiceAccount/" + base, "Role/" + base};
+  for (size_t i : {0, 2}) {
+    ASSERT_TRUE(results[i].ok()) << results[i].status().toString();
+    EXPECT_EQ(results[i]->deleted, all) << i;
+  }
+  ASSERT_TRUE(results[1].ok()) << results[1].status().toString();
+  expectCredentialObjects(keys[0], false);
+  expectCredentialObjects(keys[1], false);
+}
+
 TEST_F(ReconcilerTest, AnObjectHeldByAFinalizerStopsOnlyItsOwnTaskInABatch) {
   const auto keys = activeTasks({"t1", "t2"});
   const std::string& held = keys[0];
