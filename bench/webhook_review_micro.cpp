@@ -83,16 +83,16 @@ int main(int argc, char** argv) {
     ReviewOutcome o = reviewAdmission(*decoded, state, config, now);
     sink = sink + o.response.warnings.size();
   });
-  double encode = timePerCall(iterations, [&] {
-    sink = sink + encodeAdmissionReview(outcome.response).size();
-  });
+  double encode = timePerCall(
+      iterations, [&] { sink = sink + encodeAdmissionReview(outcome.response).size(); });
   double whole = timePerCall(iterations, [&] {
     HttpResponse r = endpoint.validate(request);
     sink = sink + r.body.size();
   });
-  std::printf("review of %zu bytes, decision %s: decode %.2f us, rules %.2f us, encode %.2f us; "
-              "endpoint (all of it, with metrics) %.2f us\n",
-              body.size(), decisionName(outcome.decision), decode, review, encode, whole);
+  std::printf(
+      "review of %zu bytes, decision %s: decode %.2f us, rules %.2f us, encode %.2f us; "
+      "endpoint (all of it, with metrics) %.2f us\n",
+      body.size(), decisionName(outcome.decision), decode, review, encode, whole);
   std::printf("answer: %s\n", answer.c_str());
   return 0;
 }

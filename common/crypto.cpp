@@ -35,7 +35,9 @@ std::string sha256Hex(std::string_view data) {
   return toHex(md.data(), len);
 }
 
-std::string fingerprint(std::string_view secret) { return "sha256:" + sha256Hex(secret); }
+std::string fingerprint(std::string_view secret) {
+  return "sha256:" + sha256Hex(secret);
+}
 
 std::string randomHex(size_t bytes) {
   std::vector<unsigned char> buf(bytes);

@@ -45,16 +45,18 @@ std::string bioText(BIO* bio) {
   return len > 0 ? std::string(data, static_cast<size_t>(len)) : std::string();
 }
 
-bool isEd25519(EVP_PKEY* key) { return EVP_PKEY_is_a(key, "ED25519") == 1; }
+bool isEd25519(EVP_PKEY* key) {
+  return EVP_PKEY_is_a(key, "ED25519") == 1;
+}
 
 // The first 16 hex digits of sha256(DER SubjectPublicKeyInfo).
 std::string keyIdOf(EVP_PKEY* key) {
   unsigned char* der = nullptr;
   const int len = i2d_PUBKEY(key, &der);
   if (len <= 0) return {};
-  std::string id = sha256Hex(std::string_view(reinterpret_cast<const char*>(der),
-                                               static_cast<size_t>(len)))
-                       .substr(0, 16);
+  std::string id =
+      sha256Hex(std::string_view(reinterpret_cast<const char*>(der), static_cast<size_t>(len)))
+          .substr(0, 16);
   OPENSSL_free(der);
   return id;
 }
@@ -165,8 +167,8 @@ StatusOr<SigningKey> SigningKey::fromPem(std::string_view privatePem) {
 
 std::string SigningKey::privatePem() const {
   BioPtr bio(BIO_new(BIO_s_mem()));
-  if (!bio || PEM_write_bio_PrivateKey(bio.get(), key_->pkey, nullptr, nullptr, 0, nullptr,
-                                       nullptr) != 1) {
+  if (!bio ||
+      PEM_write_bio_PrivateKey(bio.get(), key_->pkey, nullptr, nullptr, 0, nullptr, nullptr) != 1) {
     return {};
   }
   return bioText(bio.get());
@@ -213,7 +215,9 @@ Keyring Keyring::fromConfigMapData(const Json& data, std::vector<std::string>* p
   return out;
 }
 
-bool Keyring::contains(std::string_view keyId) const { return keys_.find(keyId) != keys_.end(); }
+bool Keyring::contains(std::string_view keyId) const {
+  return keys_.find(keyId) != keys_.end();
+}
 
 std::vector<std::string> Keyring::keyIds() const {
   std::vector<std::string> out;
@@ -229,10 +233,9 @@ Status Keyring::verify(std::string_view keyId, std::string_view data,
   if (!ctx || EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, it->second->pkey) != 1) {
     return internalError("Ed25519 verification could not start");
   }
-  const int ok =
-      EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(signature.data()),
-                       signature.size(), reinterpret_cast<const unsigned char*>(data.data()),
-                       data.size());
+  const int ok = EVP_DigestVerify(
+      ctx.get(), reinterpret_cast<const unsigned char*>(signature.data()), signature.size(),
+      reinterpret_cast<const unsigned char*>(data.data()), data.size());
   if (ok != 1) return invalidArgument("the signature does not match");
   return {};
 }
@@ -325,8 +328,9 @@ StampCheck verifyStamp(const Json& task, const Keyring& keys, std::chrono::secon
   check.keyId = keyId;
   if (!keys.contains(keyId)) {
     return notVerified(check, StampResult::kUnknownKey,
-                       "signed with key " + keyId + ", which is not among the webhook's "
-                       "published keys");
+                       "signed with key " + keyId +
+                           ", which is not among the webhook's "
+                           "published keys");
   }
   const StampSubject subject{stringMemberOf(meta, "namespace"), signedName,
                              stringMemberOf(meta, "generateName"),
@@ -340,9 +344,8 @@ StampCheck verifyStamp(const Json& task, const Keyring& keys, std::chrono::secon
   }
   const std::string name = stringMemberOf(meta, "name");
   const bool nameMatches =
-      signedName.empty()
-          ? !subject.generateName.empty() && name.rfind(subject.generateName, 0) == 0
-          : signedName == name;
+      signedName.empty() ? !subject.generateName.empty() && name.rfind(subject.generateName, 0) == 0
+                         : signedName == name;
   if (!nameMatches) {
     return notVerified(check, StampResult::kMismatch,
                        "the stamp was signed for the task \"" +

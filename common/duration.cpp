@@ -8,8 +8,9 @@ namespace tasklease {
 namespace {
 
 Status badDuration(std::string_view text, const std::string& why) {
-  return invalidArgument("invalid duration \"" + std::string(text) + "\": " + why +
-                         " (use a number with a unit: ns, us, ms, s, m, h, e.g. \"30m\" or \"1h30m\")");
+  return invalidArgument(
+      "invalid duration \"" + std::string(text) + "\": " + why +
+      " (use a number with a unit: ns, us, ms, s, m, h, e.g. \"30m\" or \"1h30m\")");
 }
 
 // Unit length in nanoseconds, or 0 when the unit is unknown.
@@ -23,7 +24,9 @@ int64_t unitNanos(std::string_view unit) {
   return 0;
 }
 
-bool isDigit(char c) { return c >= '0' && c <= '9'; }
+bool isDigit(char c) {
+  return c >= '0' && c <= '9';
+}
 
 }  // namespace
 
@@ -48,7 +51,8 @@ StatusOr<std::chrono::nanoseconds> parseDuration(std::string_view text) {
       while (i < s.size() && isDigit(s[i])) ++i;
       fracEnd = i;
     }
-    if (fracEnd == 0 || (intEnd == 0 && fracEnd == 1)) return badDuration(text, "expected a number");
+    if (fracEnd == 0 || (intEnd == 0 && fracEnd == 1))
+      return badDuration(text, "expected a number");
     long double number = std::stold(std::string(s.substr(0, fracEnd)));
     size_t u = fracEnd;
     while (u < s.size() && !isDigit(s[u]) && s[u] != '.') ++u;

@@ -60,10 +60,22 @@ class Status {
   const std::vector<StatusCause>& causes() const { return causes_; }
   std::optional<std::chrono::seconds> retryAfter() const { return retryAfter_; }
 
-  Status& withReason(std::string reason) { reason_ = std::move(reason); return *this; }
-  Status& withHttpCode(int code) { httpCode_ = code; return *this; }
-  Status& withCause(StatusCause cause) { causes_.push_back(std::move(cause)); return *this; }
-  Status& withRetryAfter(std::chrono::seconds after) { retryAfter_ = after; return *this; }
+  Status& withReason(std::string reason) {
+    reason_ = std::move(reason);
+    return *this;
+  }
+  Status& withHttpCode(int code) {
+    httpCode_ = code;
+    return *this;
+  }
+  Status& withCause(StatusCause cause) {
+    causes_.push_back(std::move(cause));
+    return *this;
+  }
+  Status& withRetryAfter(std::chrono::seconds after) {
+    retryAfter_ = after;
+    return *this;
+  }
 
   bool isNotFound() const { return code_ == StatusCode::kNotFound; }
   bool isAlreadyExists() const { return code_ == StatusCode::kAlreadyExists; }
@@ -89,20 +101,33 @@ class Status {
   std::optional<std::chrono::seconds> retryAfter_;
 };
 
-inline Status invalidArgument(std::string msg) { return {StatusCode::kInvalidArgument, std::move(msg)}; }
-inline Status notFound(std::string msg) { return {StatusCode::kNotFound, std::move(msg)}; }
-inline Status internalError(std::string msg) { return {StatusCode::kInternal, std::move(msg)}; }
-inline Status unavailable(std::string msg) { return {StatusCode::kUnavailable, std::move(msg)}; }
-inline Status failedPrecondition(std::string msg) { return {StatusCode::kFailedPrecondition, std::move(msg)}; }
-inline Status cancelled(std::string msg) { return {StatusCode::kCancelled, std::move(msg)}; }
+inline Status invalidArgument(std::string msg) {
+  return {StatusCode::kInvalidArgument, std::move(msg)};
+}
+inline Status notFound(std::string msg) {
+  return {StatusCode::kNotFound, std::move(msg)};
+}
+inline Status internalError(std::string msg) {
+  return {StatusCode::kInternal, std::move(msg)};
+}
+inline Status unavailable(std::string msg) {
+  return {StatusCode::kUnavailable, std::move(msg)};
+}
+inline Status failedPrecondition(std::string msg) {
+  return {StatusCode::kFailedPrecondition, std::move(msg)};
+}
+inline Status cancelled(std::string msg) {
+  return {StatusCode::kCancelled, std::move(msg)};
+}
 
 // Holds either a value or a non-OK Status.
 template <typename T>
 class StatusOr {
  public:
-  StatusOr(T value) : v_(std::move(value)) {}            // NOLINT: implicit by design
-  StatusOr(Status status) : v_(std::move(status)) {      // NOLINT: implicit by design
-    if (std::get<Status>(v_).ok()) v_ = Status(StatusCode::kInternal, "StatusOr built from OK status");
+  StatusOr(T value) : v_(std::move(value)) {}        // NOLINT: implicit by design
+  StatusOr(Status status) : v_(std::move(status)) {  // NOLINT: implicit by design
+    if (std::get<Status>(v_).ok())
+      v_ = Status(StatusCode::kInternal, "StatusOr built from OK status");
   }
 
   bool ok() const { return std::holds_alternative<T>(v_); }

@@ -153,9 +153,8 @@ Status addExtension(X509* cert, X509V3_CTX* ctx, int nid, const std::string& val
 
 // A name goes into a certificate as it is; refuse what no verifier would match.
 Status checkName(std::string_view kind, const std::string& name) {
-  const bool printable = std::all_of(name.begin(), name.end(), [](unsigned char c) {
-    return c > 0x20 && c < 0x7f;
-  });
+  const bool printable =
+      std::all_of(name.begin(), name.end(), [](unsigned char c) { return c > 0x20 && c < 0x7f; });
   if (name.empty() || !printable) {
     return invalidArgument(std::string(kind) + " name \"" + name +
                            "\" must be non-empty printable ASCII without spaces");
@@ -214,7 +213,8 @@ CertificateSummary summaryOf(X509* cert) {
   }
   const X509_NAME* subject = X509_get_subject_name(cert);
   const int idx = X509_NAME_get_index_by_NID(subject, NID_commonName, -1);
-  if (idx >= 0) info.commonName = asn1Text(X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, idx)));
+  if (idx >= 0)
+    info.commonName = asn1Text(X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, idx)));
   unsigned char* der = nullptr;
   const int len = i2d_X509(cert, &der);
   if (len > 0) {
@@ -303,8 +303,8 @@ StatusOr<X509Authority> X509Authority::generate(const CaRequest& request) {
   auto key = newP256Key();
   if (!key.ok()) return key.status();
   X509Ptr cert(X509_new());
-  Status s = prepare(cert.get(), key->get(), request.notBefore, request.notAfter,
-                     request.commonName);
+  Status s =
+      prepare(cert.get(), key->get(), request.notBefore, request.notAfter, request.commonName);
   if (!s.ok()) return s;
   if (X509_set_issuer_name(cert.get(), X509_get_subject_name(cert.get())) != 1) {
     return sslError("setting the CA's issuer");
@@ -362,14 +362,14 @@ StatusOr<IssuedCertificate> X509Authority::issue(const LeafRequest& request) con
   }
   if (request.notAfter > summary_.notAfter) {
     return failedPrecondition("the CA expires at " + formatRfc3339(summary_.notAfter) +
-                              ", before the certificate would (" +
-                              formatRfc3339(request.notAfter) + "): rotate the CA");
+                              ", before the certificate would (" + formatRfc3339(request.notAfter) +
+                              "): rotate the CA");
   }
   auto key = newP256Key();
   if (!key.ok()) return key.status();
   X509Ptr cert(X509_new());
-  Status s = prepare(cert.get(), key->get(), request.notBefore, request.notAfter,
-                     request.commonName);
+  Status s =
+      prepare(cert.get(), key->get(), request.notBefore, request.notAfter, request.commonName);
   if (!s.ok()) return s;
   s = addNames(cert.get(), request.dnsNames, request.uris);
   if (!s.ok()) return s;

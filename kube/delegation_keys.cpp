@@ -13,7 +13,8 @@ StatusOr<SigningKey> keyFromSecret(const Json& secret, const ObjectKey& key) {
   const Json data = secret.value("data", Json::object());
   const auto it = data.find(kSigningKeyDataKey);
   if (it == data.end() || !it->is_string()) {
-    return failedPrecondition(where + ": missing. Delete the Secret to have a new key made, or "
+    return failedPrecondition(where +
+                              ": missing. Delete the Secret to have a new key made, or "
                               "put a PKCS#8 PEM Ed25519 private key there");
   }
   const auto pem = base64Decode(it->get<std::string>());

@@ -70,7 +70,7 @@ class ConfigMapKeyring final : public StampVerifier {
   const ObjectKey key_;
   const ConfigMapKeyringOptions options_;
   std::mutex mu_;
-  Keyring keys_;                                           // guarded by mu_
+  Keyring keys_;                                                    // guarded by mu_
   std::optional<std::chrono::steady_clock::time_point> fetchedAt_;  // guarded by mu_
 };
 

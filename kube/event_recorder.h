@@ -58,8 +58,7 @@ class EventRecorderImpl final : public EventRecorder {
                      const std::string& firstTimestamp);
   // A name for a new Event: the object's name and the time in hex nanoseconds, unique within
   // this recorder even when the clock reads the same twice.
-  std::string eventName(const std::string& objectName,
-                        std::chrono::system_clock::time_point now);
+  std::string eventName(const std::string& objectName, std::chrono::system_clock::time_point now);
   std::mutex& stripeFor(const std::string& key);
 
   ApiClient& client_;

@@ -15,6 +15,7 @@ std::string uidLabelOf(const Json& object) {
 std::vector<std::string> uidsOf(const std::vector<RevocationTarget>& targets,
                                 const std::vector<size_t>& which) {
   std::vector<std::string> uids;
+  uids.reserve(which.size());
   for (size_t i : which) uids.push_back(targets[i].task.uid);
   std::sort(uids.begin(), uids.end());
   uids.erase(std::unique(uids.begin(), uids.end()), uids.end());

@@ -17,8 +17,7 @@ Json spec() {
   return {{"agent", "refactor-bot"},
           {"ttl", "30m"},
           {"scope",
-           {{"rules",
-             {{{"apiGroups", {""}}, {"resources", {"configmaps"}}, {"verbs", {"get"}}}}}}},
+           {{"rules", {{{"apiGroups", {""}}, {"resources", {"configmaps"}}, {"verbs", {"get"}}}}}}},
           {"completed", false}};
 }
 
@@ -28,7 +27,9 @@ std::string bioString(BIO* bio) {
   return std::string(data, static_cast<size_t>(len));
 }
 
-TimePoint at(const char* text) { return *parseRfc3339(text); }
+TimePoint at(const char* text) {
+  return *parseRfc3339(text);
+}
 
 // An AgentTask as the API server stores it after the webhook stamped it at `signedAt`.
 Json stampedTask(const SigningKey& key, const std::string& name = "t1",
@@ -39,12 +40,12 @@ Json stampedTask(const SigningKey& key, const std::string& name = "t1",
   const std::string signedName = generateName.empty() ? name : "";
   auto sig = signStamp(key, {"team-a", signedName, generateName, spec()}, who, at(signedAt));
   EXPECT_TRUE(sig.ok()) << sig.status().message();
-  Json meta = {{"name", name},
-               {"namespace", "team-a"},
-               {"uid", "u-1"},
-               {"creationTimestamp", created},
-               {"annotations",
-                {{kRequestedByAnnotation, who}, {kRequestedBySignatureAnnotation, *sig}}}};
+  Json meta = {
+      {"name", name},
+      {"namespace", "team-a"},
+      {"uid", "u-1"},
+      {"creationTimestamp", created},
+      {"annotations", {{kRequestedByAnnotation, who}, {kRequestedBySignatureAnnotation, *sig}}}};
   if (!generateName.empty()) meta["generateName"] = generateName;
   return {{"apiVersion", "tasklease.io/v1alpha1"},
           {"kind", "AgentTask"},

@@ -13,7 +13,8 @@ TEST(StatusTest, DefaultIsOk) {
 
 TEST(StatusTest, ToStringCarriesReasonCodeMessageAndCauses) {
   Status s(StatusCode::kInvalidArgument, "AgentTask.tasklease.io \"x\" is invalid");
-  s.withReason("Invalid").withHttpCode(422).withCause({"FieldValueRequired", "Required value", "spec.ttl"});
+  s.withReason("Invalid").withHttpCode(422).withCause(
+      {"FieldValueRequired", "Required value", "spec.ttl"});
   EXPECT_EQ(s.toString(),
             "Invalid (422): AgentTask.tasklease.io \"x\" is invalid; spec.ttl: Required value");
 }

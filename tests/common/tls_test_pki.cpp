@@ -127,8 +127,7 @@ std::string commonNameOf(const void* x509) {
 int verifyServerCertificate(const std::string& leafPem, const std::string& caBundle,
                             const std::string& host, long long unixTime) {
   CertPtr leaf = certFromPem(leafPem);
-  std::unique_ptr<X509_STORE, decltype(&X509_STORE_free)> store(X509_STORE_new(),
-                                                                X509_STORE_free);
+  std::unique_ptr<X509_STORE, decltype(&X509_STORE_free)> store(X509_STORE_new(), X509_STORE_free);
   BioPtr bio(BIO_new_mem_buf(caBundle.data(), static_cast<int>(caBundle.size())), BIO_free);
   while (X509* ca = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) {
     X509_STORE_add_cert(store.get(), ca);

@@ -31,15 +31,19 @@ int verifyForHost(const std::string& leafPem, const std::string& caPem, const st
 class X509AuthorityTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto generated = X509Authority::generate(
-        {.commonName = "test CA", .uris = {}, .notBefore = now - hours(1),
-         .notAfter = now + hours(24 * 365)});
+    auto generated = X509Authority::generate({.commonName = "test CA",
+                                              .uris = {},
+                                              .notBefore = now - hours(1),
+                                              .notAfter = now + hours(24 * 365)});
     ASSERT_TRUE(generated.ok()) << generated.status().toString();
     ca = std::make_unique<X509Authority>(std::move(*generated));
   }
   LeafRequest serving(std::vector<std::string> names, TimePoint notAfter) {
-    return {.commonName = names.empty() ? "" : names.front(), .dnsNames = std::move(names),
-            .uris = {}, .notBefore = now - hours(1), .notAfter = notAfter};
+    return {.commonName = names.empty() ? "" : names.front(),
+            .dnsNames = std::move(names),
+            .uris = {},
+            .notBefore = now - hours(1),
+            .notAfter = notAfter};
   }
   TimePoint now =
       std::chrono::time_point_cast<std::chrono::seconds>(std::chrono::system_clock::now());
@@ -114,7 +118,8 @@ TEST_F(X509AuthorityTest, AUriWithACommaStaysOneName) {
                          .serverAuth = true,
                          .clientAuth = true});
   ASSERT_TRUE(leaf.ok()) << leaf.status().toString();
-  EXPECT_EQ(leaf->summary.uris, std::vector<std::string>{"spiffe://example.org/a,DNS:evil.example"});
+  EXPECT_EQ(leaf->summary.uris,
+            std::vector<std::string>{"spiffe://example.org/a,DNS:evil.example"});
   EXPECT_TRUE(leaf->summary.dnsNames.empty());
 }
 

@@ -19,13 +19,13 @@ Json stampedTask(const SigningKey& key) {
   const TimePoint now = std::chrono::system_clock::now();
   auto sig = signStamp(key, {"team-a", "t1", "", spec}, who, now);
   EXPECT_TRUE(sig.ok());
-  return {{"metadata",
-           {{"name", "t1"},
-            {"namespace", "team-a"},
-            {"creationTimestamp", formatRfc3339(now)},
-            {"annotations",
-             {{kRequestedByAnnotation, who}, {kRequestedBySignatureAnnotation, *sig}}}}},
-          {"spec", spec}};
+  return {
+      {"metadata",
+       {{"name", "t1"},
+        {"namespace", "team-a"},
+        {"creationTimestamp", formatRfc3339(now)},
+        {"annotations", {{kRequestedByAnnotation, who}, {kRequestedBySignatureAnnotation, *sig}}}}},
+      {"spec", spec}};
 }
 
 TEST(SigningKeyStoreTest, FirstStartCreatesTheSecretAndLaterStartsReuseIt) {

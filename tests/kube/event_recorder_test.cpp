@@ -41,9 +41,10 @@ TEST_F(EventRecorderTest, WritesACoreV1EventAboutTheObject) {
 TEST_F(EventRecorderTest, EventsAtTheSameClockReadingGetDistinctNames) {
   // The clock does not move between these: names must still differ, or the second create
   // would fail with AlreadyExists.
-  const Json other = {{"apiVersion", "v1"},
-                      {"kind", "ConfigMap"},
-                      {"metadata", {{"namespace", "team-a"}, {"name", "refactor"}, {"uid", "u-2"}}}};
+  const Json other = {
+      {"apiVersion", "v1"},
+      {"kind", "ConfigMap"},
+      {"metadata", {{"namespace", "team-a"}, {"name", "refactor"}, {"uid", "u-2"}}}};
   ASSERT_TRUE(recorder_.record(kTask, EventType::kNormal, "Issued", "one").ok());
   ASSERT_TRUE(recorder_.record(kTask, EventType::kNormal, "Revoked", "two").ok());
   ASSERT_TRUE(recorder_.record(other, EventType::kNormal, "Issued", "three").ok());

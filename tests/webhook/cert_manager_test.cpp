@@ -37,8 +37,8 @@ class RacingClient final : public kube::ApiClient {
                      const kube::CallOptions& c) override {
     return fake_.get(r, k, c);
   }
-  StatusOr<Json> list(const kube::ResourceRef& r, const std::string& ns,
-                      const kube::ListOptions& o, const kube::CallOptions& c) override {
+  StatusOr<Json> list(const kube::ResourceRef& r, const std::string& ns, const kube::ListOptions& o,
+                      const kube::CallOptions& c) override {
     return fake_.list(r, ns, o, c);
   }
   StatusOr<Json> create(const kube::ResourceRef& r, const Json& obj, const kube::WriteOptions& o,
@@ -59,13 +59,12 @@ class RacingClient final : public kube::ApiClient {
                        const kube::PatchOptions& o, const kube::CallOptions& c) override {
     return fake_.patch(r, k, p, o, c);
   }
-  Status remove(const kube::ResourceRef& r, const kube::ObjectKey& k,
-                const kube::DeleteOptions& o, const kube::CallOptions& c) override {
+  Status remove(const kube::ResourceRef& r, const kube::ObjectKey& k, const kube::DeleteOptions& o,
+                const kube::CallOptions& c) override {
     return fake_.remove(r, k, o, c);
   }
   StatusOr<Json> removeCollection(const kube::ResourceRef& r, const std::string& ns,
-                                  const kube::ListOptions& selection,
-                                  const kube::DeleteOptions& o,
+                                  const kube::ListOptions& selection, const kube::DeleteOptions& o,
                                   const kube::CallOptions& c) override {
     return fake_.removeCollection(r, ns, selection, o, c);
   }
@@ -183,8 +182,8 @@ class CertManagerTest : public ::testing::Test {
 
   kube::FakeApiClient fake;
   fs::path dir;
-  TimePoint now = std::chrono::time_point_cast<std::chrono::seconds>(
-      std::chrono::system_clock::now());
+  TimePoint now =
+      std::chrono::time_point_cast<std::chrono::seconds>(std::chrono::system_clock::now());
 };
 
 TEST_F(CertManagerTest, TheFirstSyncCreatesTheSecretPublishesItsCaAndWritesTheFiles) {
@@ -197,8 +196,8 @@ TEST_F(CertManagerTest, TheFirstSyncCreatesTheSecretPublishesItsCaAndWritesTheFi
   EXPECT_EQ((*secret)["metadata"]["labels"]["app.kubernetes.io/managed-by"], "tasklease-webhook");
   const Json& owner = (*secret)["metadata"]["ownerReferences"][0];
   EXPECT_EQ(owner["kind"], "ValidatingWebhookConfiguration");
-  EXPECT_EQ(owner["uid"], kube::uidOf(*fake.object(kValidatingWebhookConfigurations,
-                                                   {"", "tasklease"})));
+  EXPECT_EQ(owner["uid"],
+            kube::uidOf(*fake.object(kValidatingWebhookConfigurations, {"", "tasklease"})));
 
   EXPECT_EQ(servedCert("a"), secretField("tls.crt"));
   EXPECT_EQ(servedKey("a"), secretField("tls.key"));
@@ -330,8 +329,8 @@ TEST_F(CertManagerTest, ANewCaIsTrustedForTheOverlapBeforeItSignsAndTheOldStaysU
             "next CA promoted: it signs from now on, the previous one stays trusted");
   EXPECT_EQ(secretField("signing-ca.crt"), nextCa);
   EXPECT_TRUE(secretField("next-ca.crt").empty());
-  auto newSigning = X509Authority::load(secretField("signing-ca.crt"),
-                                        secretField("signing-ca.key"));
+  auto newSigning =
+      X509Authority::load(secretField("signing-ca.crt"), secretField("signing-ca.key"));
   ASSERT_TRUE(newSigning.ok());
   EXPECT_TRUE(newSigning->signedByThis(servedCert("a")));
   EXPECT_EQ(splitCertificates(publishedBundle()).size(), 2U);
@@ -340,9 +339,9 @@ TEST_F(CertManagerTest, ANewCaIsTrustedForTheOverlapBeforeItSignsAndTheOldStaysU
   now = oldCa->notAfter;
   auto dropped = certs->syncOnce();
   ASSERT_TRUE(dropped.ok());
-  EXPECT_NE(std::find(dropped->changes.begin(), dropped->changes.end(),
-                      "expired CA left the bundle"),
-            dropped->changes.end());
+  EXPECT_NE(
+      std::find(dropped->changes.begin(), dropped->changes.end(), "expired CA left the bundle"),
+      dropped->changes.end());
   EXPECT_EQ(splitCertificates(publishedBundle()), std::vector<std::string>{nextCa});
 }
 
@@ -397,11 +396,11 @@ TEST_F(CertManagerTest, AConfigurationCreatedLaterGetsTheBundleOnTheNextPass) {
 }
 
 TEST_F(CertManagerTest, ASecretThatIsNotTheWebhooksIsNeverTouched) {
-  const Json foreign = {{"apiVersion", "v1"},
-                        {"kind", "Secret"},
-                        {"metadata", {{"name", "tasklease-webhook-tls"},
-                                      {"namespace", "tasklease-system"}}},
-                        {"data", {{"password", base64Encode("hunter2")}}}};
+  const Json foreign = {
+      {"apiVersion", "v1"},
+      {"kind", "Secret"},
+      {"metadata", {{"name", "tasklease-webhook-tls"}, {"namespace", "tasklease-system"}}},
+      {"data", {{"password", base64Encode("hunter2")}}}};
   ASSERT_TRUE(fake.create(kSecrets, foreign).ok());
   auto result = manager("a")->syncOnce();
   EXPECT_EQ(result.status().code(), StatusCode::kFailedPrecondition);
@@ -420,8 +419,8 @@ TEST_F(CertManagerTest, AnUnreadablePartOfItsOwnSecretIsMadeAgain) {
   auto repaired = manager("a")->syncOnce();
   ASSERT_TRUE(repaired.ok()) << repaired.status().toString();
   EXPECT_EQ(repaired->changes[0], "CA created: no usable signing CA");
-  EXPECT_TRUE(X509Authority::load(secretField("signing-ca.crt"), secretField("signing-ca.key"))
-                  .ok());
+  EXPECT_TRUE(
+      X509Authority::load(secretField("signing-ca.crt"), secretField("signing-ca.key")).ok());
   EXPECT_EQ(verifyServed("a"), X509_V_OK);
 }
 
@@ -477,13 +476,13 @@ TEST_F(CertManagerTest, MetricsShowExpiryAndErrors) {
   const std::string expiry = formatMetricValue(
       static_cast<double>(std::chrono::system_clock::to_time_t(serving->notAfter)));
   EXPECT_NE(text.find("tasklease_webhook_certificate_expiration_timestamp_seconds{certificate="
-                      "\"serving\"} " + expiry),
+                      "\"serving\"} " +
+                      expiry),
             std::string::npos)
       << text;
   EXPECT_NE(text.find("tasklease_webhook_certificate_sync_errors_total 1"), std::string::npos);
   EXPECT_NE(text.find("tasklease_webhook_certificate_secret_writes_total 1"), std::string::npos);
-  EXPECT_NE(text.find("tasklease_webhook_certificate_cabundle_updates_total 2"),
-            std::string::npos);
+  EXPECT_NE(text.find("tasklease_webhook_certificate_cabundle_updates_total 2"), std::string::npos);
 }
 
 TEST_F(CertManagerTest, TheTimerRestoresAResetCaBundle) {

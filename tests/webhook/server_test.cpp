@@ -173,7 +173,8 @@ TEST_F(WebhookServerTest, MetricsOnTheirOwnPortCountReviewsRulesAndLatency) {
   spec["serviceAccountName"] = "shared";
   client()->request("POST", "/validate", review(pod(spec)).dump());
   client()->request("POST", "/validate", "nonsense");
-  Json configMap = review({{"apiVersion", "v1"}, {"kind", "ConfigMap"}, {"metadata", {{"name", "c"}}}});
+  Json configMap =
+      review({{"apiVersion", "v1"}, {"kind", "ConfigMap"}, {"metadata", {{"name", "c"}}}});
   configMap["request"]["kind"]["kind"] = "ConfigMap";
   client()->request("POST", "/validate", configMap.dump());
   client()->request("POST", "/validate", configMap.dump());
