@@ -13,7 +13,6 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
-#include <cctype>
 #include <condition_variable>
 #include <cstdio>
 #include <map>
@@ -147,13 +146,6 @@ struct SharedState {
 };
 using SharedStatePtr = std::shared_ptr<SharedState>;
 
-bool equalsIgnoreCase(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
-}
-
 // The response as it goes on the wire, written into out (whose capacity a connection reuses):
 // status line, Content-Type, the handler's headers, Content-Length, Connection when it differs
 // from the version's default, and the body. Written directly rather than through Beast's
@@ -172,8 +164,8 @@ void serialize(const HttpResponse& r, unsigned version, bool keepAlive, std::str
   out += "\r\nContent-Type: ";
   out += safe(r.contentType) ? std::string_view(r.contentType) : "application/octet-stream";
   for (const auto& [name, value] : r.headers) {
-    if (equalsIgnoreCase(name, "content-type") || equalsIgnoreCase(name, "content-length") ||
-        equalsIgnoreCase(name, "connection") || equalsIgnoreCase(name, "transfer-encoding") ||
+    if (beast::iequals(name, "content-type") || beast::iequals(name, "content-length") ||
+        beast::iequals(name, "connection") || beast::iequals(name, "transfer-encoding") ||
         !safe(name) || !safe(value)) {
       continue;
     }
@@ -607,8 +599,9 @@ const HttpHandler* HttpRoutes::find(std::string_view method, std::string_view pa
 }
 
 std::string_view HttpRequest::header(std::string_view name) const {
+  const beast::string_view wanted(name.data(), name.size());  // Boost 1.74's own string_view
   for (const auto& [k, v] : headers) {
-    if (equalsIgnoreCase(k, name)) return v;
+    if (beast::iequals(beast::string_view(k.data(), k.size()), wanted)) return v;
   }
   return {};
 }

@@ -212,9 +212,11 @@ void Revoker::report(const std::vector<RevocationTarget>& targets, const std::ve
   std::erase_if(unfinished_,
                 [&](const auto& entry) { return now - entry.second.touched > kUnfinishedMemory; });
   for (const auto& [uid, which] : byUid) {
-    Unfinished& entry = unfinished_[uid];
-    entry.touched = now;
-    std::vector<std::string>& all = entry.deleted;  // earlier passes' first
+    std::vector<std::string> all;  // earlier passes' first
+    if (auto earlier = unfinished_.find(uid); earlier != unfinished_.end()) {
+      all = std::move(earlier->second.deleted);
+      unfinished_.erase(earlier);
+    }
     for (size_t i : which) {
       const auto mine = requested.find(i);
       if (mine == requested.end()) continue;
@@ -224,14 +226,13 @@ void Revoker::report(const std::vector<RevocationTarget>& targets, const std::ve
     }
     const bool done =
         std::any_of(which.begin(), which.end(), [&](size_t i) { return results[i].ok(); });
-    if (!done) {
-      if (all.empty()) unfinished_.erase(uid);
-      continue;  // kept for the pass that finishes
+    if (done) {
+      for (size_t i : which) {
+        if (results[i].ok()) results[i]->deleted = all;
+      }
+    } else if (!all.empty()) {
+      unfinished_[uid] = {std::move(all), now};  // kept for the pass that finishes
     }
-    for (size_t i : which) {
-      if (results[i].ok()) results[i]->deleted = all;
-    }
-    unfinished_.erase(uid);
   }
 }
 

@@ -8,6 +8,7 @@
 #include "common/base64.h"
 #include "webhook/decoded_document.h"
 #include "webhook/json_access.h"
+#include "webhook/workload.h"
 
 namespace tasklease::webhook {
 namespace {
@@ -77,13 +78,6 @@ Status readString(const simdjson::dom::object& obj, const char* key, const std::
   }
   *out = std::string(text);
   return {};
-}
-
-bool isPodBearing(std::string_view group, std::string_view kind) {
-  if (group.empty()) return kind == "Pod" || kind == "ReplicationController";
-  if (group == "batch") return kind == "Job" || kind == "CronJob";
-  return group == "apps" && (kind == "Deployment" || kind == "ReplicaSet" ||
-                             kind == "StatefulSet" || kind == "DaemonSet");
 }
 
 // Reviews up to this size reuse a per-thread parser.

@@ -11,14 +11,6 @@
 namespace tasklease::webhook {
 namespace {
 
-// The API group each pod-bearing kind belongs to; a custom resource that reuses a kind name
-// in another group is not ours to judge.
-std::string_view groupOfKind(std::string_view kind) {
-  if (kind == "Pod" || kind == "ReplicationController") return "";
-  if (kind == "Job" || kind == "CronJob") return "batch";
-  return "apps";
-}
-
 std::string violationLine(const Violation& v) {
   return "[" + std::string(ruleCode(v.rule)) + "] " + v.path + ": " + v.message;
 }
@@ -206,7 +198,7 @@ ReviewOutcome reviewAdmission(const AdmissionRequest& req, const ClusterState& s
   if (req.group == kTaskleaseGroup && req.kind == kIdentityExceptionKind) {
     return reviewIdentityException(req, std::move(out), now);
   }
-  if (!isPodBearingKind(req.kind) || req.group != groupOfKind(req.kind)) {
+  if (!isPodBearing(req.group, req.kind)) {
     return skipped(std::move(out));
   }
   const bool ephemeral =

@@ -37,20 +37,21 @@ std::vector<std::string> identitiesOf(std::string_view kind, const JsonView& met
 }
 
 struct TemplatePath {
+  const char* group;  // the kind's API group: a custom resource reusing the name is not ours
   const char* kind;
   std::vector<const char*> toTemplate;  // members leading to the PodTemplateSpec (empty: Pod)
 };
 
 const std::vector<TemplatePath>& templatePaths() {
   static const std::vector<TemplatePath> kPaths = {
-      {"Pod", {}},
-      {"Deployment", {"spec", "template"}},
-      {"ReplicaSet", {"spec", "template"}},
-      {"StatefulSet", {"spec", "template"}},
-      {"DaemonSet", {"spec", "template"}},
-      {"Job", {"spec", "template"}},
-      {"ReplicationController", {"spec", "template"}},
-      {"CronJob", {"spec", "jobTemplate", "spec", "template"}},
+      {"", "Pod", {}},
+      {"apps", "Deployment", {"spec", "template"}},
+      {"apps", "ReplicaSet", {"spec", "template"}},
+      {"apps", "StatefulSet", {"spec", "template"}},
+      {"apps", "DaemonSet", {"spec", "template"}},
+      {"batch", "Job", {"spec", "template"}},
+      {"", "ReplicationController", {"spec", "template"}},
+      {"batch", "CronJob", {"spec", "jobTemplate", "spec", "template"}},
   };
   return kPaths;
 }
@@ -61,6 +62,12 @@ bool isPodBearingKind(std::string_view kind) {
   const auto& paths = templatePaths();
   return std::any_of(paths.begin(), paths.end(),
                      [&](const TemplatePath& p) { return kind == p.kind; });
+}
+
+bool isPodBearing(std::string_view group, std::string_view kind) {
+  const auto& paths = templatePaths();
+  return std::any_of(paths.begin(), paths.end(),
+                     [&](const TemplatePath& p) { return kind == p.kind && group == p.group; });
 }
 
 const std::vector<std::string>& podBearingKinds() {

@@ -21,6 +21,8 @@ namespace tasklease::webhook {
 
 // Pod, Deployment, ReplicaSet, StatefulSet, DaemonSet, Job, CronJob, ReplicationController.
 bool isPodBearingKind(std::string_view kind);
+// The same kind in its own API group ("apps" Deployment, "" Pod, "batch" CronJob, ...).
+bool isPodBearing(std::string_view group, std::string_view kind);
 const std::vector<std::string>& podBearingKinds();
 
 struct Workload {
