@@ -435,20 +435,10 @@ def print_pair(title, op, fl, calls_op, calls_fl):
     print(f"                        floor    {calls_fl}")
 
 
-def chart_operator_kubeconfig(cluster, workdir):
-    """The operator's ServiceAccount and RBAC as the chart renders them, applied; returns a
-    kubeconfig with a token of that ServiceAccount (what the operator's pod would have)."""
-    from install import NAMESPACE, render, service_account_kubeconfig
-    objects = render(only="templates/operator-rbac.yaml")
-    cluster.apply(objects)
-    sa = next(o["metadata"]["name"] for o in objects if o["kind"] == "ServiceAccount")
-    return service_account_kubeconfig(cluster, NAMESPACE, sa,
-                                      os.path.join(workdir, "operator.kubeconfig"))
-
-
 async def main_async(args):
     from binaries import Binary, free_port, http_ok
     from components import install_crds
+    from install import apply_operator_rbac
     from harness import Cluster
 
     cluster = Cluster.start(*(["--profile", os.path.abspath(args.profile_kubesim)]
@@ -468,7 +458,7 @@ async def main_async(args):
             await driver.call("POST", "/api/v1/namespaces",
                               {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
         workdir = tempfile.mkdtemp(prefix="operator-bench-")
-        operator_kubeconfig = chart_operator_kubeconfig(cluster, workdir)
+        operator_kubeconfig, _ = apply_operator_rbac(cluster, workdir)
         await driver.call("POST", f"/apis/{GROUP}/{VERSION}/agentpolicies", {
             "apiVersion": f"{GROUP}/{VERSION}", "kind": "AgentPolicy",
             "metadata": {"name": "bench"},

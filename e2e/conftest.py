@@ -13,10 +13,18 @@ from harness import Cluster  # noqa: E402
 
 
 @pytest.fixture(scope="session")
-def cluster():
+def shared_cluster():
     c = Cluster.start()
     yield c
     c.stop()
+
+
+@pytest.fixture(scope="session")
+def cluster(shared_cluster):
+    """The session's cluster. Modules that run their tests both against processes started by the
+    test and against tasklease installed from its chart (in a kubesim of its own) override this
+    fixture and take the session's from `shared_cluster`."""
+    return shared_cluster
 
 
 @pytest.fixture

@@ -14,15 +14,17 @@ webhook, so kubesim calls it through the Service exactly as kube-apiserver would
     inst.stop()
 """
 
+import contextlib
 import os
 import re
 import subprocess
+import tempfile
 import time
 
 import yaml
 
 from binaries import Binary, free_port, http_ok
-from harness import ROOT, kubectl_path
+from harness import ROOT, Cluster, kubectl_path
 
 CHART = os.path.join(ROOT, "helm", "tasklease")
 NAMESPACE = "tasklease-system"
@@ -59,6 +61,19 @@ def service_account_kubeconfig(cluster, namespace, service_account, path):
     if status != 201:
         raise AssertionError(f"TokenRequest for {service_account}: {status} {out}")
     return token_kubeconfig(cluster, path, out["status"]["token"], namespace)
+
+
+def apply_operator_rbac(cluster, workdir, namespace=NAMESPACE):
+    """The operator's ServiceAccount and RBAC exactly as the chart renders them, applied (the
+    chart's RBAC is the operator's documented permission set: docs/operator.md); returns (a
+    kubeconfig with a token of that ServiceAccount, what the operator's pod would have; the
+    objects applied)."""
+    objects = render(namespace=namespace, only="templates/operator-rbac.yaml")
+    cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+    cluster.apply(objects)
+    sa = next(o["metadata"]["name"] for o in objects if o["kind"] == "ServiceAccount")
+    return service_account_kubeconfig(cluster, namespace, sa,
+                                      os.path.join(workdir, "operator.kubeconfig")), objects
 
 
 def token_kubeconfig(cluster, path, token, namespace):
@@ -104,6 +119,7 @@ class Installation:
         self.values, self.namespace, self.release = list(values), namespace, release
         self.objects = []
         self.webhook = self.operator = None
+        self.operator_starts = 0
         self.webhook_port = self.webhook_metrics_port = self.operator_port = None
         self.webhook_evidence = os.path.join(workdir, "webhook-evidence.jsonl")
         self.operator_evidence = os.path.join(workdir, "operator-evidence.jsonl")
@@ -166,14 +182,16 @@ class Installation:
                 for a in container.get("args", [])]
         return pod.get("serviceAccountName", "default"), args, env
 
-    def _point_service_at(self, port):
-        """The webhook Service's Endpoints name the local process (kubesim has no kubelet)."""
+    def _point_service_at(self, port, metrics_port):
+        """The webhook Service's Endpoints name the local process (kubesim has no kubelet): its
+        `metrics` port the process's metrics port, every other port its HTTPS port."""
         services = [s for s in self.of_kind("Service")
                     if s["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "webhook"]
         if not services:
             raise AssertionError("the chart renders no webhook Service")
         svc = services[0]
-        ports = [{"name": p.get("name", "https"), "port": port, "protocol": "TCP"}
+        ports = [{"name": p.get("name", "https"),
+                  "port": metrics_port if p.get("name") == "metrics" else port, "protocol": "TCP"}
                  for p in svc["spec"]["ports"]]
         self.cluster.apply({"apiVersion": "v1", "kind": "Endpoints",
                             "metadata": {"name": svc["metadata"]["name"],
@@ -197,7 +215,7 @@ class Installation:
     def start_webhook(self):
         sa, args, env = self._container("webhook")
         self.webhook_port, self.webhook_metrics_port = free_port(), free_port()
-        self._point_service_at(self.webhook_port)
+        self._point_service_at(self.webhook_port, self.webhook_metrics_port)
         args = _override(self._local_paths(args), {"--kubeconfig": self._kubeconfig_for(sa),
                                 "--port": self.webhook_port,
                                 "--metrics-port": self.webhook_metrics_port,
@@ -221,17 +239,31 @@ class Installation:
                     return False
         return True
 
-    def start_operator(self):
+    def start_operator(self, extra_args=()):
+        """Starts the operator Deployment's container; `extra_args` are appended to the chart's
+        arguments (as the chart's operator.extraArgs would). Each start after the first writes a
+        new evidence file (operator_evidence names the current one); the chain head lives in the
+        chart's ConfigMap, so the chain goes on from one file to the next."""
         sa, args, env = self._container("operator")
         self.operator_port = free_port()
+        self.operator_starts += 1
+        if self.operator_starts > 1:
+            self.operator_evidence = os.path.join(
+                self.workdir, f"operator-evidence-{self.operator_starts}.jsonl")
         args = _override(self._local_paths(args), {"--kubeconfig": self._kubeconfig_for(sa),
                                 "--metrics-port": self.operator_port,
                                 "--evidence-file": self.operator_evidence,
-                                "--evidence-stdout": "false"})
+                                "--evidence-stdout": "false"}) + list(extra_args)
         self.operator = Binary.start(
             "tasklease-operator", args, env=env, log_dir=self.workdir,
             ready=lambda: http_ok(f"http://127.0.0.1:{self.operator_port}/readyz"), timeout=60)
         return self
+
+    def restart_operator(self, extra_args=()):
+        """Stops the operator (it gives up its Lease) and starts it again with `extra_args`."""
+        if self.operator is not None:
+            self.operator.stop()
+        return self.start_operator(extra_args)
 
     def install(self):
         return self.apply_chart().start_webhook().start_operator()
@@ -242,8 +274,30 @@ class Installation:
                 b.stop()
         self.operator = self.webhook = None
 
+    def operator_metrics(self):
+        import urllib.request
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.operator_port}/metrics",
+                                    timeout=5) as r:
+            return r.read().decode()
+
     def logs(self):
         return {b.name: b.log_path for b in (self.webhook, self.operator) if b is not None}
+
+
+@contextlib.contextmanager
+def installed_from_chart(values=(), prefix="tasklease-chart-"):
+    """A kubesim of its own with tasklease installed from the chart (the chart's webhook
+    configurations apply to every namespace, so they stay out of the shared cluster); yields
+    (cluster, installation) and stops both."""
+    cluster = Cluster.start()
+    inst = None
+    try:
+        inst = Installation(cluster, tempfile.mkdtemp(prefix=prefix), values).install()
+        yield cluster, inst
+    finally:
+        if inst is not None:
+            inst.stop()
+        cluster.stop()
 
 
 if __name__ == "__main__":

@@ -7,13 +7,11 @@ delegator refused."""
 
 import json
 import os
-import tempfile
 import urllib.request
 
 import pytest
 
-from harness import Cluster
-from install import Installation
+from install import installed_from_chart
 
 pytestmark = pytest.mark.kubesim_only
 
@@ -25,15 +23,8 @@ RULES = [{"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["bil
 def installed():
     if os.environ.get("E2E_KUBECONFIG"):
         pytest.skip("runs the components as local processes behind kubesim's Endpoints")
-    cluster = Cluster.start()
-    inst = None
-    try:
-        inst = Installation(cluster, tempfile.mkdtemp(prefix="tasklease-install-")).install()
+    with installed_from_chart(prefix="tasklease-install-") as (cluster, inst):
         yield cluster, inst
-    finally:
-        if inst is not None:
-            inst.stop()
-        cluster.stop()
 
 
 def team(cluster, user, verbs=("get", "update")):

@@ -2,6 +2,10 @@
 policy gets a credential that works exactly as granted and stops working when the task ends;
 X509SVIDs verify against the operator's CA and land on its CRL; tasks expire at their deadline
 with nobody touching them; denied tasks get nothing; deleting a task revokes before it goes.
+Each of those runs twice: against an operator process started by the test in the session's
+cluster, and against tasklease installed from its Helm chart (in a kubesim of its own: the
+chart's operator under the chart's ServiceAccount and RBAC, with the chart's webhook stamping
+and validating the tasks).
 
 The helpers here (Operator, policies, tasks, reviews, the evidence check) serve
 test_operator_resilience.py too."""
@@ -18,14 +22,15 @@ import urllib.request
 import uuid
 
 import pytest
-import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
 from binaries import Binary, free_port, http_ok
-from harness import ROOT, request_refused, token_refused, token_review
+from components import install_crds
+from harness import request_refused, token_refused, token_review
+from install import apply_operator_rbac, installed_from_chart
 
 GROUP, VERSION = "tasklease.io", "v1alpha1"
 CREDENTIAL_KINDS = ("serviceaccounts", "secrets", "roles", "rolebindings")
@@ -33,34 +38,18 @@ TRUST_DOMAIN = "e2e.tasklease.test"
 RULES = [{"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["billing-config"],
           "verbs": ["get", "update"]}]
 
-# The operator's own permissions, as docs/operator.md documents them.
-OPERATOR_CLUSTER_RULES = [
-    {"apiGroups": ["tasklease.io"], "resources": ["agenttasks"],
-     "verbs": ["get", "list", "watch", "update", "patch"]},
-    {"apiGroups": ["tasklease.io"], "resources": ["agenttasks/status"],
-     "verbs": ["get", "update", "patch"]},
-    {"apiGroups": ["tasklease.io"], "resources": ["agentpolicies"], "verbs": ["get", "list", "watch"]},
-    {"apiGroups": [""], "resources": ["serviceaccounts", "secrets"],
-     "verbs": ["get", "list", "create", "update", "delete", "deletecollection"]},
-    {"apiGroups": [""], "resources": ["serviceaccounts/token"], "verbs": ["create"]},
-    {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles", "rolebindings"],
-     "verbs": ["get", "list", "create", "update", "delete", "deletecollection", "escalate",
-               "bind"]},
-    {"apiGroups": ["batch"], "resources": ["jobs"],
-     "verbs": ["get", "list", "watch", "create", "delete"]},
-    {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
-]
-OPERATOR_NAMESPACE_RULES = [
-    {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "create", "update", "patch"]},
-    {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
-     "verbs": ["get", "create", "update"]},
-]
-
-
 # ---- the operator process ----
 
 class Operator:
     """One tasklease-operator process (restartable), reconciling one namespace's tasks."""
+
+    # No webhook stamps the tasks it sees, so no `delegated` record comes before a decision.
+    stamped = False
+
+    def lifecycle(self, *kinds):
+        """The evidence kinds one task leaves with this operator: `kinds`, after the
+        `delegated` record when the chart's webhook stamped the task."""
+        return (["delegated"] if self.stamped else []) + list(kinds)
 
     def __init__(self, cluster, namespace, watch_namespace, extra=(), kubeconfig=None):
         self.cluster, self.namespace, self.watch_namespace = cluster, namespace, watch_namespace
@@ -103,29 +92,73 @@ class Operator:
         return [json.loads(line) for line in open(self.evidence) if line.strip()]
 
 
-def install_crds(cluster):
-    cluster.kubectl("apply", "-f", os.path.join(ROOT, "crds"))
-    for name in ("agenttasks", "agentpolicies", "identityexceptions"):
-        cluster.kubectl("wait", "--for=condition=Established", f"crd/{name}.tasklease.io",
-                        "--timeout=30s")
+class ChartOperator(Operator):
+    """The operator of a chart installation (install.Installation), restarted for one test with
+    the chart's arguments plus --watch-namespace of the test's namespace and the test's extra
+    flags, so that its metrics, Events and evidence file are the test's own, as an Operator's
+    are. Its own namespace, names, ServiceAccount and RBAC are the chart's, and the chart's
+    webhook stamps every task with who asked for it."""
+
+    stamped = True
+
+    def __init__(self, installation, watch_namespace, extra=()):
+        self.installation, self.cluster = installation, installation.cluster
+        self.namespace, self.watch_namespace = installation.namespace, watch_namespace
+        self.extra = list(extra)
+        self.proc = None
+        self.logs = []
+
+    def start(self):
+        inst = self.installation
+        inst.restart_operator([f"--watch-namespace={self.watch_namespace}", *self.extra])
+        self.proc, self.port, self.evidence = inst.operator, inst.operator_port, inst.operator_evidence
+        self.logs.append(self.proc.log_path)
+        return self
+
+
+@pytest.fixture(scope="module", params=["processes", "chart"])
+def deployment(request, shared_cluster):
+    """(cluster, chart installation or None): the session's cluster, where each test starts its
+    own operator process, or a kubesim of its own with tasklease installed from the chart."""
+    if request.param == "chart":
+        if os.environ.get("E2E_KUBECONFIG"):
+            pytest.skip("runs the components as local processes behind kubesim's Endpoints")
+        with installed_from_chart([f"operator.trustDomain={TRUST_DOMAIN}",
+                                   "operator.sweepInterval=2s"],
+                                  prefix="operator-chart-e2e-") as installed:
+            yield installed
+        return
+    install_crds(shared_cluster)
+    yield shared_cluster, None
+
+
+@pytest.fixture(scope="module")
+def cluster(deployment):
+    return deployment[0]
 
 
 @pytest.fixture
-def operators(cluster, ns):
-    """Starts operators for the test's namespace; each gets its own operator namespace."""
-    install_crds(cluster)
+def operators(cluster, ns, deployment):
+    """Starts operators for the test's namespace; each gets its own operator namespace (with the
+    chart: the chart's operator, restarted for the test)."""
+    installation = deployment[1]
     started = []
 
-    def start(extra=(), kubeconfig=None, watch_namespace=None):
-        own = cluster.namespace("tlop")
-        op = Operator(cluster, own, watch_namespace or ns, extra, kubeconfig).start()
+    def start(extra=()):
+        if installation is not None:
+            op = ChartOperator(installation, ns, extra).start()
+        else:
+            op = Operator(cluster, cluster.namespace("tlop"), ns, extra).start()
         started.append(op)
         return op
 
     yield start
     for op in started:
         op.stop()
-        cluster.kubectl("delete", "namespace", op.namespace, "--wait=false", check=False)
+        # Whatever ran under the chart's RBAC never lacked a permission.
+        assert "forbidden" not in op.log_text().lower(), op.logs
+        if installation is None:
+            cluster.kubectl("delete", "namespace", op.namespace, "--wait=false", check=False)
 
 
 # ---- policies and tasks ----
@@ -379,7 +412,10 @@ def test_a_service_account_token_works_exactly_as_granted_until_the_task_complet
     request_refused(cluster, f"/api/v1/namespaces/{ns}/configmaps/billing-config", token)
 
     records = verify_chain(op.evidence_records())
-    assert kinds_for(records, uid) == ["authorized", "issued", "completed", "revoked"]
+    assert kinds_for(records, uid) == op.lifecycle("authorized", "issued", "completed", "revoked")
+    if op.stamped:
+        delegated = next(r for r in records if r["kind"] == "delegated" and r["task"]["uid"] == uid)
+        assert delegated["details"]["verified"] is True, delegated
     issued = next(r for r in records if r["kind"] == "issued" and r["task"]["uid"] == uid)
     assert issued["details"]["fingerprint"] == cred["fingerprint"]
     assert token not in open(op.evidence).read() and token not in op.log_text()
@@ -423,8 +459,8 @@ def test_an_x509_svid_verifies_against_the_ca_and_its_serial_goes_on_the_crl(clu
     assert on_crl(cluster, op.namespace, cert, bundle)
     _, crl_data = published_crls(cluster, op.namespace)
     assert load_certs(crl_data["ca.crt"].encode())[0] == operator_ca
-    assert dedupe(kinds_for(verify_chain(op.evidence_records()), uid)) == [
-        "authorized", "issued", "completed", "revoked"]
+    assert dedupe(kinds_for(verify_chain(op.evidence_records()), uid)) == op.lifecycle(
+        "authorized", "issued", "completed", "revoked")
     assert data["tls.key"].decode() not in op.log_text()
 
 
@@ -449,8 +485,8 @@ def test_tasks_expire_at_their_deadline_with_nobody_touching_them(cluster, ns, o
     ca = x509.load_pem_x509_certificate(secret_data(cluster, op.namespace, "tasklease-ca")[0]["tls.crt"])
     assert on_crl(cluster, op.namespace, cert, [ca])
     records = verify_chain(op.evidence_records())
-    assert dedupe(kinds_for(records, active["sat"]["metadata"]["uid"])) == [
-        "authorized", "issued", "expired", "revoked"]
+    assert dedupe(kinds_for(records, active["sat"]["metadata"]["uid"])) == op.lifecycle(
+        "authorized", "issued", "expired", "revoked")
 
 
 def test_denied_tasks_never_get_any_object(cluster, ns, operators):
@@ -476,7 +512,7 @@ def test_denied_tasks_never_get_any_object(cluster, ns, operators):
     time.sleep(2.5)  # a sweep pass later, still nothing
     assert issued_objects(cluster, ns, kinds=CREDENTIAL_KINDS + ("jobs",)) == {}
     records = verify_chain(op.evidence_records())
-    assert sorted(r["kind"] for r in records) == ["denied"] * len(cases)
+    assert sorted(r["kind"] for r in records) == sorted(op.lifecycle("denied") * len(cases))
 
 
 def test_deleting_an_active_task_revokes_before_the_task_disappears(cluster, ns, operators):
@@ -543,30 +579,13 @@ def test_the_workload_job_runs_under_the_task_identity_and_its_end_ends_the_task
 
 
 @pytest.mark.kubesim_only
-def test_the_operator_works_with_only_its_documented_permissions(cluster, ns):
-    install_crds(cluster)
-    user = f"tasklease-operator-{uuid.uuid4().hex[:6]}"
-    token = cluster.add_user(user)
+def test_the_operator_works_with_only_its_documented_permissions(cluster, ns, deployment):
+    # The documented permissions are the chart's RBAC (docs/operator.md). With the chart every
+    # test above already runs under it; here a plain operator process gets it too.
+    if deployment[1] is not None:
+        pytest.skip("with the chart, every test of this module runs under exactly these permissions")
     own = cluster.namespace("tlop")
-    cluster.apply([
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-         "metadata": {"name": user}, "rules": OPERATOR_CLUSTER_RULES},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-         "metadata": {"name": user},
-         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": user},
-         "subjects": [{"kind": "User", "name": user}]},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-         "metadata": {"name": "tasklease-operator", "namespace": own}, "rules": OPERATOR_NAMESPACE_RULES},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-         "metadata": {"name": "tasklease-operator", "namespace": own},
-         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "tasklease-operator"},
-         "subjects": [{"kind": "User", "name": user}]},
-    ])
-    config = yaml.safe_load(open(cluster.kubeconfig))
-    config["users"][0]["user"] = {"token": token}
-    kubeconfig = os.path.join(cluster.workdir, f"{user}.kubeconfig")
-    with open(kubeconfig, "w") as f:
-        yaml.safe_dump(config, f)
+    kubeconfig, rbac = apply_operator_rbac(cluster, tempfile.mkdtemp(prefix="operator-rbac-"), own)
     op = Operator(cluster, own, ns, ["--leader-elect"], kubeconfig).start()
     try:
         add_policy(cluster, ns)
@@ -582,7 +601,9 @@ def test_the_operator_works_with_only_its_documented_permissions(cluster, ns):
     finally:
         op.stop()
         cluster.kubectl("delete", "namespace", own, "--wait=false", check=False)
-        cluster.kubectl("delete", "clusterrole,clusterrolebinding", user, check=False)
+        for o in rbac:
+            if o["kind"] in ("ClusterRole", "ClusterRoleBinding"):
+                cluster.kubectl("delete", o["kind"].lower(), o["metadata"]["name"], check=False)
 
 
 def test_bad_flags_are_refused_with_a_clear_message():

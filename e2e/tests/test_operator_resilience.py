@@ -12,8 +12,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from cryptography import x509
 
+from components import install_crds
 from test_operator import (CREDENTIAL_KINDS, Operator, add_policy, complete_task, create_task,
-                           get_task, install_crds, issued_objects, list_tasks, load_certs,
+                           get_task, issued_objects, list_tasks, load_certs,
                            metric_value, on_crl, phase_of, retrying, secret_data, signed_by,
                            task_body, token_review, verify_chain)
 

@@ -1,6 +1,7 @@
 """tasklease-webhook registered in the cluster (issue 4 acceptance): refusals name the rule and
 the field path, compliant pods are admitted, warn mode warns, IdentityExceptions are honoured
-until they expire, and every denial is in the evidence log."""
+until they expire, and every denial is in the evidence log. Each runs against a webhook process
+the test registers and against tasklease installed from its Helm chart."""
 
 import datetime
 import json
@@ -8,21 +9,42 @@ import os
 import subprocess
 import tempfile
 import time
+import types
 
 import pytest
 
 from binaries import binary_path
 from components import Webhook, install_crds
+from install import installed_from_chart
+
+
+@pytest.fixture(scope="module", params=["processes", "chart"])
+def deployment(request, shared_cluster):
+    """Every test runs twice: against the webhook started here and registered by URL in the
+    session's cluster, and against tasklease installed from its Helm chart (in a kubesim of its
+    own: the chart's registrations, reached through its Service, with the certificate and
+    caBundle the webhook manages itself). Yields (cluster, webhook evidence file)."""
+    if request.param == "chart":
+        if os.environ.get("E2E_KUBECONFIG"):
+            pytest.skip("runs the components as local processes behind kubesim's Endpoints")
+        with installed_from_chart(prefix="webhook-chart-e2e-") as (cluster, inst):
+            yield cluster, inst.webhook_evidence
+        return
+    install_crds(shared_cluster)
+    wh = Webhook.start(shared_cluster, tempfile.mkdtemp(prefix="webhook-e2e-"))
+    wh.register(name=f"tasklease-webhook-e2e-{os.getpid()}")
+    yield shared_cluster, wh.evidence_file
+    wh.stop()
 
 
 @pytest.fixture(scope="module")
-def webhook(cluster):
-    install_crds(cluster)
-    wd = tempfile.mkdtemp(prefix="webhook-e2e-")
-    wh = Webhook.start(cluster, wd)
-    wh.register(name=f"tasklease-webhook-e2e-{os.getpid()}")
-    yield wh
-    wh.stop()
+def cluster(deployment):
+    return deployment[0]
+
+
+@pytest.fixture(scope="module")
+def webhook(deployment):
+    return types.SimpleNamespace(evidence_file=deployment[1])
 
 
 def enforced_ns(cluster, mode="enforce"):
