@@ -18,6 +18,49 @@ from harness import ROOT, TOOLS, Cluster
 CHART = os.path.join(ROOT, "helm", "tasklease")
 NS = "tasklease-system"
 
+# Valid Kubernetes objects for the values that take them (core/v1 Affinity, TopologySpreadConstraint,
+# Toleration; networking.k8s.io/v1 NetworkPolicyPeer), every field of their schemas used at least once.
+AFFINITY = {
+    "nodeAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+            {"matchExpressions": [{"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]},
+                                  {"key": "node.example.com/cores", "operator": "Gt", "values": ["3"]}]},
+            {"matchFields": [{"key": "metadata.name", "operator": "NotIn", "values": ["node-0"]}]}]},
+        "preferredDuringSchedulingIgnoredDuringExecution": [
+            {"weight": 50, "preference": {"matchExpressions": [
+                {"key": "node-role.kubernetes.io/infra", "operator": "Exists"}]}}]},
+    "podAffinity": {
+        "preferredDuringSchedulingIgnoredDuringExecution": [
+            {"weight": 10, "podAffinityTerm": {
+                "topologyKey": "topology.kubernetes.io/zone",
+                "labelSelector": {"matchLabels": {"app": "api-server-proxy"}},
+                "namespaceSelector": {}, "matchLabelKeys": ["pod-template-hash"]}}]},
+    "podAntiAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": [
+            {"topologyKey": "kubernetes.io/hostname", "namespaces": ["batch"],
+             "labelSelector": {"matchExpressions": [
+                 {"key": "workload", "operator": "DoesNotExist"}]},
+             "mismatchLabelKeys": ["tenant"]}]},
+}
+TOLERATIONS = [{"key": "dedicated", "operator": "Equal", "value": "control", "effect": "NoSchedule"},
+               {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute",
+                "tolerationSeconds": 60}]
+SPREAD = [{"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone",
+           "whenUnsatisfiable": "DoNotSchedule", "minDomains": 2,
+           "labelSelector": {"matchLabels": {"app.kubernetes.io/component": "webhook"},
+                             "matchExpressions": [{"key": "app.kubernetes.io/instance",
+                                                   "operator": "In", "values": ["r-scheduling"]}]},
+           "matchLabelKeys": ["pod-template-hash"], "nodeAffinityPolicy": "Honor",
+           "nodeTaintsPolicy": "Ignore"}]
+PEERS = [{"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}},
+         {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+          "podSelector": {"matchExpressions": [{"key": "app", "operator": "NotIn", "values": ["x"]}]}}]
+
+
+def set_json(key, value):
+    return ["--set-json", f"{key}={json.dumps(value)}"]
+
+
 # Each documented option of docs/install.md, as `helm --set` arguments.
 OPTIONS = {
     "default": [],
@@ -42,6 +85,33 @@ OPTIONS = {
                       "--set", "securityContext.runAsGroup=null"],
     "single-replica-no-pdb": ["--set", "webhook.replicas=1", "--set", "operator.replicas=1",
                               "--set", "webhook.podDisruptionBudget.enabled=false"],
+    "name-override-and-labels": ["--set", "nameOverride=agentlease",
+                                 "--set", "commonLabels.team=platform",
+                                 "--set", "commonLabels.cost-center=c42"],
+    "fullname-override": ["--set", "fullnameOverride=agents"],
+    "image-repository-and-tag": ["--set", "image.repository=registry.example.com/infra/tasklease",
+                                 "--set", "image.tag=0.1.0-rc.1", "--set", "image.pullPolicy=Always"],
+    "scheduling": [*set_json("webhook.topologySpreadConstraints", SPREAD),
+                   *[arg for c in ("webhook", "operator") for arg in (
+                       "--set", f"{c}.nodeSelector.kubernetes\\.io/arch=amd64",
+                       *set_json(f"{c}.tolerations", TOLERATIONS),
+                       *set_json(f"{c}.affinity", AFFINITY),
+                       "--set", f"{c}.priorityClassName=tasklease-critical")]],
+    "pod-metadata-and-extra-args": [
+        *[arg for c in ("webhook", "operator") for arg in (
+            "--set-string", f"{c}.podAnnotations.example\\.com/scrape=true",
+            "--set", f"{c}.podLabels.team=platform",
+            "--set", f"{c}.serviceAccount.annotations.iam\\.example\\.com/role=tasklease")],
+        "--set", "webhook.extraArgs={--cache-miss-wait=2s,--access-review-deadline=4s}",
+        "--set", "operator.extraArgs={--crl-validity=48h}"],
+    "network-policy-peers": ["--set", "networkPolicy.enabled=true",
+                             *set_json("networkPolicy.webhookFrom", PEERS[:1]),
+                             *set_json("networkPolicy.metricsFrom", PEERS)],
+    "durations": ["--set", "webhook.selfManagedCerts.caValidity=720h",
+                  "--set", "webhook.selfManagedCerts.certValidity=10m",
+                  "--set", "webhook.selfManagedCerts.caOverlap=239h59m59s",
+                  "--set", "operator.caValidity=49h", "--set", "operator.caRotateBefore=48h",
+                  "--set", "operator.sweepInterval=1000ms"],
 }
 
 
@@ -87,6 +157,22 @@ def test_lint_and_template_pass(option):
     (["--set", "webhook.replica=3"], "replica"),
     (["--set", "certManager.enable=true"], "enable"),
     (["--set", "webhook.podDisruptionBudget.minAvailible=1"], "minAvailible"),
+    # Inside the Kubernetes objects the chart passes through.
+    (set_json("webhook.affinity", {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+        "nodeSelectorTerms": [{"matchExpresions": [{"key": "a", "operator": "Exists"}]}]}}}),
+     "matchExpresions"),
+    (set_json("operator.affinity", {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+        {"weight": 1, "podAffinityTerm": {"topologyKey": "kubernetes.io/hostname", "labelSelector": {
+            "matchLabel": {"app": "x"}}}}]}}), "matchLabel"),
+    (set_json("webhook.topologySpreadConstraints", [{
+        "maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "ScheduleAnyway",
+        "labelSelector": {"matchExpressions": [{"key": "a", "operator": "Exists", "value": ["b"]}]}}]),
+     "value"),
+    (["--set", "networkPolicy.enabled=true",
+      *set_json("networkPolicy.webhookFrom", [{"namespaceSelecter": {"matchLabels": {"a": "b"}}}])],
+     "namespaceSelecter"),
+    (set_json("networkPolicy.metricsFrom", [{"ipBlock": {"cidr": "10.0.0.0/8", "excepts": ["10.1.0.0/16"]}}]),
+     "excepts"),
 ])
 def test_misspelt_value_fails_schema_validation_naming_it(values, named):
     for cmd in (["template", "tasklease", CHART], ["lint", CHART]):
@@ -96,27 +182,139 @@ def test_misspelt_value_fails_schema_validation_naming_it(values, named):
         assert "schema" in text and f"'{named}' not allowed" in text, text
 
 
+@pytest.mark.parametrize("values,says", [
+    # What the API server would refuse in the objects passed through.
+    (set_json("webhook.affinity", {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+        {"weight": 101, "preference": {}}]}}), "weight"),
+    (set_json("webhook.affinity", {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+        {"labelSelector": {"matchLabels": {"a": "b"}}}]}}), "missing property 'topologyKey'"),
+    (set_json("operator.affinity", {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+        "nodeSelectorTerms": [{"matchExpressions": [{"key": "a", "operator": "Equals"}]}]}}}), "operator"),
+    (set_json("networkPolicy.webhookFrom", [{"ipBlock": {"except": ["10.1.0.0/16"]}}]),
+     "missing property 'cidr'"),
+    (set_json("networkPolicy.webhookFrom", [{"ipBlock": {"cidr": "10.0.0.0/8"}, "podSelector": {}}]),
+     "maxProperties"),
+    (set_json("networkPolicy.metricsFrom", [{"podSelector": {"matchExpressions": [
+        {"key": "app", "operator": "In"}]}}]), "missing property 'values'"),
+])
+def test_schema_refuses_invalid_kubernetes_objects(values, says):
+    res = helm("template", "tasklease", CHART, *values, check=False)
+    assert res.returncode != 0 and "schema" in res.stderr and says in res.stderr, res.stderr
+
+
+def test_issuer_ref_needs_a_name_and_a_cert_manager_kind():
+    base = ["--set", "certManager.enabled=true"]
+    for ref in (["--set", "certManager.issuerRef.kind=ClusterIssuer"],
+                ["--set", "certManager.issuerRef.group=cert-manager.io"]):
+        res = helm("template", "tasklease", CHART, *base, *ref, check=False)
+        assert res.returncode != 0 and "/certManager/issuerRef" in res.stderr, res.stderr
+        assert "missing property 'name'" in res.stderr, res.stderr
+    # cert-manager.io (the default group) has Issuer and ClusterIssuer; an external issuer its own.
+    res = helm("template", "tasklease", CHART, *base, "--set", "certManager.issuerRef.name=ca",
+               "--set", "certManager.issuerRef.kind=CAIssuer", check=False)
+    assert res.returncode != 0 and "'Issuer', 'ClusterIssuer'" in res.stderr, res.stderr
+    external = render(*base, "--set", "certManager.issuerRef.name=pca",
+                      "--set", "certManager.issuerRef.kind=AWSPCAClusterIssuer",
+                      "--set", "certManager.issuerRef.group=awspca.cert-manager.io")
+    assert [c["spec"]["issuerRef"] for c in find(external, "Certificate")] == [
+        {"name": "pca", "kind": "AWSPCAClusterIssuer", "group": "awspca.cert-manager.io"}]
+
+
+SELF_CERTS = "webhook.selfManagedCerts."
+
+
+@pytest.mark.parametrize("values,named", [
+    # The next CA enters the caBundle at 2/3 of the signing CA's life: the overlap must end first.
+    ({"caValidity": "8760h", "caOverlap": "2920h"}, ["caOverlap (2920h)", "caValidity (8760h)"]),
+    ({"caValidity": "3h", "certValidity": "1h", "caOverlap": "1h"},
+     ["caOverlap (1h)", "caValidity (3h)"]),
+    ({"caValidity": "4h30m", "certValidity": "600000ms", "caOverlap": "1.5h"},
+     ["caOverlap (1.5h)", "caValidity (4h30m)"]),
+    ({"caOverlap": "0.5s"}, ["caOverlap (0.5s)"]),  # the webhook counts whole seconds: 0
+    ({"caValidity": "2160h"}, ["caValidity (2160h)", "certValidity (2160h)"]),
+    ({"certValidity": "9m59s"}, ["certValidity (9m59s)"]),
+])
+def test_webhook_certificate_durations_the_webhook_refuses_fail_rendering(values, named):
+    args = [a for k, v in values.items() for a in ("--set", f"{SELF_CERTS}{k}={v}")]
+    res = helm("template", "tasklease", CHART, *args, check=False)
+    assert res.returncode != 0, res.stdout
+    for name in named:
+        assert SELF_CERTS + name in res.stderr, res.stderr
+    # With cert-manager the webhook is not given them: nothing to refuse.
+    assert render(*args, "--set", "certManager.enabled=true")
+
+
+def test_webhook_certificate_durations_just_inside_the_rules_render():
+    for values in ({"caOverlap": "2919h59m59s"},
+                   {"caValidity": "3h", "certValidity": "10m", "caOverlap": "59m59s"},
+                   {"caValidity": "4h30m1s", "certValidity": "600000ms", "caOverlap": "1.5h"}):
+        sets = [a for k, v in values.items() for a in ("--set", f"{SELF_CERTS}{k}={v}")]
+        args = find(render(*sets), "Deployment", "tasklease-webhook")[0][
+            "spec"]["template"]["spec"]["containers"][0]["args"]
+        for key, flag in (("caValidity", "ca-validity"), ("certValidity", "cert-validity"),
+                          ("caOverlap", "ca-overlap")):
+            if key in values:
+                assert f"--{flag}={values[key]}" in args
+
+
+@pytest.mark.parametrize("values,named", [
+    (["--set", "operator.caRotateBefore=24h"], ["operator.caRotateBefore (24h)"]),
+    (["--set", "operator.caValidity=720h"], ["operator.caValidity (720h)", "operator.caRotateBefore (720h)"]),
+    (["--set", "operator.sweepInterval=999ms"], ["operator.sweepInterval (999ms)"]),
+])
+def test_operator_durations_the_operator_refuses_fail_rendering(values, named):
+    res = helm("template", "tasklease", CHART, *values, check=False)
+    assert res.returncode != 0, res.stdout
+    for name in named:
+        assert name in res.stderr, res.stderr
+
+
 def test_out_of_range_value_fails_schema_validation():
     res = helm("template", "tasklease", CHART, "--set", "webhook.failurePolicy=Sometimes", check=False)
     assert res.returncode != 0 and "failurePolicy" in res.stderr, res.stderr
 
 
-def test_schema_refuses_unknown_keys_at_every_level():
-    schema = json.load(open(os.path.join(CHART, "values.schema.json")))
-    open_levels = []
+def deref(schema, node):
+    """The subschema a local `$ref` ("#/definitions/x") points to, or the node itself."""
+    while "$ref" in node:
+        assert node["$ref"].startswith("#/"), node
+        target = schema
+        for part in node["$ref"][2:].split("/"):
+            target = target[part]
+        node = target
+    return node
 
-    def walk(node, path):
+
+# Objects of the schema that take any key: only Helm's `global`, which a parent chart fills.
+PASS_THROUGH = {"/properties/global"}
+# Subschemas that only constrain the object around them: they cannot add keys to a closed one.
+CONDITIONS = {"if", "then", "else", "not"}
+
+
+def test_schema_refuses_unknown_keys_at_every_level():
+    """Every object the schema describes, at any depth (properties, items, definitions), is
+    closed: additionalProperties false, or a map whose values have a schema of their own."""
+    schema = json.load(open(os.path.join(CHART, "values.schema.json")))
+    open_levels, objects = [], []
+
+    def walk(node, path, condition=False):
         if isinstance(node, dict):
-            if "properties" in node and node.get("additionalProperties") is not False:
-                open_levels.append(path)
+            types = node.get("type") if isinstance(node.get("type"), list) else [node.get("type")]
+            if "object" in types or ("properties" in node and not condition):
+                objects.append(path)
+                extra = node.get("additionalProperties", True)
+                if (extra is True or extra == {}) and path not in PASS_THROUGH:
+                    open_levels.append(path)
             for key, child in node.items():
-                walk(child, f"{path}/{key}")
+                walk(child, f"{path}/{key}", condition or key in CONDITIONS)
         elif isinstance(node, list):
             for n, child in enumerate(node):
-                walk(child, f"{path}[{n}]")
+                walk(child, f"{path}[{n}]", condition)
 
     walk(schema, "")
     assert open_levels == []
+    assert len(objects) > 40 and PASS_THROUGH <= set(objects)  # the walk sees the definitions too
+    assert "/definitions/podAffinityTerm" in objects
     # ...and every key of values.yaml is described by the schema.
     values = yaml.safe_load(open(os.path.join(CHART, "values.yaml")))
 
@@ -126,8 +324,10 @@ def test_schema_refuses_unknown_keys_at_every_level():
             child = node.get("properties", {}).get(key)
             if child is None:
                 missing.append(path + key)
-            elif isinstance(val, dict) and "properties" in child:
-                missing += undeclared(val, child, path + key + ".")
+            elif isinstance(val, dict):
+                child = deref(schema, child)
+                if "properties" in child:
+                    missing += undeclared(val, child, path + key + ".")
         return missing
 
     assert undeclared(values, schema, "") == []
@@ -267,6 +467,34 @@ def test_optional_network_policy_and_service_monitor():
     assert monitor["metadata"]["labels"]["release"] == "prometheus"
 
 
+def test_kubernetes_objects_in_values_reach_the_rendered_objects_unchanged():
+    objects = render(*OPTIONS["scheduling"], release="r-scheduling")
+    for component in ("webhook", "operator"):
+        deploy = find(objects, "Deployment", f"r-scheduling-tasklease-{component}")[0]
+        spec = deploy["spec"]["template"]["spec"]
+        assert spec["affinity"] == AFFINITY and spec["tolerations"] == TOLERATIONS
+        assert spec["nodeSelector"] == {"kubernetes.io/arch": "amd64"}
+        assert spec["priorityClassName"] == "tasklease-critical"
+        if component == "webhook":
+            assert spec["topologySpreadConstraints"] == SPREAD
+    policies = {p["metadata"]["name"]: p["spec"]["ingress"]
+                for p in find(render(*OPTIONS["network-policy-peers"]), "NetworkPolicy")}
+    assert [rule["from"] for rule in policies["tasklease-webhook"]] == [PEERS[:1], PEERS]
+    assert [rule["from"] for rule in policies["tasklease-operator"]] == [PEERS]
+
+
+def test_name_overrides_and_common_labels():
+    named = render(*OPTIONS["name-override-and-labels"])
+    assert find(named, "Deployment", "tasklease-agentlease-webhook")
+    for o in named:
+        assert o["metadata"]["labels"]["team"] == "platform", o["metadata"]["name"]
+        assert o["metadata"]["labels"]["app.kubernetes.io/name"] == "agentlease"
+    full = render(*OPTIONS["fullname-override"])
+    assert {o["metadata"]["name"] for o in full if o["kind"] == "Deployment"} == {
+        "agents-webhook", "agents-operator"}
+    assert find(full, "ValidatingWebhookConfiguration", "agents")
+
+
 def test_standard_labels_on_every_object(default_objects):
     for o in default_objects:
         labels = o["metadata"]["labels"]
@@ -401,6 +629,34 @@ def test_rbac_grants_what_the_binaries_call_and_no_more(sim, applied):
 
 
 
+def test_object_names_passed_by_flag_are_the_ones_rbac_grants(default_objects):
+    """Each object a binary reads or writes in the release namespace is named to it by flag, and
+    its Role grants that name: a default name in the binary and another in the chart would leave
+    it without access."""
+    def flag(component, name):
+        args = find(default_objects, "Deployment", f"tasklease-{component}")[0][
+            "spec"]["template"]["spec"]["containers"][0]["args"]
+        values = [a.split("=", 1)[1] for a in args if a.startswith(f"--{name}=")]
+        assert len(values) == 1, (component, name, args)
+        return values[0]
+
+    def granted(component, resource, verbs):
+        role = find(default_objects, "Role", f"tasklease-{component}")[0]
+        return {name for rule in role["rules"] if resource in rule["resources"]
+                for name in rule.get("resourceNames", []) if set(verbs) <= set(rule["verbs"])}
+
+    keys = flag("webhook", "delegation-keys-configmap")
+    assert flag("operator", "delegation-keys-configmap") == keys
+    assert flag("webhook", "signing-key-secret") in granted("webhook", "secrets", ["get"])
+    assert flag("webhook", "cert-secret") in granted("webhook", "secrets", ["get", "update"])
+    assert keys in granted("webhook", "configmaps", ["get", "patch"])
+    assert keys in granted("operator", "configmaps", ["get"])
+    assert flag("operator", "ca-secret") in granted("operator", "secrets", ["get", "update"])
+    assert flag("operator", "crl-configmap") in granted("operator", "configmaps", ["get", "update"])
+    assert flag("operator", "evidence-configmap") in granted("operator", "configmaps", ["get", "patch"])
+    assert flag("operator", "leader-elect-lease") in granted("operator", "leases", ["get", "update"])
+
+
 # The real binaries running with exactly what the chart gives them: tests/test_install.py.
 
 
@@ -450,6 +706,20 @@ def test_crd_reference_documents_every_field():
         schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
         missing += [f"{name}: {f}" for f in schema_fields(schema) if f"`{f}`" not in doc]
     assert missing == []
+
+
+def test_operator_guide_lists_exactly_the_charts_operator_rules():
+    """docs/operator.md's permission list is the chart's (the operator's documented permissions,
+    which tests/test_operator.py grants): the same rules, in the same order, rule by rule."""
+    import re
+    doc = open(os.path.join(ROOT, "docs", "operator.md")).read()
+    section = doc.split("## Permissions the operator needs, and why\n", 1)[1].split("\n## ", 1)[0]
+    documented = [yaml.safe_load(block.replace("<release>", "tasklease"))["rules"]
+                  for block in re.findall(r"```yaml\n(.*?)```", section, re.S)]
+    objects = render("--show-only", "templates/operator-rbac.yaml")
+    assert documented == [find(objects, "ClusterRole", "tasklease-operator-policies")[0]["rules"],
+                          find(objects, "ClusterRole", "tasklease-operator-tasks")[0]["rules"],
+                          find(objects, "Role", "tasklease-operator")[0]["rules"]]
 
 
 def test_operations_guide_names_every_metric():

@@ -70,8 +70,12 @@ app.kubernetes.io/component: {{ .component }}
 {{- include "tasklease.fullname" . -}}
 {{- end -}}
 
-{{/* Names the binaries use by default (kube/delegation_keys.h, docs/delegation.md); the
-     webhook has no flags for them, so the chart's RBAC names them as they are. */}}
+{{/* The delegation signing key Secret and the public keys ConfigMap (docs/delegation.md). The
+     chart passes them to the webhook (--signing-key-secret, --delegation-keys-configmap) and the
+     operator (--delegation-keys-configmap), and its RBAC grants these names only. They keep the
+     binaries' default names rather than the release's: a rename on upgrade would make the
+     webhook generate a new key, and the published keys the stamps of running tasks are
+     verified against would be left behind. */}}
 {{- define "tasklease.delegationSigningKeySecret" -}}tasklease-delegation-signing-key{{- end -}}
 {{- define "tasklease.delegationKeysConfigMap" -}}tasklease-delegation-keys{{- end -}}
 
@@ -86,6 +90,57 @@ app.kubernetes.io/component: {{ .component }}
 {{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
 {{- else -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Seconds in a Go-style duration (1h30m, 90s, 1.5h, 250ms), as the binaries' duration flags
+     read it; values.schema.json has already refused any other form. */}}
+{{- define "tasklease.seconds" -}}
+{{- $scale := dict "ns" 1e-9 "us" 1e-6 "µs" 1e-6 "ms" 1e-3 "s" 1.0 "m" 60.0 "h" 3600.0 -}}
+{{- $total := 0.0 -}}
+{{- range regexFindAll "[0-9]+(\\.[0-9]+)?(ns|us|µs|ms|s|m|h)" . -1 -}}
+{{- $number := regexFind "^[0-9.]+" . -}}
+{{- $total = addf $total (mulf (float64 $number) (get $scale (trimPrefix $number .))) -}}
+{{- end -}}
+{{- $total -}}
+{{- end -}}
+
+{{/* The webhook's own rules on its certificate flags (checkCertManagerOptions in
+     webhook/cert_manager.cpp, which truncates each to whole seconds), checked here so that a
+     bad combination fails the install instead of leaving the webhook unable to start. Only
+     without cert-manager: otherwise the chart does not pass them. */}}
+{{- define "tasklease.webhook.checkValues" -}}
+{{- if not .Values.certManager.enabled -}}
+{{- $c := .Values.webhook.selfManagedCerts -}}
+{{- $ca := include "tasklease.seconds" $c.caValidity | float64 | floor -}}
+{{- $cert := include "tasklease.seconds" $c.certValidity | float64 | floor -}}
+{{- $overlap := include "tasklease.seconds" $c.caOverlap | float64 | floor -}}
+{{- if lt $cert 600.0 -}}
+{{- fail (printf "webhook.selfManagedCerts.certValidity (%s) must be at least 10m" $c.certValidity) -}}
+{{- end -}}
+{{- if le $ca $cert -}}
+{{- fail (printf "webhook.selfManagedCerts.caValidity (%s) must be longer than webhook.selfManagedCerts.certValidity (%s): the CA signs the serving certificates" $c.caValidity $c.certValidity) -}}
+{{- end -}}
+{{- if or (le $overlap 0.0) (ge (mulf $overlap 3) $ca) -}}
+{{- fail (printf "webhook.selfManagedCerts.caOverlap (%s) must be at least 1s and less than a third of webhook.selfManagedCerts.caValidity (%s): the next CA enters the caBundle at 2/3 of the signing CA's life and must take over before that CA expires" $c.caOverlap $c.caValidity) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The operator's rules on its duration flags (validateOptions in operator/app.cpp), checked
+     here for the same reason. */}}
+{{- define "tasklease.operator.checkValues" -}}
+{{- $op := .Values.operator -}}
+{{- $validity := include "tasklease.seconds" $op.caValidity | float64 -}}
+{{- $rotate := include "tasklease.seconds" $op.caRotateBefore | float64 -}}
+{{- if le $rotate 86400.0 -}}
+{{- fail (printf "operator.caRotateBefore (%s) must be longer than 24h, the longest task TTL, so that every SVID expires before the CA that signed it" $op.caRotateBefore) -}}
+{{- end -}}
+{{- if le $validity $rotate -}}
+{{- fail (printf "operator.caValidity (%s) must be longer than operator.caRotateBefore (%s), or every start would rotate the CA" $op.caValidity $op.caRotateBefore) -}}
+{{- end -}}
+{{- if lt (include "tasklease.seconds" $op.sweepInterval | float64) 1.0 -}}
+{{- fail (printf "operator.sweepInterval (%s) must be at least 1s" $op.sweepInterval) -}}
 {{- end -}}
 {{- end -}}
 
