@@ -107,6 +107,11 @@ OPTIONS = {
     "network-policy-peers": ["--set", "networkPolicy.enabled=true",
                              *set_json("networkPolicy.webhookFrom", PEERS[:1]),
                              *set_json("networkPolicy.metricsFrom", PEERS)],
+    "resources": [*set_json("webhook.resources", {
+                      "requests": {"cpu": 0.1, "memory": "64Mi", "ephemeral-storage": "1Gi"},
+                      "limits": {"memory": "256Mi", "hugepages-2Mi": "64Mi",
+                                 "example.com/accelerator": 1}}),
+                  *set_json("operator.resources", {"requests": {"cpu": "50m"}})],
     "durations": ["--set", "webhook.selfManagedCerts.caValidity=720h",
                   "--set", "webhook.selfManagedCerts.certValidity=10m",
                   "--set", "webhook.selfManagedCerts.caOverlap=239h59m59s",
@@ -173,6 +178,7 @@ def test_lint_and_template_pass(option):
      "namespaceSelecter"),
     (set_json("networkPolicy.metricsFrom", [{"ipBlock": {"cidr": "10.0.0.0/8", "excepts": ["10.1.0.0/16"]}}]),
      "excepts"),
+    (["--set", "webhook.resources.limits.memroy=1Gi"], "memroy"),
 ])
 def test_misspelt_value_fails_schema_validation_naming_it(values, named):
     for cmd in (["template", "tasklease", CHART], ["lint", CHART]):
