@@ -108,7 +108,7 @@ class Webhook:
     def register(self, name="tasklease-test", failure_policy="Fail", rules=None):
         """Registers /validate for workloads in namespaces that carry the enforcement label."""
         hook = {"name": "validate.tasklease.io", "admissionReviewVersions": ["v1"],
-                "sideEffects": "NoneOnDryRun", "failurePolicy": failure_policy, "timeoutSeconds": 5,
+                "sideEffects": "None", "failurePolicy": failure_policy, "timeoutSeconds": 5,
                 "clientConfig": {"url": f"https://127.0.0.1:{self.port}/validate",
                                  "caBundle": self.ca_bundle},
                 "namespaceSelector": {"matchExpressions": [
@@ -127,7 +127,7 @@ class Webhook:
         for kind, path in (("MutatingWebhookConfiguration", "/mutate"),
                            ("ValidatingWebhookConfiguration", "/validate")):
             hook = {"name": f"{path[1:]}-tasks.tasklease.io", "admissionReviewVersions": ["v1"],
-                    "sideEffects": "NoneOnDryRun", "failurePolicy": "Fail", "timeoutSeconds": 10,
+                    "sideEffects": "None", "failurePolicy": "Fail", "timeoutSeconds": 10,
                     "clientConfig": {"url": f"https://127.0.0.1:{self.port}{path}",
                                      "caBundle": self.ca_bundle},
                     "namespaceSelector": {"matchLabels": selector}, "rules": rules}

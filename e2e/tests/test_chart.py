@@ -397,7 +397,7 @@ def test_webhooks_never_see_their_own_namespace_or_kube_system(option):
         names = next(e for e in hook["namespaceSelector"]["matchExpressions"]
                      if e["key"] == "kubernetes.io/metadata.name")
         assert names["operator"] == "NotIn" and {"kube-system", NS} <= set(names["values"])
-        assert hook["sideEffects"] in ("None", "NoneOnDryRun")
+        assert hook["sideEffects"] == "None"
         assert hook["failurePolicy"] == "Fail"
     if option == "exempt-and-timeouts":
         assert all({"monitoring", "gatekeeper-system"} <= set(next(
