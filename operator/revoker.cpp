@@ -217,6 +217,7 @@ void Revoker::report(const std::vector<RevocationTarget>& targets, const std::ve
       all = std::move(earlier->second.deleted);
       unfinished_.erase(earlier);
     }
+    const auto fromEarlier = static_cast<std::ptrdiff_t>(all.size());
     for (size_t i : which) {
       const auto mine = requested.find(i);
       if (mine == requested.end()) continue;
@@ -228,7 +229,9 @@ void Revoker::report(const std::vector<RevocationTarget>& targets, const std::ve
         std::any_of(which.begin(), which.end(), [&](size_t i) { return results[i].ok(); });
     if (done) {
       for (size_t i : which) {
-        if (results[i].ok()) results[i]->deleted = all;
+        if (!results[i].ok()) continue;
+        results[i]->deleted = all;
+        results[i]->deletedByThisPass.assign(all.begin() + fromEarlier, all.end());
       }
     } else if (!all.empty()) {
       unfinished_[uid] = {std::move(all), now};  // kept for the pass that finishes

@@ -56,6 +56,9 @@ struct RevocationReport {
   // API error): the report of the pass that finishes is the whole revocation. After a restart,
   // only what the new process deleted.
   std::vector<std::string> deleted;
+  // What this pass deleted that no earlier pass had (the end of `deleted`): what a count of
+  // deletions, such as the sweep's, adds.
+  std::vector<std::string> deletedByThisPass;
   bool anything() const { return !deleted.empty(); }
 };
 

@@ -84,8 +84,9 @@ StatusOr<SweepReport> Sweeper::sweep(const std::string& ns, const std::string& s
       }
       if (revoked->anything()) {
         report.revokedTasks.push_back(label);
-        report.deleted.insert(report.deleted.end(), revoked->deleted.begin(),
-                              revoked->deleted.end());
+        // Not what an unfinished revocation deleted before the sweep took it over.
+        report.deleted.insert(report.deleted.end(), revoked->deletedByThisPass.begin(),
+                              revoked->deletedByThisPass.end());
         logInfo(
             "sweep revoked leftover credential objects",
             {{"task", task}, {"uid", uid}, {"finished", finished}, {"deleted", revoked->deleted}});

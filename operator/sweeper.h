@@ -21,7 +21,7 @@ namespace tasklease::op {
 
 struct SweepReport {
   std::vector<std::string> revokedTasks;  // "ns/name (uid)" of each group revoked
-  std::vector<std::string> deleted;       // "Kind/name", every object deleted
+  std::vector<std::string> deleted;       // "Kind/name", every object this sweep deleted
   std::vector<std::string> errors;        // groups that failed; the next sweep tries again
 };
 

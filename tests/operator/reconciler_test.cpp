@@ -492,6 +492,7 @@ TEST_F(ReconcilerTest, AnObjectHeldByAFinalizerStopsOnlyItsOwnTaskInABatch) {
   EXPECT_TRUE(h.exists(res::kServiceAccounts, "team-a", h.names(held).base));
   EXPECT_TRUE(h.exists(res::kRoles, "team-a", h.names(held).base));
   ASSERT_TRUE(results[1].ok()) << results[1].status().toString();
+  EXPECT_EQ(results[1]->deletedByThisPass, results[1]->deleted);
   expectCredentialObjects(free, false);
   // The finalizer goes and the Secret with it; the next pass deletes the rest and reports the
   // whole revocation, the RoleBinding and the Secret of the first pass included.
@@ -507,6 +508,8 @@ TEST_F(ReconcilerTest, AnObjectHeldByAFinalizerStopsOnlyItsOwnTaskInABatch) {
   EXPECT_EQ(again[0]->deleted,
             (std::vector<std::string>{"RoleBinding/" + name, "Secret/" + name,
                                       "ServiceAccount/" + name, "Role/" + name}));
+  EXPECT_EQ(again[0]->deletedByThisPass,
+            (std::vector<std::string>{"ServiceAccount/" + name, "Role/" + name}));
   expectCredentialObjects(held, false);
 }
 
@@ -922,6 +925,48 @@ TEST_F(ReconcilerTest, TheSweepRevokesLeftoversOfGoneAndFinishedTasksOnly) {
   EXPECT_FALSE(h.exists(res::kRoles, "team-a", h.names(done).base));
   EXPECT_FALSE(h.exists(res::kSecrets, "team-b", taskNames("ghost", "uid-ghost").base));
   expectCredentialObjects(active, true);
+}
+
+TEST_F(ReconcilerTest, TheSweepCountsOnlyWhatItDeletedWhenItFinishesAnUnfinishedRevocation) {
+  const std::string key = activeTask("t1");
+  const std::string name = h.names(key).base;
+  const std::string secret = h.names(key).secret();
+  const auto hold = [&](Json finalizers) {
+    ASSERT_TRUE(h.fake
+                    .patch(res::kSecrets, {"team-a", secret},
+                           {{"metadata", {{"finalizers", std::move(finalizers)}}}})
+                    .ok());
+  };
+  // A revocation deletes the RoleBinding, and the Secret is held by a finalizer.
+  hold({"example.com/hold"});
+  const auto first =
+      h.revoker.revokeAll({targetOf(h, key, CredentialType::kServiceAccountToken)}, h.now());
+  ASSERT_FALSE(first[0].ok());
+  ASSERT_FALSE(h.exists(res::kRoleBindings, "team-a", name));
+  // The Secret goes, and so does the task, before any revocation pass finishes (the garbage
+  // collector has not reached the task's ServiceAccount and Role yet: as here, without owners).
+  hold(Json::array());
+  for (const auto* kind : {&res::kServiceAccounts, &res::kRoles}) {
+    ASSERT_TRUE(
+        h.fake.patch(*kind, {"team-a", name}, {{"metadata", {{"ownerReferences", nullptr}}}}).ok());
+  }
+  ASSERT_TRUE(h.fake
+                  .patch(kAgentTasks, kube::ObjectKey::parse(key),
+                         {{"metadata", {{"finalizers", Json::array()}}}})
+                  .ok());
+  ASSERT_TRUE(h.fake.remove(kAgentTasks, kube::ObjectKey::parse(key), kube::DeleteOptions{}).ok());
+  ASSERT_FALSE(h.fake.object(kAgentTasks, kube::ObjectKey::parse(key)).has_value());
+  ASSERT_TRUE(h.exists(res::kServiceAccounts, "team-a", name));
+  ASSERT_TRUE(h.exists(res::kRoles, "team-a", name));
+
+  auto report = h.sweeper.sweepAll();
+  ASSERT_TRUE(report.ok()) << report.status().toString();
+  EXPECT_TRUE(report->errors.empty());
+  ASSERT_EQ(report->revokedTasks.size(), 1u);
+  // Only what the sweep deleted itself: the RoleBinding and the Secret were the first pass's.
+  EXPECT_EQ(report->deleted, (std::vector<std::string>{"ServiceAccount/" + name, "Role/" + name}));
+  EXPECT_FALSE(h.exists(res::kServiceAccounts, "team-a", name));
+  EXPECT_FALSE(h.exists(res::kRoles, "team-a", name));
 }
 
 TEST_F(ReconcilerTest, EachTransitionIsRecordedOnceInAChainThatVerifies) {
