@@ -43,6 +43,7 @@ AFFINITY = {
              "mismatchLabelKeys": ["tenant"]}]},
 }
 TOLERATIONS = [{"key": "dedicated", "operator": "Equal", "value": "control", "effect": "NoSchedule"},
+               {"key": "pool", "operator": "", "value": "system"},  # empty: Equal
                {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute",
                 "tolerationSeconds": 60}]
 SPREAD = [{"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone",
@@ -109,8 +110,8 @@ OPTIONS = {
                              *set_json("networkPolicy.metricsFrom", PEERS)],
     "resources": [*set_json("webhook.resources", {
                       "requests": {"cpu": 0.1, "memory": "64Mi", "ephemeral-storage": "1Gi"},
-                      "limits": {"memory": "256Mi", "hugepages-2Mi": "64Mi",
-                                 "example.com/accelerator": 1}}),
+                      "limits": {"cpu": "+1", "memory": "256Mi", "hugepages-2Mi": "64Mi",
+                                 "hugepages-1G": "1G", "example.com/accelerator": 1}}),
                   *set_json("operator.resources", {"requests": {"cpu": "50m"}})],
     "durations": ["--set", "webhook.selfManagedCerts.caValidity=720h",
                   "--set", "webhook.selfManagedCerts.certValidity=10m",
