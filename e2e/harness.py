@@ -53,6 +53,11 @@ class Cluster:
     """A Kubernetes API to test against. is_kubesim tells tests that need the emulator's own
     features (fault injection, compaction) whether they can run."""
 
+    # Every kubesim of this process that has stopped: (its workdir, the secret values it held),
+    # so that the session's secret scan (test_zz_secret_scan) also covers the kubesims of
+    # modules that ran on one of their own. Kept in memory only.
+    stopped = []
+
     def __init__(self, kubeconfig, workdir, proc=None, url=None, admin_token=None, cert_dir=None):
         self.kubeconfig = kubeconfig
         self.workdir = workdir
@@ -95,8 +100,24 @@ class Cluster:
         url = line.decode().split()[1]
         return cls(kubeconfig, workdir, proc, url, token, cert_dir)
 
+    def secret_values(self):
+        """Secret values one can obtain from this cluster: the admin token and every token, key
+        and certificate in its Secrets (at least 16 characters)."""
+        values = {self.admin_token} if self.admin_token else set()
+        status, _, body = self.request("GET", "/api/v1/secrets")
+        if status == 200:
+            for item in body.get("items", []):
+                for key, value in (item.get("data") or {}).items():
+                    if key.endswith(("token", ".key", ".crt", "key.pem")):
+                        values.add(base64.b64decode(value).decode(errors="replace"))
+        return {v for v in values if len(v) >= 16}
+
     def stop(self):
         if self.proc is not None and self.proc.poll() is None:
+            try:
+                Cluster.stopped.append((self.workdir, self.secret_values()))
+            except (OSError, http.client.HTTPException):
+                Cluster.stopped.append((self.workdir, {self.admin_token}))
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(10)

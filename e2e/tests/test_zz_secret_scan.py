@@ -1,16 +1,17 @@
 """No secret material in anything the binaries wrote during the session (issue 6 acceptance):
 every log and evidence file under the session's artifacts directory (e2e/binaries.py puts each
-binary's log there, with links to its evidence files) and kubesim's own log are searched for
-tokens (JWTs, and the actual token values the session could obtain), private keys and
-certificate bodies (PEM armour, base64 DER). Named test_zz_ so that pytest runs it after every
+binary's log there, with links to its evidence files) and the logs of every kubesim of the
+session (the shared one and those modules started for themselves) are searched for tokens (JWTs,
+and the actual token values the session could obtain from any of those kubesims), private keys
+and certificate bodies (PEM armour, base64 DER). Named test_zz_ so that pytest runs it after every
 other module; it refuses to pass when there was little to look at."""
 
-import base64
 import os
 import re
 import sys
 
 from binaries import ARTIFACTS_DIR
+from harness import Cluster
 
 PATTERNS = {
     "JWT": re.compile(rb"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"),
@@ -28,27 +29,21 @@ def files_to_scan(cluster):
             p = os.path.join(root, n)
             if os.path.isfile(p):  # a dangling link (its test's directory is gone) is no file
                 found.append(p)
-    kubesim_log = os.path.join(cluster.workdir, "kubesim.log")
-    if os.path.isfile(kubesim_log):
-        found.append(kubesim_log)
+    for workdir in [cluster.workdir] + [w for w, _ in Cluster.stopped]:
+        kubesim_log = os.path.join(workdir, "kubesim.log")
+        if os.path.isfile(kubesim_log):
+            found.append(kubesim_log)
     return found
 
 
 def known_secrets(cluster):
-    """Secret values the session can obtain: the admin token, the tokens tests recorded, and
-    every token, key and certificate still stored in the cluster's Secrets."""
-    values = set()
-    if cluster.admin_token:
-        values.add(cluster.admin_token)
-    for module in ("test_cli",):
-        values.update(getattr(sys.modules.get(module), "OBSERVED_SECRETS", []))
-    status, _, body = cluster.request("GET", "/api/v1/secrets")
-    if status == 200:
-        for item in body.get("items", []):
-            for key, value in (item.get("data") or {}).items():
-                raw = base64.b64decode(value)
-                if key.endswith(("token", ".key", ".crt", "key.pem")) and len(raw) >= 16:
-                    values.add(raw.decode(errors="replace"))
+    """Secret values the session can obtain: the tokens tests recorded, and the admin token and
+    every token, key and certificate in the Secrets of this cluster and of every kubesim the
+    session has stopped (as they were when it stopped)."""
+    values = set(getattr(sys.modules.get("test_cli"), "OBSERVED_SECRETS", []))
+    values.update(cluster.secret_values())
+    for _, held in Cluster.stopped:
+        values.update(held)
     return {v.encode() for v in values if len(v) >= 16}
 
 
