@@ -7,11 +7,10 @@
 
 #include <csignal>
 #include <cstdio>
-#include <fstream>
 #include <iostream>
-#include <sstream>
 #include <string>
 
+#include "common/file.h"
 #include "common/http_server.h"
 
 using namespace tasklease;
@@ -21,10 +20,12 @@ int main(int argc, char** argv) {
     std::cerr << "usage: http_canned CERT KEY PORT THREADS ANSWER_FILE\n";
     return 2;
   }
-  std::ifstream in(argv[5]);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  const std::string answer = ss.str();
+  const auto read = readFile(argv[5], "ANSWER_FILE");
+  if (!read.ok()) {
+    std::cerr << read.status().message() << "\n";
+    return 2;
+  }
+  const std::string& answer = *read;
   HttpServerOptions options;
   options.address = "127.0.0.1";
   options.port = static_cast<uint16_t>(std::stoi(argv[3]));

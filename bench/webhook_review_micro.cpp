@@ -7,12 +7,11 @@
 
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <functional>
 #include <iostream>
-#include <sstream>
 #include <string>
 
+#include "common/file.h"
 #include "common/metrics.h"
 #include "webhook/admission.h"
 #include "webhook/endpoint.h"
@@ -43,10 +42,12 @@ int main(int argc, char** argv) {
     std::cerr << "usage: webhook_review_micro REVIEW.json STATE.yaml [ITERATIONS]\n";
     return 2;
   }
-  std::ifstream in(argv[1]);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  const std::string body = ss.str();
+  const auto read = readFile(argv[1], "REVIEW.json");
+  if (!read.ok()) {
+    std::cerr << read.status().message() << "\n";
+    return 2;
+  }
+  const std::string& body = *read;
   const int iterations = argc > 3 ? std::stoi(argv[3]) : 20000;
 
   auto manifests = loadManifests({argv[2]}, std::cin);

@@ -4,8 +4,8 @@
 
 #include "common/base64.h"
 #include "common/crypto.h"
+#include "common/file.h"
 #include "common/log.h"
-#include "kube/internal/io.h"
 
 namespace tasklease::kube {
 namespace {
@@ -55,7 +55,7 @@ class TokenFileCredentialProvider final : public CredentialProvider {
   static constexpr std::chrono::minutes kRereadInterval{1};
 
   Status rereadLocked(Clock::TimePoint now) {
-    auto content = internal::readFile(path_, "tokenFile");
+    auto content = readFile(path_, "tokenFile");
     std::string token = content.ok() ? trimToken(*content) : std::string();
     if (token.empty()) {
       // Keep the last good token (or the kubeconfig's static one) through a failed rotation.

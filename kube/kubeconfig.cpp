@@ -7,6 +7,7 @@
 #include <map>
 
 #include "common/base64.h"
+#include "common/file.h"
 #include "kube/config.h"
 #include "kube/internal/io.h"
 
@@ -269,7 +270,7 @@ Status loadPem(const std::string& data, const std::string& file, const Origin& o
     return {};
   }
   if (file.empty()) return {};
-  auto content = internal::readFile(internal::resolvePath(file, baseDir), fileField);
+  auto content = readFile(internal::resolvePath(file, baseDir), fileField);
   if (!content.ok()) return o.error(content.status().message());
   out = std::move(*content);
   return {};
@@ -353,7 +354,7 @@ StatusOr<RestConfig> resolve(const Merged& merged, const std::string& contextOve
     if (!user.tokenFile.empty()) {
       cfg.bearerTokenFile = internal::resolvePath(user.tokenFile, user.baseDir);
       // Fail at load time rather than on the first request when the file is not there.
-      auto token = internal::readFile(cfg.bearerTokenFile, "tokenFile");
+      auto token = readFile(cfg.bearerTokenFile, "tokenFile");
       if (!token.ok()) return user.origin.error(token.status().message());
     }
   }
@@ -405,7 +406,7 @@ StatusOr<RestConfig> loadKubeconfig(const KubeconfigOptions& options) {
   }
   Merged merged;
   for (const auto& path : paths) {
-    auto content = internal::readFile(path, "kubeconfig");
+    auto content = readFile(path, "kubeconfig");
     if (!content.ok()) {
       if (skipMissing && content.status().isNotFound()) continue;
       return content.status();
@@ -434,19 +435,19 @@ StatusOr<RestConfig> loadInClusterConfig(const InClusterOptions& options) {
   const bool ipv6 = host->find(':') != std::string::npos;
   cfg.server = "https://" + (ipv6 ? "[" + *host + "]" : *host) + ":" + *port;
   cfg.source = "in-cluster (" + options.root + ")";
-  auto ca = internal::readFile(options.root + "/ca.crt", "in-cluster CA");
+  auto ca = readFile(options.root + "/ca.crt", "in-cluster CA");
   if (!ca.ok()) return ca.status();
   if (ca->find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
     return invalidArgument("in-cluster CA " + options.root + "/ca.crt: holds no PEM certificate");
   }
   cfg.caPem = std::move(*ca);
   cfg.bearerTokenFile = options.root + "/token";
-  auto token = internal::readFile(cfg.bearerTokenFile, "in-cluster token");
+  auto token = readFile(cfg.bearerTokenFile, "in-cluster token");
   if (!token.ok()) return token.status();
   if (token->find_first_not_of(" \t\r\n") == std::string::npos) {
     return invalidArgument("in-cluster token " + cfg.bearerTokenFile + ": is empty");
   }
-  auto ns = internal::readFile(options.root + "/namespace", "in-cluster namespace");
+  auto ns = readFile(options.root + "/namespace", "in-cluster namespace");
   if (ns.ok()) {
     std::string trimmed = *ns;
     while (!trimmed.empty() && (trimmed.back() == '\n' || trimmed.back() == ' ')) {

@@ -1,15 +1,10 @@
 #pragma once
-// Small file helpers for the config loaders (internal to kube/).
+// Small path helpers for the config loaders (internal to kube/); reading a file is
+// tasklease::readFile (common/file.h).
 
 #include <string>
 
-#include "common/status.h"
-
 namespace tasklease::kube::internal {
-
-// The whole file; the error names the file and says why it could not be read. `what` says
-// which field pointed at it ("users[0].user.client-key").
-StatusOr<std::string> readFile(const std::string& path, const std::string& what);
 
 // `path` if absolute, else joined to `baseDir`.
 std::string resolvePath(const std::string& path, const std::string& baseDir);
