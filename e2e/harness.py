@@ -318,7 +318,8 @@ def token_refused(cluster, token, audiences=None):
     """Waits (up to the API server's token cache) until a TokenReview refuses token; its status."""
     def refused():
         st = token_review(cluster, token, audiences)
-        return st if st.get("authenticated") is False else None
+        # kube-apiserver leaves out `authenticated` when it is false.
+        return st if not st.get("authenticated") else None
     return cluster.wait_for(refused, timeout=TOKEN_CACHE_SECONDS, what="the token to be refused")
 
 

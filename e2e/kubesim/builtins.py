@@ -584,8 +584,8 @@ def review(server, rt, body, user, namespace):
                 u, auds = server.authority.validate(token, spec.get("audiences"))
                 out["status"] = {"authenticated": True, "user": u.info(), "audiences": auds}
             except ValueError as e:
-                out["status"] = {"authenticated": False, "user": {},
-                                 "error": f"[invalid bearer token, {e}]"}
+                # kube-apiserver leaves `authenticated: false` out (omitempty).
+                out["status"] = {"user": {}, "error": f"[invalid bearer token, {e}]"}
         return out
     if rt.plural == "selfsubjectreviews":
         out["status"] = {"userInfo": user.info()}
