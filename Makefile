@@ -19,7 +19,11 @@ export PATH := $(CURDIR)/.tools/bin:$(PATH)
 FUZZ_DIR    ?= build-fuzz
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps configure build test unit e2e bench demo demo-up image image-demo lint format sanitize fuzz clean
+# The real control plane (DESIGN.md §7-§8, docs/kubesim.md): where `make cluster-up` keeps its
+# state, logs and kubeconfig.
+CLUSTER_DIR ?= .cluster
+
+.PHONY: all deps configure build test unit e2e bench demo demo-up image image-demo lint format sanitize fuzz clean cluster-up cluster-down
 
 all: build
 
@@ -44,6 +48,16 @@ unit: build
 
 e2e: build
 	@cd e2e && $(PYTHON) -m pytest $(PYTEST_ARGS)
+
+# The real Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager,
+# kube-scheduler, KWOK with one node) in the background; returns once the API serves and the
+# node is Ready. $(CLUSTER_DIR)/kubeconfig is cluster-admin.
+cluster-up: deps
+	@$(PYTHON) e2e/realcluster.py up $(CLUSTER_DIR)
+
+# Stops every process cluster-up started from $(CLUSTER_DIR).
+cluster-down:
+	@$(PYTHON) e2e/realcluster.py down $(CLUSTER_DIR)
 
 # AddressSanitizer + UndefinedBehaviorSanitizer build of every C++ test.
 sanitize: deps

@@ -436,10 +436,10 @@ def print_pair(title, op, fl, calls_op, calls_fl):
 
 
 async def main_async(args):
-    from binaries import Binary, free_port, http_ok
+    from binaries import Binary, http_ok
     from components import install_crds
     from install import apply_operator_rbac
-    from harness import Cluster
+    from harness import Cluster, free_port
 
     cluster = Cluster.start(*(["--profile", os.path.abspath(args.profile_kubesim)]
                               if args.profile_kubesim else []))

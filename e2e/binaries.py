@@ -12,7 +12,6 @@ write, are collected under ARTIFACTS_DIR for the whole session.
 
 import os
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -57,14 +56,6 @@ def binary_path(name):
     if not os.path.exists(p):
         raise RuntimeError(f"{p} does not exist: run `make build` first")
     return p
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def http_ok(url, timeout=1.0, context=None):

@@ -18,8 +18,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from binaries import Binary, free_port, http_ok
-from harness import ROOT
+from binaries import Binary, http_ok
+from harness import ROOT, free_port
 
 WORKLOAD_RULES = [
     {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"],

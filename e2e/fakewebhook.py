@@ -24,10 +24,13 @@ def _pem(cert, key):
 class FakeWebhook:
     """Handlers map a path to f(request_dict) -> response_dict (allowed, status, patch, ...)."""
 
-    def __init__(self, dns_names=("localhost",)):
+    def __init__(self, dns_names=("localhost",), host="127.0.0.1"):
+        """host: the address to listen on (a real API server reaches a webhook registered through
+        a Service only at a non-loopback address: realcluster.host_ip())."""
+        self.host = host
         self.ca_cert, self.ca_key = make_ca("fake-webhook-ca")
         cert, key = issue(self.ca_cert, self.ca_key, "fake-webhook", dns_names=list(dns_names),
-                          ips=["127.0.0.1"], server=True)
+                          ips=sorted({"127.0.0.1", host}), server=True)
         self.cert_pem, self.key_pem = _pem(cert, key)
         self.ca_pem = self.ca_cert.public_bytes(serialization.Encoding.PEM)
         self.handlers = {}
@@ -42,7 +45,7 @@ class FakeWebhook:
         return base64.b64encode(self.ca_pem).decode()
 
     def url(self, path):
-        return f"https://127.0.0.1:{self.port}{path}"
+        return f"https://{self.host}:{self.port}{path}"
 
     def start(self):
         d = tempfile.mkdtemp(prefix="fakewebhook-")
@@ -78,7 +81,7 @@ class FakeWebhook:
             app.router.add_post("/{tail:.*}", handle)
             self._runner = web.AppRunner(app, access_log=None)
             await self._runner.setup()
-            site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=ctx)
+            site = web.TCPSite(self._runner, self.host, 0, ssl_context=ctx)
             await site.start()
             self.port = site._server.sockets[0].getsockname()[1]
             ready.set()

@@ -13,6 +13,7 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -37,6 +38,15 @@ def kubectl_path():
     if not found:
         raise RuntimeError("kubectl not found: run `make deps` (it unpacks kubectl into .tools/bin)")
     return found
+
+
+def free_port(host="127.0.0.1"):
+    """A TCP port nothing listens on at host now (the caller binds it soon after)."""
+    s = socket.socket()
+    s.bind((host, 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
 
 
 class CommandResult:
@@ -190,6 +200,8 @@ class Cluster:
         cfg = client.Configuration()
         config.load_kube_config(config_file=self.kubeconfig, client_configuration=cfg)
         cfg.api_key = {"authorization": "Bearer " + token}
+        # A client certificate would authenticate the requests instead of the token.
+        cfg.cert_file = cfg.key_file = None
         return client.ApiClient(cfg)
 
     # ---- raw HTTP (for what clients hide: exact Status bodies, headers) ----
@@ -202,25 +214,49 @@ class Cluster:
         user = next(u["user"] for u in cfg["users"] if u["name"] == ctx["user"])
         return cluster, user
 
-    def _connection(self, timeout):
-        """A kept-alive HTTPS connection to the API server (TLS handshakes dominate otherwise)."""
-        cluster, _ = self._cluster_info()
-        if getattr(self, "_conn", None) is None:
+    def _client_cert_files(self, user):
+        """The kubeconfig user's client certificate and key as files (ssl loads only files), or
+        None when it authenticates otherwise."""
+        if "client-certificate-data" in user and "client-key-data" in user:
+            paths = []
+            for field, name in (("client-certificate-data", "client.crt"),
+                                ("client-key-data", "client.key")):
+                path = os.path.join(self.workdir, name)
+                with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
+                    f.write(base64.b64decode(user[field]))
+                paths.append(path)
+            return paths
+        if "client-certificate" in user and "client-key" in user:
+            return [user["client-certificate"], user["client-key"]]
+        return None
+
+    def _connection(self, timeout, as_user):
+        """A kept-alive HTTPS connection to the API server (TLS handshakes dominate otherwise).
+        as_user: it presents the kubeconfig user's client certificate, when it has one; a
+        request that names its own token goes without it (the API server would take the
+        certificate's identity over the token's)."""
+        cluster, user = self._cluster_info()
+        conns = self.__dict__.setdefault("_conns", {})
+        if conns.get(as_user) is None:
             ctx = ssl.create_default_context()
             if "certificate-authority-data" in cluster:
                 ctx.load_verify_locations(
                     cadata=base64.b64decode(cluster["certificate-authority-data"]).decode())
             elif "certificate-authority" in cluster:
                 ctx.load_verify_locations(cluster["certificate-authority"])
+            cert_files = self._client_cert_files(user) if as_user else None
+            if cert_files:
+                ctx.load_cert_chain(*cert_files)
             u = urllib.parse.urlsplit(cluster["server"])
-            self._conn = http.client.HTTPSConnection(u.hostname, u.port or 443, context=ctx,
-                                                     timeout=timeout)
-        self._conn.timeout = timeout
-        return self._conn
+            conns[as_user] = http.client.HTTPSConnection(u.hostname, u.port or 443, context=ctx,
+                                                         timeout=timeout)
+        conns[as_user].timeout = timeout
+        return conns[as_user]
 
     def request(self, method, path, body=None, token=None, content_type="application/json",
                 headers=None, raw=False, timeout=30):
-        """Returns (status, headers, parsed JSON or bytes)."""
+        """Returns (status, headers, parsed JSON or bytes). As the kubeconfig's user, or with
+        token when one is given ("" for an anonymous request)."""
         _, user = self._cluster_info()
         data = body if isinstance(body, (bytes, type(None))) else (
             json.dumps(body).encode() if not isinstance(body, str) else body.encode())
@@ -231,8 +267,9 @@ class Cluster:
         if data is not None:
             hdrs["Content-Type"] = content_type
         hdrs.update(headers or {})
+        as_user = token is None
         for attempt in range(2):
-            conn = self._connection(timeout)
+            conn = self._connection(timeout, as_user)
             try:
                 conn.request(method, path, body=data, headers=hdrs)
                 r = conn.getresponse()
@@ -241,7 +278,7 @@ class Cluster:
                 break
             except (http.client.HTTPException, OSError):
                 conn.close()
-                self._conn = None
+                self._conns[as_user] = None
                 if attempt == 1:
                     raise
         if raw:

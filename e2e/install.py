@@ -23,8 +23,8 @@ import time
 
 import yaml
 
-from binaries import Binary, free_port, http_ok
-from harness import ROOT, Cluster, kubectl_path
+from binaries import Binary, http_ok
+from harness import ROOT, Cluster, free_port, kubectl_path
 
 CHART = os.path.join(ROOT, "helm", "tasklease")
 NAMESPACE = "tasklease-system"

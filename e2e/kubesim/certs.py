@@ -15,12 +15,12 @@ def _now():
     return datetime.datetime.now(datetime.timezone.utc)
 
 
-def _pem_key(key):
+def pem_key(key):
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                              serialization.NoEncryption())
 
 
-def _pem_cert(cert):
+def pem_cert(cert):
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
@@ -79,11 +79,11 @@ class ClusterPKI:
                 "kubernetes", "kubernetes.default", "kubernetes.default.svc",
                 "kubernetes.default.svc.cluster.local"], ips=list(ips), server=True)
         self.sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        self.write("ca.crt", _pem_cert(self.ca_cert))
-        self.write("ca.key", _pem_key(self.ca_key))
-        self.write("apiserver.crt", _pem_cert(self.serving_cert))
-        self.write("apiserver.key", _pem_key(self.serving_key))
-        self.write("sa.key", _pem_key(self.sa_key))
+        self.write("ca.crt", pem_cert(self.ca_cert))
+        self.write("ca.key", pem_key(self.ca_key))
+        self.write("apiserver.crt", pem_cert(self.serving_cert))
+        self.write("apiserver.key", pem_key(self.serving_key))
+        self.write("sa.key", pem_key(self.sa_key))
         self.write("sa.pub", self.sa_key.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
 
@@ -97,9 +97,9 @@ class ClusterPKI:
         os.chmod(p, 0o600)
 
     def ca_pem(self):
-        return _pem_cert(self.ca_cert)
+        return pem_cert(self.ca_cert)
 
     def client_pair(self, user, groups=()):
         """A client certificate and key (PEM bytes) that authenticate as user in groups."""
         cert, key = issue(self.ca_cert, self.ca_key, user, organizations=groups, client=True)
-        return _pem_cert(cert), _pem_key(key)
+        return pem_cert(cert), pem_key(key)

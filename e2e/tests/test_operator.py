@@ -27,9 +27,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
-from binaries import Binary, free_port, http_ok
+from binaries import Binary, http_ok
 from components import install_crds
-from harness import request_refused, token_refused, token_review
+from harness import free_port, request_refused, token_refused, token_review
 from install import apply_operator_rbac, installed_from_chart
 
 GROUP, VERSION = "tasklease.io", "v1alpha1"
