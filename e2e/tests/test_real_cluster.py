@@ -114,6 +114,36 @@ def test_job_pod_runs_on_the_kwok_node_and_succeeds(real, rns):
                   timeout=30, what="the garbage collector to delete the Job's pod")
 
 
+def test_service_endpoints_follow_pods_and_a_namespace_is_deleted(real):
+    """The endpoint controllers and the namespace controller run."""
+    ns = real.namespace("real")
+    real.wait_for(lambda: real.request(
+        "GET", f"/api/v1/namespaces/{ns}/serviceaccounts/default")[0] == 200,
+        what="the namespace's default ServiceAccount")
+    real.apply([{"apiVersion": "v1", "kind": "Pod",
+                 "metadata": {"name": "api", "namespace": ns, "labels": {"app": "api"}},
+                 "spec": {"containers": [{"name": "api", "image": "registry.example.com/api:1",
+                                          "ports": [{"containerPort": 8080}]}]}},
+                {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "api", "namespace": ns},
+                 "spec": {"selector": {"app": "api"}, "ports": [{"port": 80, "targetPort": 8080}]}}])
+
+    def endpoint():
+        slices = real.kubectl_json("get", "endpointslices", "-n", ns, "-l",
+                                   "kubernetes.io/service-name=api")["items"]
+        eps = [e for s in slices for e in s.get("endpoints") or []
+               if (e.get("conditions") or {}).get("ready")]
+        return eps[0] if eps else None
+    ep = real.wait_for(endpoint, timeout=30, what="a ready endpoint for the Service")
+    pod = real.kubectl_json("get", "pod", "api", "-n", ns)
+    assert ep["addresses"] == [pod["status"]["podIP"]]
+    assert ep["targetRef"]["name"] == "api"
+    assert real.kubectl_json("get", "endpoints", "api", "-n", ns)["subsets"][0]["addresses"][0][
+        "ip"] == pod["status"]["podIP"]
+    real.kubectl("delete", "namespace", ns, "--wait=false")
+    real.wait_for(lambda: real.request("GET", f"/api/v1/namespaces/{ns}")[0] == 404, timeout=60,
+                  what="the namespace to be deleted with its pod and Service")
+
+
 def test_token_request_then_token_review(real, rns):
     real.apply({"apiVersion": "v1", "kind": "ServiceAccount",
                 "metadata": {"name": "bot", "namespace": rns}})
