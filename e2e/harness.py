@@ -7,6 +7,7 @@ or the real cluster named by E2E_KUBECONFIG), real kubectl, and the official Pyt
 """
 
 import base64
+import hashlib
 import http.client
 import json
 import os
@@ -47,6 +48,24 @@ def free_port(host="127.0.0.1"):
     port = s.getsockname()[1]
     s.close()
     return port
+
+
+def token_kubeconfig(cluster, path, token, namespace=None):
+    """Writes a kubeconfig for the cluster that authenticates with a bearer token (and no client
+    certificate, which the API server would take over the token) and defaults to namespace;
+    returns its path."""
+    admin = yaml.safe_load(open(cluster.kubeconfig))
+    ctx = next(c["context"] for c in admin["contexts"] if c["name"] == admin["current-context"])
+    server = next(c for c in admin["clusters"] if c["name"] == ctx["cluster"])
+    context = {"cluster": server["name"], "user": "user"}
+    if namespace:
+        context["namespace"] = namespace
+    cfg = {"apiVersion": "v1", "kind": "Config", "clusters": [server],
+           "users": [{"name": "user", "user": {"token": token}}],
+           "contexts": [{"name": "user", "context": context}], "current-context": "user"}
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+        yaml.safe_dump(cfg, f)
+    return path
 
 
 class CommandResult:
@@ -150,6 +169,12 @@ class Cluster:
     # ---- kubectl ----
 
     def kubectl(self, *args, input=None, check=True, timeout=60, kubeconfig=None, token=None):
+        if token is not None and kubeconfig is None:
+            # --token beside a kubeconfig with a client certificate would send both, and the API
+            # server would authenticate the certificate: a kubeconfig with the token alone.
+            kubeconfig = token_kubeconfig(self, os.path.join(
+                self.workdir, f"token-{hashlib.sha256(token.encode()).hexdigest()[:12]}.kubeconfig"),
+                token)
         cmd = [kubectl_path(), f"--kubeconfig={kubeconfig or self.kubeconfig}",
                f"--cache-dir={os.path.join(self.workdir, 'kubectl-cache')}"]
         if token is not None:

@@ -24,7 +24,7 @@ import time
 import yaml
 
 from binaries import Binary, http_ok
-from harness import ROOT, Cluster, free_port, kubectl_path
+from harness import ROOT, Cluster, free_port, kubectl_path, token_kubeconfig
 
 CHART = os.path.join(ROOT, "helm", "tasklease")
 NAMESPACE = "tasklease-system"
@@ -74,23 +74,6 @@ def apply_operator_rbac(cluster, workdir, namespace=NAMESPACE):
     sa = next(o["metadata"]["name"] for o in objects if o["kind"] == "ServiceAccount")
     return service_account_kubeconfig(cluster, namespace, sa,
                                       os.path.join(workdir, "operator.kubeconfig")), objects
-
-
-def token_kubeconfig(cluster, path, token, namespace):
-    """Writes a kubeconfig for the cluster that authenticates with a bearer token and defaults to
-    namespace; returns its path."""
-    admin = yaml.safe_load(open(cluster.kubeconfig))
-    ctx = next(c["context"] for c in admin["contexts"] if c["name"] == admin["current-context"])
-    server = next(c for c in admin["clusters"] if c["name"] == ctx["cluster"])
-    cfg = {"apiVersion": "v1", "kind": "Config", "clusters": [server],
-           "users": [{"name": "user", "user": {"token": token}}],
-           "contexts": [{"name": "user", "context": {"cluster": server["name"], "user": "user",
-                                                     "namespace": namespace}}],
-           "current-context": "user"}
-    with open(path, "w") as f:
-        yaml.safe_dump(cfg, f)
-    os.chmod(path, 0o600)
-    return path
 
 
 def _override(args, replace):
