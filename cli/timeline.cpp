@@ -155,6 +155,8 @@ std::string issuedSummary(const Json& d) {
     out += " for ServiceAccount " + d["serviceAccount"].get<std::string>();
   if (!d.value("secret", std::string()).empty())
     out += " in Secret " + d["secret"].get<std::string>();
+  if (!d.value("spiffeID", std::string()).empty())
+    out += ", SPIFFE ID " + d["spiffeID"].get<std::string>();
   if (!d.value("fingerprint", std::string()).empty())
     out += ", fingerprint " + d["fingerprint"].get<std::string>();
   if (!d.value("expiresAt", std::string()).empty())
@@ -305,12 +307,14 @@ TaskTimeline buildTimeline(const Json& task, const std::vector<Json>& events,
              {"issuedAt", "issuedAt"},
              {"expiresAt", "expiresAt"},
              {"tokenID", "tokenID"},
-             {"serial", "serial"}}) {
+             {"serial", "serial"},
+             {"spiffeID", "spiffeID"}}) {
       if (!text(credential, {from}).empty()) facts[to] = text(credential, {from});
     }
     d.addDetails(facts);
     d.setTime(timeOf(text(credential, {"issuedAt"})), kTaskTime);
   }
+  const Json& revocation = member(status, {"revocation"});
   if (isTerminalPhase(out.phase)) {
     Draft& d = draft(ending, out.phase == "Expired" ? "expired" : "completed", kRankEnding);
     d.addSource("task");

@@ -372,6 +372,7 @@ StatusOr<ReconcileResult> Reconciler::issue(Json& task) {
                   {"adopted", credential->adopted}};
   if (!credential->tokenId.empty()) details["tokenID"] = credential->tokenId;
   if (!credential->serial.empty()) details["serial"] = credential->serial;
+  if (!credential->spiffeId.empty()) details["spiffeID"] = credential->spiffeId;
   recordOnce(EvidenceKind::kIssued, ref, kOperatorActor, details);
 
   const std::string message = std::string(type) + " for ServiceAccount " + names.serviceAccount() +
@@ -388,6 +389,7 @@ StatusOr<ReconcileResult> Reconciler::issue(Json& task) {
               {"fingerprint", credential->fingerprint}};
     if (!credential->tokenId.empty()) c["tokenID"] = credential->tokenId;
     if (!credential->serial.empty()) c["serial"] = credential->serial;
+    if (!credential->spiffeId.empty()) c["spiffeID"] = credential->spiffeId;
     st["credential"] = c;
     setCondition(st, kConditionIssued, true, "Issued", message, generation, now);
     setCondition(st, kConditionRevoked, false, "NotRevoked", "the credential is in use", generation,

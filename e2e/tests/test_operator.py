@@ -447,7 +447,8 @@ def test_an_x509_svid_verifies_against_the_ca_and_its_serial_goes_on_the_crl(clu
     assert signed_by(cert, operator_ca) and cert.issuer == operator_ca.subject
     sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert sans.get_values_for_type(x509.UniformResourceIdentifier) == [
-        f"spiffe://{TRUST_DOMAIN}/ns/{ns}/task/signer"]
+        f"spiffe://{TRUST_DOMAIN}/ns/{ns}/task/signer/uid/{uid}"]
+    assert cred["spiffeID"] == f"spiffe://{TRUST_DOMAIN}/ns/{ns}/task/signer/uid/{uid}"
     assert rfc3339(cert.not_valid_after) == task["status"]["expiresAt"]
     assert isinstance(cert.public_key(), ec.EllipticCurvePublicKey)
     assert cert.public_key().curve.name == "secp256r1"

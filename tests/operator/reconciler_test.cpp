@@ -873,7 +873,10 @@ TEST_F(ReconcilerTest, AnX509TaskGetsAnSvidWhoseSerialGoesOnTheCrlAtRevocation) 
   ASSERT_TRUE(pem.has_value());
   auto info = inspectCertificate(*pem);
   ASSERT_TRUE(info.ok());
-  EXPECT_EQ(info->uris, std::vector<std::string>{"spiffe://example.org/ns/team-a/task/t1"});
+  const std::string spiffeId =
+      "spiffe://example.org/ns/team-a/task/t1/uid/" + kube::uidOf(h.task(key));
+  EXPECT_EQ(info->uris, std::vector<std::string>{spiffeId});
+  EXPECT_EQ(stringAt(h.task(key), {"status", "credential", "spiffeID"}), spiffeId);
   EXPECT_EQ(formatRfc3339(info->notAfter), stringAt(h.task(key), {"status", "expiresAt"}));
   EXPECT_NE(h.cas.current()->issuerOf(*pem), nullptr);
   EXPECT_EQ(secretValue(secret, "ca.crt"), h.cas.current()->bundlePem());
@@ -889,6 +892,41 @@ TEST_F(ReconcilerTest, AnX509TaskGetsAnSvidWhoseSerialGoesOnTheCrlAtRevocation) 
   EXPECT_EQ(state["entries"][0]["serial"], info->serialHex);
   EXPECT_EQ(state["entries"][0]["task"], "team-a/t1");
   expectCredentialObjects(key, false);
+}
+
+TEST_F(ReconcilerTest, ATaskCreatedUnderADeletedTasksNameGetsAnotherSpiffeId) {
+  Json spec = OperatorHarness::taskSpec();
+  spec["credential"] = {{"type", "X509SVID"}};
+  spec["ttl"] = "5m";
+  const auto uriOf = [&](const std::string& key) {
+    const Json secret = *h.fake.object(res::kSecrets, {"team-a", h.names(key).secret()});
+    auto info = inspectCertificate(*secretValue(secret, "tls.crt"));
+    EXPECT_TRUE(info.ok());
+    return info.ok() && info->uris.size() == 1 ? info->uris[0] : std::string();
+  };
+  const std::string key = activeTask("t1", spec);
+  const std::string first = uriOf(key);
+  const std::string firstUid = kube::uidOf(h.task(key));
+  ASSERT_TRUE(h.fake.remove(kAgentTasks, kube::ObjectKey::parse(key)).ok());
+  ASSERT_TRUE(h.reconcileUntilStable(key).ok());
+  ASSERT_FALSE(h.fake.object(kAgentTasks, kube::ObjectKey::parse(key)).has_value());
+
+  // Someone else asks for a task of the same name: a different delegation, a different identity.
+  ASSERT_EQ(h.createTask("t1", spec), key);
+  ASSERT_TRUE(h.reconcileUntilStable(key).ok());
+  ASSERT_EQ(h.phase(key), "Active");
+  const std::string second = uriOf(key);
+  const std::string secondUid = kube::uidOf(h.task(key));
+  ASSERT_NE(firstUid, secondUid);
+  EXPECT_NE(first, second);
+  EXPECT_EQ(first, "spiffe://example.org/ns/team-a/task/t1/uid/" + firstUid);
+  EXPECT_EQ(second, "spiffe://example.org/ns/team-a/task/t1/uid/" + secondUid);
+  // The issued record names it too, for whoever reads the evidence.
+  std::vector<std::string> recorded;
+  for (const Json& r : *h.evidence) {
+    if (r.value("kind", std::string()) == "issued") recorded.push_back(r["details"]["spiffeID"]);
+  }
+  EXPECT_EQ(recorded, (std::vector<std::string>{first, second}));
 }
 
 TEST_F(ReconcilerTest, WhatIsLeftOfAGoneTaskIsSwept) {
