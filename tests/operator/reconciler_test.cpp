@@ -1074,6 +1074,30 @@ TEST_F(ReconcilerTest, AStampFromAnotherKeyIsDeniedByAStrictPolicyWithTheReason)
   EXPECT_EQ((*h.evidence)[0]["details"]["verified"], false);
 }
 
+TEST_F(ReconcilerTest, AStampRewrittenToAddSystemMastersToTheSameUsernameIsNotVerified) {
+  h.addPolicy("strict", {{"requireVerifiedDelegation", true}});
+  auto key = SigningKey::generate();
+  ASSERT_TRUE(key.ok());
+  ASSERT_TRUE(h.stamps.keys.add(key->publicPem()).ok());
+  const Json spec = OperatorHarness::taskSpec();
+  Json stamp = webhookStamp(*key, "t1", spec);
+  // Alice's own stamp, with her name and uid, and a group she was not in when she asked.
+  stamp[kRequestedByAnnotation] =
+      requestedByValue({"alice", "uid-alice", {"dev", "system:masters"}});
+  const std::string key1 = h.createTask("t1", spec, stamp);
+  ASSERT_TRUE(h.reconcileUntilStable(key1).ok());
+  const Json task = h.task(key1);
+  EXPECT_EQ(h.phase(key1), "Denied");
+  EXPECT_EQ(task["status"]["delegation"]["verified"], false);
+  const std::string reason = stringAt(task, {"status", "policy", "reason"});
+  EXPECT_NE(reason.find("bad-signature"), std::string::npos) << reason;
+  EXPECT_EQ((*h.evidence)[0]["kind"], "delegated");
+  EXPECT_EQ((*h.evidence)[0]["details"]["verified"], false);
+  EXPECT_EQ((*h.evidence)[0]["details"]["reason"].get<std::string>().rfind("bad-signature", 0), 0u)
+      << (*h.evidence)[0].dump();
+  EXPECT_TRUE(h.api.tokens().empty());
+}
+
 TEST_F(ReconcilerTest, UnreadableStampKeysLeaveTheTaskUndecidedUntilTheyCanBeRead) {
   h.addPolicy("strict", {{"requireVerifiedDelegation", true}});
   auto key = SigningKey::generate();
