@@ -245,6 +245,11 @@ Status Reconciler::decide(Json& task) {
     details["ttl"] = formatDuration(spec->ttl);
     details["credentialType"] = credentialTypeName(spec->credentialType);
     details["rules"] = ruleList(spec->rules);
+    if (decision.workload) {
+      // What the workload was held to (a denial's reason says what in it broke which bound).
+      details["workload"] = {{"podSecurity", podSecurityLevelName(decision.workload->level)},
+                             {"allowedCapabilities", decision.workload->allowedCapabilities}};
+    }
   }
   recordOnce(decision.allowed ? EvidenceKind::kAuthorized : EvidenceKind::kDenied, ref,
              kOperatorActor, details);

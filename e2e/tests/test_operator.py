@@ -166,14 +166,18 @@ def operators(cluster, ns, deployment):
 # ---- policies and tasks ----
 
 def add_policy(cluster, ns, max_ttl="1h", types=("ServiceAccountToken", "X509SVID"), rules=None,
-               agents=("refactor-*",)):
+               agents=("refactor-*",), workload=None):
+    """workload: spec.allow.workload; None allows workloads within Pod Security baseline (what the
+    tests' plain templates meet), "none" allows no workload."""
     name = f"p-{ns}-{uuid.uuid4().hex[:6]}"
+    allow = {"maxTTL": max_ttl, "credentialTypes": list(types),
+             "rules": rules or [{"apiGroups": [""], "resources": ["configmaps"],
+                                 "verbs": ["get", "update", "list"]}]}
+    if workload != "none":
+        allow["workload"] = workload or {"podSecurity": "baseline"}
     cluster.custom().create_cluster_custom_object(GROUP, VERSION, "agentpolicies", {
         "apiVersion": f"{GROUP}/{VERSION}", "kind": "AgentPolicy", "metadata": {"name": name},
-        "spec": {"match": {"namespaces": [ns], "agents": list(agents)},
-                 "allow": {"maxTTL": max_ttl, "credentialTypes": list(types),
-                           "rules": rules or [{"apiGroups": [""], "resources": ["configmaps"],
-                                               "verbs": ["get", "update", "list"]}]},
+        "spec": {"match": {"namespaces": [ns], "agents": list(agents)}, "allow": allow,
                  "requireVerifiedDelegation": False}})
     return name
 
@@ -516,6 +520,45 @@ def test_denied_tasks_never_get_any_object(cluster, ns, operators):
     assert issued_objects(cluster, ns, kinds=CREDENTIAL_KINDS + ("jobs",)) == {}
     records = verify_chain(op.evidence_records())
     assert sorted(r["kind"] for r in records) == sorted(op.lifecycle("denied") * len(cases))
+
+
+# What a user who may only create AgentTasks asked the operator to run (issue 14): a privileged
+# pod in the node's namespaces with the node's root filesystem mounted.
+HOST_TAKEOVER = {"spec": {
+    "hostPID": True, "hostNetwork": True, "hostIPC": True,
+    "containers": [{"name": "x", "image": "busybox", "command": ["sleep", "3600"],
+                    "securityContext": {"privileged": True},
+                    "volumeMounts": [{"name": "root", "mountPath": "/host"}]}],
+    "volumes": [{"name": "root", "hostPath": {"path": "/"}}]}}
+
+
+def test_a_privileged_host_workload_is_denied_naming_each_field_and_nothing_runs(cluster, ns, operators):
+    op = operators()
+    add_policy(cluster, ns)
+    create_task(cluster, ns, task_body("takeover", workload=HOST_TAKEOVER))
+    task = wait_phase(cluster, ns, "takeover", "Denied")
+    reason = task["status"]["policy"]["reason"]
+    for field in ("spec.workload.template.spec.hostPID: true", "spec.workload.template.spec.hostNetwork: true",
+                  "spec.workload.template.spec.hostIPC: true",
+                  "spec.workload.template.spec.containers[0].securityContext.privileged: true",
+                  "spec.workload.template.spec.volumes[0].hostPath: a hostPath volume"):
+        assert field in reason, reason
+    assert "(Pod Security baseline)" in reason, reason
+    assert issued_objects(cluster, ns, kinds=CREDENTIAL_KINDS + ("jobs",)) == {}
+    assert cluster.core().list_namespaced_pod(ns).items == []
+    [denied] = [r for r in verify_chain(op.evidence_records()) if r["kind"] == "denied"]
+    assert denied["details"]["reason"] == reason
+
+
+def test_a_policy_without_allow_workload_allows_no_workload(cluster, ns, operators):
+    operators()
+    add_policy(cluster, ns, workload="none")
+    plain = {"spec": {"containers": [{"name": "agent", "image": "registry.example/agent:1"}]}}
+    create_task(cluster, ns, task_body("with-job", workload=plain))
+    create_task(cluster, ns, task_body("without-job"))
+    task = wait_phase(cluster, ns, "with-job", "Denied")
+    assert "spec.workload: the policy allows no workload" in task["status"]["policy"]["reason"]
+    wait_phase(cluster, ns, "without-job", "Active")
 
 
 def test_deleting_an_active_task_revokes_before_the_task_disappears(cluster, ns, operators):

@@ -267,7 +267,8 @@ void OperatorHarness::addPolicy(const std::string& name, const Json& specPatch) 
                  {"credentialTypes", {"ServiceAccountToken", "X509SVID"}},
                  {"rules", Json::array({{{"apiGroups", {""}},
                                          {"resources", {"configmaps"}},
-                                         {"verbs", {"get", "update", "list"}}}})}}},
+                                         {"verbs", {"get", "update", "list"}}}})},
+                 {"workload", {{"podSecurity", "baseline"}}}}},
                {"requireVerifiedDelegation", false}};
   spec.merge_patch(specPatch);
   auto created = fake.create(kAgentPolicies, {{"apiVersion", "tasklease.io/v1alpha1"},

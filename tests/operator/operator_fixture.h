@@ -146,7 +146,8 @@ class OperatorHarness {
   std::string createTask(const std::string& name, const Json& spec,
                          const Json& annotations = Json::object());
   // A policy allowing agents refactor-*, every namespace, maxTTL 1h, both credential types,
-  // configmaps get/update/list; `spec` is merge-patched over it.
+  // configmaps get/update/list, workloads within Pod Security baseline; `spec` is merge-patched
+  // over it.
   void addPolicy(const std::string& name, const Json& specPatch);
 
   // Reconciles until a pass fails or changes nothing in the store (at most 20 passes).

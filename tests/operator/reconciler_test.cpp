@@ -832,6 +832,40 @@ TEST_F(ReconcilerTest, AFailedJobFailsTheTaskAndRevokes) {
   expectCredentialObjects(key, false);
 }
 
+TEST_F(ReconcilerTest, AHostTakeoverWorkloadIsDeniedNamingTheFieldsAndNothingRuns) {
+  h.addPolicy("allow-refactor", Json::object());
+  Json spec = OperatorHarness::taskSpec();
+  spec["workload"] = {{"template", Json::parse(R"({"spec": {
+      "hostPID": true, "hostNetwork": true,
+      "containers": [{"name": "x", "image": "busybox", "securityContext": {"privileged": true},
+                      "volumeMounts": [{"name": "root", "mountPath": "/host"}]}],
+      "volumes": [{"name": "root", "hostPath": {"path": "/"}}]}})")}};
+  const std::string key = h.createTask("t1", spec);
+  ASSERT_TRUE(h.reconcileUntilStable(key).ok());
+  EXPECT_EQ(h.phase(key), "Denied");
+  const std::string reason = stringAt(h.task(key), {"status", "policy", "reason"});
+  for (const char* field : {"spec.workload.template.spec.hostPID: true",
+                            "spec.workload.template.spec.hostNetwork: true",
+                            "spec.workload.template.spec.containers[0].securityContext.privileged",
+                            "spec.workload.template.spec.volumes[0].hostPath"}) {
+    EXPECT_NE(reason.find(field), std::string::npos) << field << "\n" << reason;
+  }
+  ASSERT_EQ(h.evidenceKinds(), std::vector<std::string>{"denied"});
+  EXPECT_EQ((*h.evidence)[0]["details"]["reason"], reason);
+  EXPECT_FALSE(h.exists(res::kJobs, "team-a", h.names(key).job()));
+  expectCredentialObjects(key, false);
+}
+
+TEST_F(ReconcilerTest, AnAllowedWorkloadsBoundIsInTheAuthorizedRecord) {
+  const std::string key = activeWorkloadTask();
+  EXPECT_EQ((*h.evidence)[0]["kind"], "authorized");
+  EXPECT_EQ((*h.evidence)[0]["details"]["workload"],
+            Json({{"podSecurity", "baseline"}, {"allowedCapabilities", Json::array()}}));
+  EXPECT_NE(stringAt(h.task(key), {"status", "policy", "reason"})
+                .find("workload within Pod Security baseline"),
+            std::string::npos);
+}
+
 TEST_F(ReconcilerTest, AJobRefusedByAdmissionIsRetriedNotTakenAsFailure) {
   h.addPolicy("allow-refactor", Json::object());
   Json spec = OperatorHarness::taskSpec();
