@@ -325,6 +325,25 @@ TaskTimeline buildTimeline(const Json& task, const std::vector<Json>& events,
       d.setTime(timeOf(text(c, {"lastTransitionTime"})), kTaskTime);
     }
     d.addDetails(facts);
+  } else if (out.phase == "Revoking" && isEndingReason(text(revocation, {"reason"}))) {
+    // Ended, and being revoked: status.revocation says how and since when.
+    const std::string outcome = text(revocation, {"outcome"});
+    Draft& d = draft(ending, outcome == "Expired" ? "expired" : "completed", kRankEnding);
+    d.addSource("task");
+    d.addDetails({{"outcome", outcome},
+                  {"reason", text(revocation, {"reason"})},
+                  {"message", text(revocation, {"message"})}});
+    d.setTime(timeOf(text(revocation, {"startedAt"})), kTaskTime);
+  }
+  if (out.phase == "Revoking") {
+    // A finalizer holding one of the task's objects: everything else is revoked, that is not.
+    for (const Json& held : member(revocation, {"held"})) {
+      std::string finalizers = joinStrings(member(held, {"finalizers"}));
+      out.problems.push_back("the revocation is held up: " + text(held, {"kind"}) + " " + out.ns +
+                             "/" + text(held, {"name"}) +
+                             " is still present after its deletion (finalizers: " +
+                             (finalizers.empty() ? std::string("none") : finalizers) + ")");
+    }
   }
   if (!text(credential, {"revokedAt"}).empty()) {
     Draft& d = draft(revoked, "revoked", kRankRevoked);

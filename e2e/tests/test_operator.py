@@ -561,6 +561,47 @@ def test_a_policy_without_allow_workload_allows_no_workload(cluster, ns, operato
     wait_phase(cluster, ns, "without-job", "Active")
 
 
+def test_a_finalizer_on_the_rolebinding_holds_only_itself_and_the_task_leaves_active(cluster, ns, operators):
+    """Issue 14: a finalizer on a task's RoleBinding held the whole revocation, with the task
+    Active meanwhile. Now the task is Revoking at once, everything else is revoked, the held
+    object is named, and the revocation finishes when the finalizer goes."""
+    op = operators()
+    add_policy(cluster, ns)
+    create_task(cluster, ns, task_body("held"))
+    task = wait_phase(cluster, ns, "held", "Active")
+    uid, name = task["metadata"]["uid"], task["status"]["credential"]["serviceAccountName"]
+    rbac = cluster.rbac()
+    retrying(lambda: rbac.patch_namespaced_role_binding(
+        name, ns, {"metadata": {"finalizers": ["example.com/hold"]}}))
+    complete_task(cluster, ns, "held")
+    task = wait_phase(cluster, ns, "held", "Revoking")
+    task = cluster.wait_for(lambda: (lambda t: t if (t["status"].get("revocation") or {}).get("held")
+                                     else None)(get_task(cluster, ns, "held")),
+                            timeout=30, what="the held RoleBinding in status.revocation.held")
+    assert task["status"]["revocation"]["held"] == [
+        {"kind": "RoleBinding", "name": name, "finalizers": ["example.com/hold"]}]
+    assert task["status"]["revocation"]["outcome"] == "Succeeded"
+    conditions = {c["type"]: c for c in task["status"]["conditions"]}
+    assert conditions["CredentialRevoked"]["reason"] == "RevocationBlocked"
+    assert f"RoleBinding {ns}/{name}" in conditions["CredentialRevoked"]["message"]
+    # Everything but the held RoleBinding is gone already.
+    assert issued_objects(cluster, ns, uid) == {"rolebindings": [name]}
+    cluster.wait_for(lambda: metric_value(op.metrics(), "tasklease_operator_revocations_blocked",
+                                          kind="RoleBinding") == 1,
+                     timeout=30, what="the blocked-revocation gauge")
+    reasons = {e.reason for e in cluster.core().list_namespaced_event(ns).items
+               if e.involved_object.name == "held"}
+    assert "RevocationBlocked" in reasons
+    retrying(lambda: rbac.patch_namespaced_role_binding(name, ns, {"metadata": {"finalizers": None}}))
+    task = wait_phase(cluster, ns, "held", "Succeeded", timeout=60)
+    assert task["status"]["credential"]["revokedAt"] and task["status"]["revocation"]["held"] == []
+    assert issued_objects(cluster, ns, uid) == {}
+    [revoked] = [r for r in verify_chain(op.evidence_records()) if r["kind"] == "revoked"]
+    # The RoleBinding went when its finalizer did (the API server's doing, after our deletion).
+    assert {f"{kind}/{name}" for kind in ("Secret", "ServiceAccount", "Role")} <= set(
+        revoked["details"]["deleted"]), revoked
+
+
 def test_deleting_an_active_task_revokes_before_the_task_disappears(cluster, ns, operators):
     operators()
     add_policy(cluster, ns)

@@ -278,6 +278,12 @@ void OperatorHarness::addPolicy(const std::string& name, const Json& specPatch) 
   if (!created.ok()) throw std::runtime_error(created.status().toString());
 }
 
+Status OperatorHarness::setFinalizers(const kube::ResourceRef& kind, const std::string& name,
+                                      Json finalizers) {
+  return fake.patch(kind, {"team-a", name}, {{"metadata", {{"finalizers", std::move(finalizers)}}}})
+      .status();
+}
+
 StatusOr<ReconcileResult> OperatorHarness::reconcileUntilStable(const std::string& key) {
   StatusOr<ReconcileResult> last = ReconcileResult{};
   for (int pass = 0; pass < 20; ++pass) {

@@ -150,6 +150,10 @@ class OperatorHarness {
   // over it.
   void addPolicy(const std::string& name, const Json& specPatch);
 
+  // Sets the finalizers of the object `name` of that kind in namespace "team-a" (a foreign
+  // controller's, or an attacker's, on a task's object; [] removes them).
+  Status setFinalizers(const kube::ResourceRef& kind, const std::string& name, Json finalizers);
+
   // Reconciles until a pass fails or changes nothing in the store (at most 20 passes).
   StatusOr<ReconcileResult> reconcileUntilStable(const std::string& key);
   // A fresh Reconciler over the same cluster: what a restarted process has.
@@ -166,7 +170,9 @@ class OperatorHarness {
   // The names of the objects issued for the task.
   TaskNames names(const std::string& key) const;
 
-  void advance(std::chrono::seconds by) { now_ += by; }
+  void advance(std::chrono::nanoseconds by) {
+    now_ += std::chrono::duration_cast<TimePoint::duration>(by);
+  }
   TimePoint now() const { return now_; }
 
   kube::FakeApiClient fake;
