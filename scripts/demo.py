@@ -118,14 +118,16 @@ class Story:
                    expect_fail=True)
 
         say("3. The platform team allows refactoring agents, in this namespace, to read and update "
-            "one ConfigMap for at most an hour.")
+            "one ConfigMap for at most an hour, and to run as a Job whose pod meets the "
+            "restricted Pod Security Standard.")
         self.apply({"apiVersion": "tasklease.io/v1alpha1", "kind": "AgentPolicy",
                     "metadata": {"name": "refactoring-agents"},
                     "spec": {"match": {"namespaces": [TEAM], "agents": ["refactor-*"]},
                              "allow": {"maxTTL": "1h", "credentialTypes": ["ServiceAccountToken"],
                                        "rules": [{"apiGroups": [""], "resources": ["configmaps"],
                                                   "resourceNames": ["billing-config"],
-                                                  "verbs": ["get", "update"]}]}}})
+                                                  "verbs": ["get", "update"]}],
+                                       "workload": {"podSecurity": "restricted"}}}})
 
         say("4. Alice asks for an agent task: what the agent may do, for how long, and the Job "
             "that runs it. She holds these permissions herself, so she may delegate them.")
@@ -142,9 +144,17 @@ class Story:
                              "workload": {"template": {
                                  "metadata": {"annotations": {
                                      "kubesim.tasklease.io/run-seconds": "4"}},
-                                 "spec": {"containers": [{
-                                     "name": "agent", "image": "registry.example.com/refactor-bot:2.1",
-                                     "args": ["--repo", "billing"]}]}}}}},
+                                 "spec": {
+                                     "securityContext": {
+                                         "runAsNonRoot": True,
+                                         "seccompProfile": {"type": "RuntimeDefault"}},
+                                     "containers": [{
+                                         "name": "agent",
+                                         "image": "registry.example.com/refactor-bot:2.1",
+                                         "args": ["--repo", "billing"],
+                                         "securityContext": {
+                                             "allowPrivilegeEscalation": False,
+                                             "capabilities": {"drop": ["ALL"]}}}]}}}}},
                    user="alice")
         self.run("kubectl", "get", "agenttask", TASK, "-n", TEAM, "-o",
                  "jsonpath={.metadata.annotations.tasklease\\.io/requested-by}{\"\\n\"}")

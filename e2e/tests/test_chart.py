@@ -75,6 +75,10 @@ OPTIONS = {
                                      '{"kubernetes.io/metadata.name":"monitoring"}}}]'],
     "service-monitor": ["--set", "serviceMonitor.enabled=true",
                         "--set", "serviceMonitor.labels.release=prometheus"],
+    "prometheus-rule": ["--set", "serviceMonitor.enabled=true", "--set", "prometheusRule.enabled=true",
+                        "--set", "prometheusRule.labels.release=prometheus",
+                        "--set", "prometheusRule.revocationBlockedFor=30m",
+                        "--set", "prometheusRule.severity=warning"],
     "failure-policy-ignore": ["--set", "webhook.failurePolicy=Ignore"],
     "watch-namespace": ["--set", "operator.watchNamespace=team-a"],
     "exempt-and-timeouts": ["--set", "webhook.exemptNamespaces={monitoring,gatekeeper-system}",
@@ -467,11 +471,33 @@ def test_cert_manager_issues_the_certificate_and_injects_the_ca():
 
 
 def test_optional_network_policy_and_service_monitor():
-    assert not [o for o in render() if o["kind"] in ("NetworkPolicy", "ServiceMonitor")]
+    assert not [o for o in render() if o["kind"] in ("NetworkPolicy", "ServiceMonitor", "PrometheusRule")]
     policies = find(render(*OPTIONS["network-policy"]), "NetworkPolicy")
     assert {p["metadata"]["name"] for p in policies} == {"tasklease-webhook", "tasklease-operator"}
     monitor = find(render(*OPTIONS["service-monitor"]), "ServiceMonitor")[0]
     assert monitor["metadata"]["labels"]["release"] == "prometheus"
+
+
+def test_optional_prometheus_rule_alerts_on_a_held_revocation():
+    """docs/operations.md: the alert on tasklease_operator_revocations_blocked, per kind, in the
+    release's namespace, after prometheusRule.revocationBlockedFor."""
+    rule = find(render(*OPTIONS["prometheus-rule"]), "PrometheusRule", "tasklease")[0]
+    assert rule["metadata"]["namespace"] == NS
+    assert rule["metadata"]["labels"]["release"] == "prometheus"
+    [alert] = [r for g in rule["spec"]["groups"] for r in g["rules"]]
+    assert alert["alert"] == "TaskleaseRevocationBlocked"
+    assert alert["expr"] == ("max by (namespace, kind) (tasklease_operator_revocations_blocked"
+                             f'{{namespace="{NS}"}}) > 0')
+    assert alert["for"] == "30m" and alert["labels"] == {"severity": "warning"}
+    # Prometheus's template syntax reaches the rule as written, not eaten by Helm's.
+    assert "{{ $labels.kind }}" in alert["annotations"]["summary"]
+    assert "status.revocation.held" in alert["annotations"]["description"]
+    defaults = find(render("--set", "prometheusRule.enabled=true"), "PrometheusRule")[0]
+    [alert] = [r for g in defaults["spec"]["groups"] for r in g["rules"]]
+    assert alert["for"] == "10m" and alert["labels"] == {"severity": "critical"}
+    bad = helm("template", "tasklease", CHART, "--set", "prometheusRule.revocationBlockedFor=soon",
+               check=False)
+    assert bad.returncode != 0 and "revocationBlockedFor" in bad.stderr, bad.stderr
 
 
 def test_kubernetes_objects_in_values_reach_the_rendered_objects_unchanged():
@@ -514,7 +540,8 @@ def test_standard_labels_on_every_object(default_objects):
 
 # Just enough of cert-manager's and prometheus-operator's CRDs for their objects to be stored.
 FOREIGN_CRDS = [("cert-manager.io", "Issuer", "issuers"), ("cert-manager.io", "Certificate", "certificates"),
-                ("monitoring.coreos.com", "ServiceMonitor", "servicemonitors")]
+                ("monitoring.coreos.com", "ServiceMonitor", "servicemonitors"),
+                ("monitoring.coreos.com", "PrometheusRule", "prometheusrules")]
 
 
 def foreign_crd(group, kind, plural):

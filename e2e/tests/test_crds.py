@@ -108,6 +108,39 @@ def test_status_is_written_through_the_subresource(crds, ns):
     assert res.returncode != 0 and "Unsupported value" in res.stderr
 
 
+def test_revoking_and_what_holds_it_are_kept_in_status(crds, ns):
+    create(crds, ns, task())
+    held = {"kind": "RoleBinding", "name": "tl-t1-1a2b3c4d", "finalizers": ["example.com/hold"]}
+    revocation = {"outcome": "Succeeded", "reason": "Completed", "message": "spec.completed is true",
+                  "startedAt": "2030-01-01T00:00:00.125Z", "held": [held]}
+    crds.kubectl("patch", "agenttask", "t1", "-n", ns, "--subresource=status", "--type=merge",
+                 "-p", json.dumps({"status": {"phase": "Revoking", "revocation": revocation}}))
+    row = crds.kubectl("get", "at", "t1", "-n", ns, "--no-headers").stdout.split()
+    assert row[:2] == ["t1", "Revoking"]
+    stored = crds.kubectl_json("get", "agenttask", "t1", "-n", ns)["status"]["revocation"]
+    assert stored == revocation  # nothing pruned
+
+
+def test_agent_policy_workload_bound_defaults_to_restricted_and_checks_capabilities(crds):
+    name = f"pol-wl-{os.getpid()}"
+    body = {"apiVersion": "tasklease.io/v1alpha1", "kind": "AgentPolicy", "metadata": {"name": name},
+            "spec": {"match": {}, "allow": {"maxTTL": "1h", "workload": {}}}}
+    crds.kubectl("create", "-f", "-", input=json.dumps(body))
+    stored = crds.kubectl_json("get", "agentpolicy", name)["spec"]["allow"]["workload"]
+    assert stored == {"podSecurity": "restricted"}
+    crds.kubectl("delete", "agentpolicy", name)
+    for workload, says in (({"podSecurity": "privileged"}, "Unsupported value"),
+                           ({"podSecurity": "restricted", "allowedCapabilities": ["CHOWN"]},
+                            "a container may add only NET_BIND_SERVICE"),
+                           ({"allowedCapabilities": ["SYS_ADMIN"]}, "Unsupported value")):
+        body["spec"]["allow"]["workload"] = workload
+        res = crds.kubectl("create", "-f", "-", input=json.dumps(body), check=False)
+        assert res.returncode != 0 and says in res.stderr, (workload, res.stderr)
+    body["spec"]["allow"]["workload"] = {"podSecurity": "baseline", "allowedCapabilities": ["CHOWN"]}
+    assert crds.kubectl("create", "-f", "-", input=json.dumps(body), check=False).returncode == 0
+    crds.kubectl("delete", "agentpolicy", name)
+
+
 def test_agent_policy_defaults_to_verified_delegation(crds):
     name = f"pol-{os.getpid()}"
     crds.apply({"apiVersion": "tasklease.io/v1alpha1", "kind": "AgentPolicy",

@@ -45,7 +45,7 @@ def team(cluster, user, verbs=("get", "update")):
                    "metadata": {"name": f"policy-{ns}"},
                    "spec": {"match": {"namespaces": [ns], "agents": ["refactor-*"]},
                             "allow": {"maxTTL": "1h", "credentialTypes": ["ServiceAccountToken"],
-                                      "rules": RULES}}})
+                                      "rules": RULES, "workload": {"podSecurity": "baseline"}}}})
     return ns, token
 
 

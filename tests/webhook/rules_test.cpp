@@ -269,6 +269,19 @@ TEST_F(RulesTest, TL008TaskNotActive) {
   EXPECT_THAT(e.violations[0].message, HasSubstr("Expired"));
 }
 
+// A task whose ending was seen is Revoking until every object is verified gone, which a
+// finalizer can hold up indefinitely: meanwhile no pod may run under it or mount its credential.
+TEST_F(RulesTest, TL008TaskRevokingRefusesAPodAndItsCredentialMount) {
+  state_.add(agentTask("build", "Revoking"));
+  Json spec = {
+      {"serviceAccountName", "tl-build"},
+      {"containers", {container()}},
+      {"volumes", {{{"name", "cred"}, {"secret", {{"secretName", "tl-build-credential"}}}}}}};
+  auto e = evaluate(pod(spec, {{"tasklease.io/task", "build"}}), state_);
+  EXPECT_THAT(found(e), ElementsAre("TL003@spec.volumes[0]", "TL008@spec.serviceAccountName"));
+  EXPECT_THAT(e.violations[1].message, HasSubstr("is Revoking, not Active"));
+}
+
 TEST_F(RulesTest, TL008PodWithoutTheTaskLabel) {
   Json spec = cleanSpec();
   spec["serviceAccountName"] = "tl-build";
