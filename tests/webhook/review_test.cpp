@@ -518,5 +518,24 @@ TEST_F(ReviewTest, IdentityExceptionMetadataOnlyUpdateIsAllowedAfterExpiry) {
   EXPECT_EQ(review(request(updated, "UPDATE", old)).decision, Decision::kDenied);
 }
 
+TEST_F(ReviewTest, AStoredExceptionCoveringAWholeNamespaceAllowsNothingAndSaysSo) {
+  Json broad = exceptionObj("2026-03-05T00:00:00Z");
+  broad["metadata"]["name"] = "everything";
+  broad["spec"].erase("serviceAccountNames");
+  broad["spec"]["rules"] = {"TL001", "TL006"};
+  broad["spec"]["podSelector"] = {
+      {"matchExpressions", {{{"key", "no-such-label"}, {"operator", "DoesNotExist"}}}}};
+  state_.add(broad);
+  const auto out = review(request(pod(badPodSpec())));
+  EXPECT_EQ(out.decision, Decision::kDenied);
+  EXPECT_THAT(out.exceptedRules, IsEmpty());
+  ASSERT_THAT(out.response.warnings, SizeIs(1));
+  EXPECT_THAT(out.response.warnings[0], HasSubstr("IdentityException team-a/everything"));
+  EXPECT_THAT(out.response.warnings[0], HasSubstr("allows nothing"));
+  ASSERT_THAT(out.evidence, SizeIs(1));
+  EXPECT_EQ(out.evidence[0].kind, EvidenceKind::kRejected);
+  EXPECT_EQ(out.evidence[0].details["ignoredExceptions"][0]["exception"], "everything");
+}
+
 }  // namespace
 }  // namespace tasklease::webhook
