@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 
+#include "webhook/agenttask.h"
 #include "webhook/identity_exception.h"
 #include "webhook/json_access.h"
 #include "webhook/policy.h"
@@ -264,6 +265,7 @@ ReviewOutcome reviewAdmission(const AdmissionRequest& req, const ClusterState& s
     workload->pods.front().onlyEphemeralContainers =
         newEphemeralContainers(workload->pods.front().spec, req.oldObjectView().member("spec"));
   }
+  for (PodUnderReview& pod : workload->pods) pod.requester = requesterOf(req.userInfo);
 
   WorkloadEvaluation eval = evaluateWorkload(*workload, state, config.rules, now);
   for (const auto& v : eval.violations) out.violatedRules.push_back(v.rule);

@@ -537,5 +537,55 @@ TEST_F(ReviewTest, AStoredExceptionCoveringAWholeNamespaceAllowsNothingAndSaysSo
   EXPECT_EQ(out.evidence[0].details["ignoredExceptions"][0]["exception"], "everything");
 }
 
+Json taskPodAs(const std::string& name) {
+  Json spec = cleanSpec();
+  spec["serviceAccountName"] = "tl-build";
+  spec["volumes"] = {{{"name", "cred"}, {"secret", {{"secretName", "tl-build-credential"}}}}};
+  return pod(spec, {{"tasklease.io/task", "build"}}, name);
+}
+
+TEST_F(ReviewTest, APodUnderAnotherUsersTaskIsRefusedThePodsOfItsJobAreNot) {
+  auto r = request(taskPodAs("borrowed"));
+  r.userInfo = {"bob", "u-2", {"devs"}, {}};
+  auto out = review(r);
+  EXPECT_EQ(out.decision, Decision::kDenied);
+  EXPECT_THAT(out.response.message, HasSubstr("[TL008] spec.serviceAccountName"));
+  EXPECT_THAT(out.response.message, HasSubstr("by \"bob\""));
+  ASSERT_THAT(out.evidence, SizeIs(1));
+  EXPECT_EQ(out.evidence[0].kind, EvidenceKind::kRejected);
+  EXPECT_EQ(out.evidence[0].task.name, "build");
+
+  Json fromJob = taskPodAs("tl-build-x7k2p");
+  fromJob["metadata"]["ownerReferences"] = {{{"apiVersion", "batch/v1"},
+                                             {"kind", "Job"},
+                                             {"name", "tl-build"},
+                                             {"uid", "job-uid"},
+                                             {"controller", true}}};
+  r = request(fromJob);
+  r.userInfo = {
+      "system:serviceaccount:kube-system:job-controller",
+      "jc-uid",
+      {"system:serviceaccounts", "system:serviceaccounts:kube-system", "system:authenticated"},
+      {}};
+  out = review(r);
+  EXPECT_EQ(out.decision, Decision::kAllowed) << out.response.message;
+  ASSERT_THAT(out.evidence, SizeIs(1));
+  EXPECT_EQ(out.evidence[0].kind, EvidenceKind::kAdmitted);
+}
+
+TEST_F(ReviewTest, OnlyTheDelegatorMayAddEphemeralContainersToATasksPod) {
+  Json old = taskPodAs("agent");
+  Json updated = old;
+  updated["spec"]["ephemeralContainers"] = {container("debug")};
+  auto r = request(updated, "UPDATE", old);
+  r.subResource = "ephemeralcontainers";
+  r.userInfo = {"bob", "u-2", {"devs"}, {}};
+  const auto out = review(r);
+  EXPECT_EQ(out.decision, Decision::kDenied);
+  EXPECT_THAT(out.response.message, HasSubstr("[TL008] spec.ephemeralContainers"));
+  r.userInfo = {"alice", "u-1", {"devs"}, {}};
+  EXPECT_EQ(review(r).decision, Decision::kAllowed);
+}
+
 }  // namespace
 }  // namespace tasklease::webhook
