@@ -518,6 +518,68 @@ TEST_F(ReviewTest, IdentityExceptionMetadataOnlyUpdateIsAllowedAfterExpiry) {
   EXPECT_EQ(review(request(updated, "UPDATE", old)).decision, Decision::kDenied);
 }
 
+TEST_F(ReviewTest, AWorkloadUpdateOfOnlyTheDeprecatedServiceAccountFieldIsJudgedAgain) {
+  state_.add(serviceAccount("deploy-sa", "Deployment/web"));
+  Json spec = cleanSpec();
+  spec.erase("serviceAccountName");
+  spec["serviceAccount"] = "deploy-sa";
+  const Json before = workload("Deployment", spec);
+  ASSERT_EQ(review(request(before)).decision, Decision::kAllowed);
+  Json after = before;
+  after["spec"]["template"]["spec"]["serviceAccount"] = "default";
+  const auto out = review(request(after, "UPDATE", before));
+  EXPECT_EQ(out.decision, Decision::kDenied);
+  EXPECT_THAT(out.response.message, HasSubstr("[TL005] spec.template.spec.serviceAccount:"));
+}
+
+TEST_F(ReviewTest, WarnModeAdmitsAWorkloadAndRecordsWhatItViolates) {
+  // A second, independent test of warn mode: another kind, another rule.
+  state_ = standardState("warn");
+  state_.add(serviceAccount("deploy-sa", "Deployment/web"));
+  Json spec = cleanSpec();
+  spec["serviceAccountName"] = "deploy-sa";
+  spec["volumes"] = {{{"name", "db"}, {"secret", {{"secretName", "db"}}}}};
+  const auto out = review(request(workload("Deployment", spec)));
+  EXPECT_EQ(out.decision, Decision::kWarned);
+  EXPECT_TRUE(out.response.allowed);
+  EXPECT_EQ(out.response.code, 200);
+  ASSERT_THAT(out.response.warnings, SizeIs(1));
+  EXPECT_THAT(out.response.warnings[0], HasSubstr("[TL003] spec.template.spec.volumes[0]"));
+  EXPECT_TRUE(out.response.auditAnnotations.empty());
+  ASSERT_THAT(out.evidence, SizeIs(1));
+  EXPECT_EQ(out.evidence[0].kind, EvidenceKind::kAdmitted);
+  EXPECT_EQ(out.evidence[0].details["mode"], "warn");
+  EXPECT_EQ(out.evidence[0].details["violations"][0]["rule"], "TL003");
+}
+
+TEST_F(ReviewTest, AuditModeAdmitsAWorkloadWithOnlyAnAuditAnnotation) {
+  // A second, independent test of audit mode: a CronJob with no ServiceAccount.
+  state_ = standardState("audit");
+  Json spec = cleanSpec();
+  spec.erase("serviceAccountName");
+  const auto out = review(request(workload("CronJob", spec)));
+  EXPECT_EQ(out.decision, Decision::kAudited);
+  EXPECT_TRUE(out.response.allowed);
+  EXPECT_TRUE(out.response.message.empty());
+  EXPECT_THAT(out.response.warnings, IsEmpty());
+  EXPECT_EQ(out.response.auditAnnotations.at("violations"),
+            "TL005@spec.jobTemplate.spec.template.spec.serviceAccountName");
+  ASSERT_THAT(out.evidence, SizeIs(1));
+  EXPECT_EQ(out.evidence[0].kind, EvidenceKind::kAdmitted);
+  EXPECT_EQ(out.evidence[0].details["mode"], "audit");
+}
+
+TEST_F(ReviewTest, AnExceptionMayLastThirtyDaysFromItsCreationAndNotOneSecondMore) {
+  // A second, independent test of the 30-day limit, through the admission of a CREATE.
+  const std::string limit = formatRfc3339(testNow() + std::chrono::hours(24 * 30));
+  EXPECT_EQ(review(request(exceptionObj(limit))).decision, Decision::kAllowed);
+  const auto out = review(request(exceptionObj(
+      formatRfc3339(testNow() + std::chrono::hours(24 * 30) + std::chrono::seconds(1)))));
+  EXPECT_EQ(out.decision, Decision::kDenied);
+  EXPECT_EQ(out.response.code, 422);
+  EXPECT_THAT(out.response.message, HasSubstr("more than 30 days after the exception's creation"));
+}
+
 TEST_F(ReviewTest, AStoredExceptionCoveringAWholeNamespaceAllowsNothingAndSaysSo) {
   Json broad = exceptionObj("2026-03-05T00:00:00Z");
   broad["metadata"]["name"] = "everything";

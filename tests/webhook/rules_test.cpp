@@ -357,6 +357,23 @@ TEST_F(RulesTest, TL003SecretReferencesOfEveryOtherVolumeType) {
   EXPECT_THAT(e.violations[5].message, HasSubstr("Secret \"azure\" (azureFile.secretName)"));
 }
 
+TEST_F(RulesTest, TL003ProjectedSecretInAWorkloadTemplate) {
+  // A second, independent test of projected sources: in a template, among other sources.
+  Json spec = cleanSpec();
+  spec["serviceAccountName"] = "deploy-sa";
+  state_.add(serviceAccount("deploy-sa", "StatefulSet/web"));
+  spec["volumes"] = {
+      {{"name", "mixed"},
+       {"projected",
+        {{"sources",
+          {{{"downwardAPI", {{"items", Json::array()}}}},
+           {{"serviceAccountToken", {{"path", "t"}, {"expirationSeconds", 600}}}},
+           {{"secret", {{"name", "db"}, {"items", {{{"key", "password"}, {"path", "p"}}}}}}}}}}}}};
+  const auto e = evaluate(workload("StatefulSet", spec), state_);
+  ASSERT_THAT(found(e), ElementsAre("TL003@spec.template.spec.volumes[0].projected.sources[2]"));
+  EXPECT_THAT(e.violations[0].message, HasSubstr("Secret \"db\""));
+}
+
 // ---- TL004 after the kubelet's $(VAR) expansion, and in command and args ----
 
 const std::string kToken = std::string("ghp_") + "8f3KzQ1vLw9XbT2mN7pR4sY6uA0cE5dGhJ2k";
@@ -450,6 +467,25 @@ TEST_F(RulesTest, TL004ExpansionBeyondItsBoundIsRefusedNotSkipped) {
   const auto e = evaluate(pod(spec), state_);
   ASSERT_THAT(found(e), ElementsAre("TL004@spec.containers[0].env[16]"));
   EXPECT_THAT(e.violations[0].message, HasSubstr("more than 1 MiB"));
+}
+
+// ---- TL007: the API server's token volume is left alone, exactly ----
+
+TEST_F(RulesTest, TL007AVolumeNamedLikeTheApiServersWithALongerTokenIsStillRefused) {
+  state_.add(serviceAccount("deploy-sa", "Deployment/web"));
+  Json spec = cleanSpec();
+  spec["serviceAccountName"] = "deploy-sa";
+  spec["volumes"] = {
+      {{"name", "kube-api-access-mine"},
+       {"projected",
+        {{"sources",
+          {{{"serviceAccountToken", {{"path", "t"}, {"expirationSeconds", 86400}}}},
+           {{"serviceAccountToken", {{"path", "u"}, {"expirationSeconds", 3608}}}},
+           {{"serviceAccountToken", {{"path", "v"}, {"expirationSeconds", 3607}}}}}}}}}};
+  const std::string at = "TL007@spec.template.spec.volumes[0].projected.sources[";
+  EXPECT_THAT(found(evaluate(workload("Deployment", spec), state_)),
+              ElementsAre(at + "0].serviceAccountToken.expirationSeconds",
+                          at + "1].serviceAccountToken.expirationSeconds"));
 }
 
 // ---- TL008: only what is made for the task may run under its ServiceAccount ----
