@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <map>
 
-#include "webhook/agenttask.h"
 #include "webhook/identity_exception.h"
 #include "webhook/json_access.h"
 #include "webhook/policy.h"
@@ -265,7 +264,9 @@ ReviewOutcome reviewAdmission(const AdmissionRequest& req, const ClusterState& s
     workload->pods.front().onlyEphemeralContainers =
         newEphemeralContainers(workload->pods.front().spec, req.oldObjectView().member("spec"));
   }
-  for (PodUnderReview& pod : workload->pods) pod.requester = requesterOf(req.userInfo);
+  for (PodUnderReview& pod : workload->pods) {
+    pod.requester = RequestUser{req.userInfo.username, req.userInfo.uid};
+  }
 
   WorkloadEvaluation eval = evaluateWorkload(*workload, state, config.rules, now);
   for (const auto& v : eval.violations) out.violatedRules.push_back(v.rule);

@@ -5,6 +5,7 @@
 #include <cctype>
 #include <limits>
 
+#include "common/delegation_stamp.h"
 #include "webhook/agenttask.h"
 #include "webhook/env_expansion.h"
 #include "webhook/json_access.h"
@@ -119,8 +120,8 @@ void overBudget(ExpansionBudget& budget, bool* reported, std::string path, PodFi
       {RuleId::kTL004, std::move(path),
        "the pod's env values, command and args expand ($(VAR) references) to more than " +
            std::to_string(kMaxExpandedBytesPerPod >> 20) +
-           " MiB, more than tasklease judges and more than a process can be started with; "
-           "shorten them"});
+           " MiB, more than tasklease judges (what lies beyond could hide a secret); no working "
+           "pod needs that much: shorten them"});
 }
 
 // TL001, TL002 and TL004 over one container list.
@@ -171,7 +172,6 @@ void checkContainerList(const PodUnderReview& pod, std::string_view list,
       std::optional<std::string_view> seen = raw;
       if (environment) seen = declare(name, valueFrom, raw);
       if (!seen) overBudget(budget, budgetReported, indexPath(cpath() + ".env", j), out);
-      if (!value.isString()) return;
       bool expanded = false;
       if (auto hit = detectLiteral(name, raw, seen, &expanded)) {
         out.violations.push_back({RuleId::kTL004, indexPath(cpath() + ".env", j),
@@ -245,7 +245,7 @@ struct TaskCheck {
 // is wrong. Ephemeral containers are added by users only: only the delegator may add them.
 std::string notMadeForTask(const PodUnderReview& pod, const Json& task, const std::string& taskName,
                            const std::string& sa, const RuleConfig& config) {
-  const Requester& who = *pod.requester;
+  const RequestUser& who = *pod.requester;
   const Json& meta = objectMember(task, "metadata");
   auto delegator = parseRequestedBy(annotationOf(meta, kRequestedByAnnotation));
   if (delegator.ok() && !delegator->username.empty() && delegator->username == who.username &&

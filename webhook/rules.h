@@ -12,7 +12,6 @@
 #include <string_view>
 #include <vector>
 
-#include "common/delegation_stamp.h"
 #include "common/json.h"
 #include "common/rfc3339.h"
 #include "webhook/cluster_state.h"
@@ -76,6 +75,12 @@ struct RuleConfig {
   std::vector<std::string> operatorUsernames;
 };
 
+// Who asks for the object under review: the admission request's user (views into the request).
+struct RequestUser {
+  std::string_view username;
+  std::string_view uid;
+};
+
 // An ownerReference of the object under review.
 struct OwnerReference {
   std::string apiVersion;
@@ -100,7 +105,7 @@ struct PodUnderReview {
   std::optional<OwnerReference> controller;
   // Who creates (or changes) the object: the admission request's user. Unset in the offline
   // check, where whether a pod is made for its task cannot be told (a note, not a violation).
-  std::optional<Requester> requester;
+  std::optional<RequestUser> requester;
   // The pod template of an AgentTask's spec.workload, judged when the task is admitted, as the
   // operator will render it: the operator sets its ServiceAccount, its task labels and the
   // credential volume, so TL005, TL006 and TL008 are not evaluated and a volume named

@@ -23,7 +23,9 @@ WorkloadEvaluation evaluate(const Json& object, const ClusterState& state,
   auto w = workloadOf(object, object["kind"].get<std::string>(), "team-a");
   EXPECT_TRUE(w.ok()) << w.status().toString();
   if (!w.ok()) return {};
-  for (PodUnderReview& pod : w->pods) pod.requester = requester;
+  for (PodUnderReview& pod : w->pods) {
+    if (requester) pod.requester = RequestUser{requester->username, requester->uid};
+  }
   return evaluateWorkload(*w, state, config, testNow());
 }
 
