@@ -98,7 +98,9 @@ class Story:
                     "rules": [{"apiGroups": ["tasklease.io"], "resources": ["agenttasks"],
                                "verbs": ["get", "list", "watch", "create", "patch"]},
                               {"apiGroups": [""], "resources": ["configmaps"],
-                               "verbs": ["get", "update"]}]}, show_manifest=False)
+                               "verbs": ["get", "update"]},
+                              {"apiGroups": ["batch"], "resources": ["jobs"],
+                               "verbs": ["create"]}]}, show_manifest=False)
         self.apply({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
                     "metadata": {"name": "alice-agent-operators", "namespace": TEAM},
                     "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
@@ -130,7 +132,8 @@ class Story:
                                        "workload": {"podSecurity": "restricted"}}}})
 
         say("4. Alice asks for an agent task: what the agent may do, for how long, and the Job "
-            "that runs it. She holds these permissions herself, so she may delegate them.")
+            "that runs it. She holds these permissions herself, and may create Jobs, so she may "
+            "delegate them.")
         self.apply({"apiVersion": "tasklease.io/v1alpha1", "kind": "AgentTask",
                     "metadata": {"name": TASK, "namespace": TEAM},
                     "spec": {"agent": "refactor-bot", "purpose": "move billing config to v2",

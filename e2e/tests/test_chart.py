@@ -382,6 +382,31 @@ def test_webhook_is_highly_available_and_ready_only_after_cache_sync(default_obj
     assert pdb["spec"]["selector"]["matchLabels"] == deploy["spec"]["selector"]["matchLabels"]
 
 
+@pytest.mark.parametrize("option", ["default", "fullname-override"])
+def test_the_webhook_trusts_the_operators_service_account_and_the_job_controller(option):
+    """TL008 admits a task's workload Job only from the operator, and its pods only from the Job
+    controller: the chart names the operator's own ServiceAccount, whatever the release's names."""
+    objects = render(*OPTIONS[option])
+
+    def deployment(component):
+        return next(o for o in objects if o["kind"] == "Deployment"
+                    and o["metadata"]["labels"]["app.kubernetes.io/component"] == component)
+
+    operator_sa = deployment("operator")["spec"]["template"]["spec"]["serviceAccountName"]
+    args = deployment("webhook")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert f"--operator-username=system:serviceaccount:{NS}:{operator_sa}" in args
+    assert [a for a in args if a.startswith("--job-controller-username=")] == [
+        "--job-controller-username=system:serviceaccount:kube-system:job-controller",
+        "--job-controller-username=system:kube-controller-manager"]
+    custom = find(render("--set", "webhook.jobControllerUsernames={system:serviceaccount:kube-system:jobs}"),
+                  "Deployment", "tasklease-webhook")[0]["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert [a for a in custom if a.startswith("--job-controller-username=")] == [
+        "--job-controller-username=system:serviceaccount:kube-system:jobs"]
+    res = helm("template", "tasklease", CHART, "--set-json", "webhook.jobControllerUsernames=[]",
+               check=False)
+    assert res.returncode != 0 and "jobControllerUsernames" in res.stderr, res.stderr
+
+
 def test_operator_runs_with_leader_election(default_objects):
     args = find(default_objects, "Deployment", "tasklease-operator")[0][
         "spec"]["template"]["spec"]["containers"][0]["args"]

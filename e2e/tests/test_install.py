@@ -25,8 +25,9 @@ def installed():
 
 
 def team(cluster, user, verbs=("get", "update")):
-    """An enforced namespace and a user who may create AgentTasks there and holds `verbs` on
-    configmaps; returns (namespace, the user's token)."""
+    """An enforced namespace and a user who may create AgentTasks there, holds `verbs` on
+    configmaps and may create Jobs (a task's workload runs as one); returns (namespace, the user's
+    token)."""
     ns = cluster.namespace("team", labels={"tasklease.io/enforcement": "enforce"})
     token = cluster.add_user(user, groups=["devs"])
     cluster.apply({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
@@ -34,7 +35,8 @@ def team(cluster, user, verbs=("get", "update")):
                    "rules": [{"apiGroups": ["tasklease.io"], "resources": ["agenttasks"],
                               "verbs": ["get", "list", "watch", "create", "patch"]},
                              {"apiGroups": [""], "resources": ["configmaps"],
-                              "verbs": list(verbs)}]})
+                              "verbs": list(verbs)},
+                             {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create"]}]})
     cluster.apply({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
                    "metadata": {"name": "tasks", "namespace": ns},
                    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
