@@ -2,6 +2,7 @@
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -15,6 +16,8 @@
 #include <boost/beast/ssl.hpp>
 #include <condition_variable>
 #include <cstdio>
+#include <limits>
+#include <list>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -112,10 +115,28 @@ FileStamp stampOf(const std::string& path) {
 
 class SessionBase {
  public:
+  // kReading: a request has started arriving; kBusy: it is being handled or answered.
+  enum class Phase { kHandshake, kIdle, kReading, kBusy };
+
   virtual ~SessionBase() = default;
   virtual void beginShutdown() = 0;
   virtual void forceClose() = 0;
+
+  // Written by the session's thread, read by the acceptor when it looks for a connection to
+  // close at the limit.
+  std::atomic<Phase> phase{Phase::kHandshake};
+  std::atomic<int64_t> phaseSinceNs{0};  // steady clock, when phase became kIdle or kReading
+
+  // Guarded by SharedState::sessionsMu.
+  std::string peer;                                                // the client's address
+  std::optional<std::list<SessionBase*>::iterator> handshakeSlot;  // in SharedState::handshaking
 };
+
+int64_t steadyNowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
 
 // What the listener and every session share. Sessions hold it by shared_ptr, so it outlives
 // the last of them however the server is torn down.
@@ -131,6 +152,10 @@ struct SharedState {
   std::mutex sessionsMu;
   std::condition_variable sessionsGone;
   std::map<SessionBase*, std::weak_ptr<SessionBase>> sessions;  // guarded by sessionsMu
+  // Connections in their TLS handshake, oldest first, and how many each peer has: at the
+  // connection limit these are closed first (docs/webhook.md, "Connection floods").
+  std::list<SessionBase*> handshaking;             // guarded by sessionsMu
+  std::map<std::string, size_t> handshakesByPeer;  // guarded by sessionsMu
 
   void error(HttpServerError e, const std::string& detail) const {
     if (options.onError) options.onError(e, detail);
@@ -142,6 +167,26 @@ struct SharedState {
   size_t sessionCount() {
     std::lock_guard<std::mutex> lock(sessionsMu);
     return sessions.size();
+  }
+
+  void enterHandshakeLocked(SessionBase* s) {
+    s->handshakeSlot = handshaking.insert(handshaking.end(), s);
+    ++handshakesByPeer[s->peer];
+  }
+  void leaveHandshakeLocked(SessionBase* s) {
+    if (!s->handshakeSlot) return;
+    handshaking.erase(*s->handshakeSlot);
+    s->handshakeSlot.reset();
+    auto count = handshakesByPeer.find(s->peer);
+    if (count != handshakesByPeer.end() && --count->second == 0) handshakesByPeer.erase(count);
+  }
+  // The session is closed to make room: it no longer counts against the limits.
+  std::shared_ptr<SessionBase> evictLocked(SessionBase* s) {
+    auto found = sessions.find(s);
+    std::shared_ptr<SessionBase> alive = found != sessions.end() ? found->second.lock() : nullptr;
+    if (found != sessions.end()) sessions.erase(found);
+    leaveHandshakeLocked(s);
+    return alive;
   }
 };
 using SharedStatePtr = std::shared_ptr<SharedState>;
@@ -195,13 +240,16 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   ~Session() override {
     std::lock_guard<std::mutex> lock(shared_->sessionsMu);
     shared_->sessions.erase(this);
+    shared_->leaveHandshakeLocked(this);
     if (shared_->sessions.empty()) shared_->sessionsGone.notify_all();
   }
 
-  void run() {
+  void run(std::string peerAddress) {
     {
       std::lock_guard<std::mutex> lock(shared_->sessionsMu);
+      peer = std::move(peerAddress);
       shared_->sessions[this] = this->shared_from_this();
+      if constexpr (kTls) shared_->enterHandshakeLocked(this);
     }
     net::dispatch(stream_.get_executor(), [self = this->shared_from_this()] { self->start(); });
   }
@@ -235,6 +283,10 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   }
 
   void onHandshake(beast::error_code ec) {
+    {
+      std::lock_guard<std::mutex> lock(shared_->sessionsMu);
+      shared_->leaveHandshakeLocked(this);
+    }
     if (ec) {
       if (ec != net::error::operation_aborted) {
         shared_->error(HttpServerError::kTlsHandshake, ec.message());
@@ -250,6 +302,8 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     busy_ = false;
     if (shared_->shuttingDown) return closeNow();
     if (buffer_.size() > 0) return readRequest();
+    phaseSinceNs.store(steadyNowNs(), std::memory_order_relaxed);
+    phase.store(Phase::kIdle, std::memory_order_relaxed);
     lowest().expires_after(opts().idleTimeout);
     stream_.async_read_some(buffer_.prepare(kReadChunk),
                             [self = this->shared_from_this()](beast::error_code ec, size_t n) {
@@ -268,6 +322,8 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
 
   void readRequest() {
     busy_ = true;
+    phaseSinceNs.store(steadyNowNs(), std::memory_order_relaxed);
+    phase.store(Phase::kReading, std::memory_order_relaxed);
     parser_.emplace();
     parser_->body_limit(opts().bodyLimit);
     parser_->header_limit(static_cast<std::uint32_t>(opts().headerLimit));
@@ -304,7 +360,11 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     handle(parser_->release());
   }
 
-  void handle(http::request<http::string_body> req) {
+  void handle(http::request<http::string_body> message) {
+    phase.store(Phase::kBusy, std::memory_order_relaxed);
+    // Kept by the session until answered: the headers below are views into it.
+    request_ = std::move(message);
+    http::request<http::string_body>& req = request_;
     HttpRequest r;
     r.method = std::string(req.method_string());
     std::string_view target(req.target().data(), req.target().size());
@@ -318,22 +378,62 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     }
     r.body = std::move(req.body());
     bool pathKnown = false;
-    const HttpHandler* handler = shared_->routes.find(r.method, r.path, &pathKnown);
+    const HttpRoutes::Route* route = shared_->routes.find(r.method, r.path, &pathKnown);
+    if (route != nullptr && route->asyncHandler) {
+      auto pending = std::make_shared<PendingAnswer>(this->shared_from_this());
+      try {
+        route->asyncHandler(std::move(r), HttpResponder(pending));
+      } catch (const std::exception& e) {
+        shared_->error(HttpServerError::kHandlerFailed, e.what());
+        pending->answer(statusResponse(500, "InternalError", "internal error"));
+      }
+      return;
+    }
     HttpResponse out;
-    if (handler == nullptr) {
+    if (route == nullptr) {
       out = pathKnown
                 ? statusResponse(405, "MethodNotAllowed", r.method + " is not allowed on " + r.path)
                 : statusResponse(404, "NotFound", "no such path: " + r.path);
     } else {
       try {
-        out = (*handler)(r);
+        out = route->handler(r);
       } catch (const std::exception& e) {
         shared_->error(HttpServerError::kHandlerFailed, e.what());
         out = statusResponse(500, "InternalError", "internal error");
       }
     }
-    bool keepAlive = req.keep_alive() && !shared_->shuttingDown;
-    write(out, req.version(), !keepAlive, false);
+    const bool keepAlive = req.keep_alive() && !shared_->shuttingDown;
+    const unsigned version = req.version();
+    request_ = {};  // an idle connection keeps nothing of its last request
+    write(out, version, !keepAlive, false);
+  }
+
+  // The answer of an asynchronous handler, given from any thread, written on the session's.
+  class PendingAnswer final : public HttpResponder::Target {
+   public:
+    explicit PendingAnswer(std::shared_ptr<Session> session) : session_(std::move(session)) {}
+    ~PendingAnswer() override {
+      if (!answered_.load()) {
+        answer(statusResponse(500, "InternalError", "internal error: the request was dropped"));
+      }
+    }
+    void answer(HttpResponse response) override {
+      if (answered_.exchange(true)) return;
+      std::shared_ptr<Session> session = session_;
+      net::post(session->stream_.get_executor(),
+                [session, response = std::move(response)] { session->answerAsync(response); });
+    }
+
+   private:
+    std::shared_ptr<Session> session_;
+    std::atomic<bool> answered_{false};
+  };
+
+  void answerAsync(const HttpResponse& response) {
+    const unsigned version = request_.version();
+    const bool keepAlive = request_.keep_alive() && !shared_->shuttingDown;
+    request_ = {};
+    write(response, version, !keepAlive, false);
   }
 
   void respondAndClose(const HttpResponse& r) { write(r, 11, true, true); }
@@ -395,6 +495,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   Stream stream_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
+  http::request<http::string_body> request_;  // being handled: HttpRequest::headers view it
   std::string response_;  // the answer being written; its buffer is reused by the next one
   bool busy_ = false;     // a request has started arriving and is not answered yet
 };
@@ -503,7 +604,11 @@ class HttpServerImpl : public HttpServer {
 
   void onAccept(Socket socket) {
     if (shared_->shuttingDown) return;
-    if (shared_->sessionCount() >= shared_->options.maxConnections) {
+    beast::error_code ec;
+    const tcp::endpoint remote = socket.remote_endpoint(ec);
+    if (ec) return;  // already gone
+    std::string peer = remote.address().to_string();
+    if (!makeRoomFor(peer)) {
       shared_->error(HttpServerError::kTooManyConnections, "");
       return;  // the socket closes as it goes out of scope
     }
@@ -511,12 +616,76 @@ class HttpServerImpl : public HttpServer {
       SslContextPtr ctx = shared_->currentContext();
       auto session = std::make_shared<Session<beast::ssl_stream<TcpStream>>>(
           shared_, beast::ssl_stream<TcpStream>(TcpStream(std::move(socket)), *ctx), ctx);
-      session->run();
+      session->run(std::move(peer));
     } else {
       auto session =
           std::make_shared<Session<TcpStream>>(shared_, TcpStream(std::move(socket)), nullptr);
-      session->run();
+      session->run(std::move(peer));
     }
+  }
+
+  // Keeps the server accepting under a flood of connections that never finish their handshake,
+  // sit idle or trickle a request in: a peer at its handshake limit loses its oldest handshake;
+  // at the connection limit the oldest handshake of anyone goes, else the connection idle the
+  // longest, else the one that has been reading its request the longest. False when every
+  // connection has a request being handled or answered: then the new one is refused.
+  bool makeRoomFor(const std::string& peer) {
+    std::shared_ptr<SessionBase> victim;
+    const char* why = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(shared_->sessionsMu);
+      const HttpServerOptions& o = shared_->options;
+      SessionBase* chosen = nullptr;
+      if (o.tls) {
+        auto count = shared_->handshakesByPeer.find(peer);
+        if (count != shared_->handshakesByPeer.end() && count->second >= o.maxHandshakesPerPeer) {
+          for (SessionBase* s : shared_->handshaking) {
+            if (s->peer == peer) {
+              chosen = s;
+              why = "the peer's oldest TLS handshake, at its limit of handshakes in progress";
+              break;
+            }
+          }
+        }
+      }
+      if (chosen == nullptr && shared_->sessions.size() >= o.maxConnections) {
+        if (!shared_->handshaking.empty()) {
+          chosen = shared_->handshaking.front();
+          why = "the oldest TLS handshake, at the connection limit";
+        } else {
+          chosen = longestInLocked(SessionBase::Phase::kIdle);
+          why = "the connection idle the longest, at the connection limit";
+          if (chosen == nullptr) {
+            chosen = longestInLocked(SessionBase::Phase::kReading);
+            why = "the connection reading its request the longest, at the connection limit";
+          }
+        }
+        if (chosen == nullptr) return false;
+      }
+      if (chosen != nullptr) victim = shared_->evictLocked(chosen);
+    }
+    if (victim) {
+      shared_->error(HttpServerError::kConnectionEvicted, std::string("closed ") + why);
+      victim->forceClose();
+    }
+    return true;
+  }
+
+  // The session that has been in `phase` the longest, or null. A scan: it runs only at the
+  // connection limit once no handshake is left to close.
+  SessionBase* longestInLocked(SessionBase::Phase phase) {
+    SessionBase* chosen = nullptr;
+    int64_t oldest = 0;
+    for (const auto& entry : shared_->sessions) {
+      SessionBase* s = entry.first;
+      if (s->phase.load(std::memory_order_relaxed) != phase) continue;
+      const int64_t since = s->phaseSinceNs.load(std::memory_order_relaxed);
+      if (chosen == nullptr || since < oldest) {
+        chosen = s;
+        oldest = since;
+      }
+    }
+    return chosen;
   }
 
   void scheduleReload() {
@@ -583,17 +752,35 @@ HttpResponse statusResponse(int code, std::string reason, std::string message) {
   return r;
 }
 
-void HttpRoutes::add(std::string method, std::string path, HttpHandler handler) {
-  routes_[{std::move(method), std::move(path)}] = std::move(handler);
+size_t raiseOpenFileLimit() {
+  struct rlimit files {};
+  if (getrlimit(RLIMIT_NOFILE, &files) != 0) return 1024;  // the usual default
+  if (files.rlim_cur < files.rlim_max) {
+    const rlim_t soft = files.rlim_cur;
+    files.rlim_cur = files.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &files) != 0) files.rlim_cur = soft;
+  }
+  if (files.rlim_cur == RLIM_INFINITY || files.rlim_cur > std::numeric_limits<size_t>::max()) {
+    return std::numeric_limits<size_t>::max();
+  }
+  return static_cast<size_t>(files.rlim_cur);
 }
 
-const HttpHandler* HttpRoutes::find(std::string_view method, std::string_view path,
-                                    bool* pathKnown) const {
+void HttpRoutes::add(std::string method, std::string path, HttpHandler handler) {
+  routes_[{std::move(method), std::move(path)}] = Route{std::move(handler), nullptr};
+}
+
+void HttpRoutes::addAsync(std::string method, std::string path, AsyncHttpHandler handler) {
+  routes_[{std::move(method), std::move(path)}] = Route{nullptr, std::move(handler)};
+}
+
+const HttpRoutes::Route* HttpRoutes::find(std::string_view method, std::string_view path,
+                                          bool* pathKnown) const {
   *pathKnown = false;
-  for (const auto& [key, handler] : routes_) {
+  for (const auto& [key, route] : routes_) {
     if (key.second != path) continue;
     *pathKnown = true;
-    if (key.first == method) return &handler;
+    if (key.first == method) return &route;
   }
   return nullptr;
 }
@@ -620,6 +807,8 @@ const char* httpServerErrorName(HttpServerError e) {
       return "tls_handshake";
     case HttpServerError::kTooManyConnections:
       return "too_many_connections";
+    case HttpServerError::kConnectionEvicted:
+      return "connection_evicted";
     case HttpServerError::kHandlerFailed:
       return "handler_failed";
     case HttpServerError::kCertificateReload:

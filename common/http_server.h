@@ -1,13 +1,19 @@
 #pragma once
 // A small HTTP/1.1 server, with or without TLS, for the webhook's admission endpoint and for
 // every component's health and metrics endpoints. Handlers are plain functions from a request
-// to a response; they run on the server's threads and must not block for long.
+// to a response; they run on the server's I/O threads and must not block for long. Work that
+// can take longer goes to an asynchronous handler, which hands the request elsewhere (a
+// WorkerPool) and answers later through its HttpResponder, from any thread: the I/O threads keep
+// serving other connections and the quick routes (health) meanwhile.
 //
 //   HttpServerOptions opts;
 //   opts.port = 8443;
 //   opts.tls = TlsFiles{"tls.crt", "tls.key"};
 //   HttpRoutes routes;
-//   routes.add("POST", "/validate", [&](const HttpRequest& r) { return review(r.body); });
+//   routes.add("GET", "/healthz", [](const HttpRequest&) { return ok(); });
+//   routes.addAsync("POST", "/validate", [&](HttpRequest&& r, HttpResponder respond) {
+//     pool.trySubmit([r = std::move(r), respond] { respond(review(r.body)); });
+//   });
 //   auto server = HttpServer::start(opts, std::move(routes));
 //   ...
 //   (*server)->shutdown(std::chrono::seconds(10));   // answers what is in flight, then stops
@@ -16,7 +22,10 @@
 // re-read when their files change, for new connections, without touching open ones; bodies
 // over the limit get 413, malformed HTTP gets 400, and both close the connection; a
 // connection idle between requests, or too slow to deliver one, is closed; shutdown stops
-// accepting, closes idle connections and lets requests in flight be answered.
+// accepting, closes idle connections and lets requests in flight be answered. At the connection
+// limit a new connection still gets in: the oldest connection still in its TLS handshake is
+// closed for it, else the one idle the longest, else the one slowest to send its request; and
+// one peer can hold only so many handshakes.
 
 #include <chrono>
 #include <cstdint>
@@ -37,7 +46,8 @@ struct HttpRequest {
   std::string path;   // without the query
   std::string query;  // after '?', or empty
   // Name and value of each header as received: views into the request, valid while the
-  // handler runs (copy what must outlive it). See header().
+  // handler runs, or for an asynchronous handler until it answers (copy what must outlive
+  // that). See header().
   std::vector<std::pair<std::string_view, std::string_view>> headers;
   std::string body;
 
@@ -56,18 +66,47 @@ struct HttpResponse {
 
 using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
 
+// Answers one request of an asynchronous handler, from any thread, once: later calls do
+// nothing. Copies share the request; when the last copy goes without answering, the request is
+// answered 500 (a handler that loses it must not leave the client waiting). Every responder must
+// be answered or dropped before the server is destroyed (stop the pools that hold them first).
+class HttpResponder {
+ public:
+  class Target {
+   public:
+    virtual ~Target() = default;
+    virtual void answer(HttpResponse response) = 0;
+  };
+  HttpResponder() = default;
+  explicit HttpResponder(std::shared_ptr<Target> target) : target_(std::move(target)) {}
+  void operator()(HttpResponse response) const {
+    if (target_) target_->answer(std::move(response));
+  }
+
+ private:
+  std::shared_ptr<Target> target_;
+};
+
+// Runs on an I/O thread and must return at once, having handed the request on.
+using AsyncHttpHandler = std::function<void(HttpRequest&& request, HttpResponder respond)>;
+
 // A metav1.Status body ({"kind":"Status","status":"Failure","code":...,"reason":...,"message":...})
 // with that HTTP status: what Kubernetes clients expect from an error.
 HttpResponse statusResponse(int code, std::string reason, std::string message);
 
 class HttpRoutes {
  public:
+  struct Route {
+    HttpHandler handler;            // answered on the I/O thread, or
+    AsyncHttpHandler asyncHandler;  // handed on, answered later
+  };
   void add(std::string method, std::string path, HttpHandler handler);
+  void addAsync(std::string method, std::string path, AsyncHttpHandler handler);
   // nullptr when no route has this path; *pathKnown tells 404 from 405.
-  const HttpHandler* find(std::string_view method, std::string_view path, bool* pathKnown) const;
+  const Route* find(std::string_view method, std::string_view path, bool* pathKnown) const;
 
  private:
-  std::map<std::pair<std::string, std::string>, HttpHandler> routes_;
+  std::map<std::pair<std::string, std::string>, Route> routes_;
 };
 
 struct TlsFiles {
@@ -82,7 +121,8 @@ enum class HttpServerError {
   kMalformedRequest,    // answered 400
   kTimeout,             // closed
   kTlsHandshake,        // closed
-  kTooManyConnections,  // closed at accept
+  kTooManyConnections,  // closed at accept: every connection had a request being handled
+  kConnectionEvicted,   // closed to make room for a new one (in its handshake, idle, reading)
   kHandlerFailed,       // a handler threw: answered 500
   kCertificateReload,   // new files could not be loaded; the previous ones stay in use
 };
@@ -95,11 +135,17 @@ struct HttpServerOptions {
   std::chrono::milliseconds certReloadInterval{10000};
   size_t bodyLimit = size_t{3} * 1024 * 1024;
   size_t headerLimit = size_t{16} * 1024;
-  std::chrono::milliseconds handshakeTimeout{10000};
+  std::chrono::milliseconds handshakeTimeout{5000};
   std::chrono::milliseconds idleTimeout{90000};  // between requests on a kept-alive connection
   std::chrono::milliseconds readTimeout{10000};  // to receive a whole request once it started
   std::chrono::milliseconds writeTimeout{10000};
+  // At this many connections a new one closes the oldest still in its TLS handshake, else the
+  // one idle the longest between requests, else the one reading its request the longest; only
+  // when every one has a request being handled or answered is the new one refused.
   size_t maxConnections = 4096;
+  // A peer (source address) with this many connections in their TLS handshake has its oldest
+  // one closed for each new one: a flood from one address takes only these slots.
+  size_t maxHandshakesPerPeer = 128;
   int threads = 2;
   std::function<void(HttpServerError, const std::string& detail)> onError;
   std::function<void()> onCertificateReload;
@@ -120,5 +166,11 @@ class HttpServer {
   virtual size_t openConnections() const = 0;
 };
 using HttpServerPtr = std::unique_ptr<HttpServer>;
+
+// Raises this process's soft limit on open files to its hard limit, as Go programs do at start,
+// and returns the soft limit then in force. A server must reach its own connection limit, where
+// it makes room (HttpServerOptions::maxConnections), before the process runs out of files:
+// then accept fails and no new connection can get in at all.
+size_t raiseOpenFileLimit();
 
 }  // namespace tasklease

@@ -63,7 +63,7 @@ def install_crds(cluster):
                         "--timeout=30s")
 
 
-def start_agenttask_webhook(cluster, label, workdir_prefix):
+def start_agenttask_webhook(cluster, label, workdir_prefix, extra_args=()):
     """The webhook with its signing key in a namespace of its own, stamping and validating
     AgentTasks in namespaces labelled `label`=<this process> and checking workloads where
     enforcement is on. Returns (webhook, its namespace, the label selector)."""
@@ -71,7 +71,7 @@ def start_agenttask_webhook(cluster, label, workdir_prefix):
     install_crds(cluster)
     own = cluster.namespace("tlwh")
     wh = Webhook.start(cluster, tempfile.mkdtemp(prefix=workdir_prefix),
-                       extra_args=["--namespace", own])
+                       extra_args=["--namespace", own, *extra_args])
     selector = {label: str(os.getpid())}
     name = f"{label.split('/')[-1]}-{os.getpid()}"
     wh.register_agenttasks(name, selector)

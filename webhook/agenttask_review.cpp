@@ -1,10 +1,13 @@
 #include "webhook/agenttask_review.h"
 
-#include <atomic>
-#include <thread>
+#include <condition_variable>
+#include <limits>
+#include <mutex>
+#include <stop_token>
 
 #include "kube/reviews.h"
 #include "webhook/json_access.h"
+#include "webhook/review_meter.h"
 
 namespace tasklease::webhook {
 namespace {
@@ -119,45 +122,81 @@ std::vector<Violation> AgentTaskReviewer::judgeWorkloadTemplate(const AdmissionR
   return checkPod(pod, none, config_.rules, now).violations;
 }
 
+SarAccessReviewer::SarAccessReviewer(kube::ApiClient& client, int parallelism)
+    : client_(client), pool_("tl-access", parallelism, std::numeric_limits<size_t>::max()) {}
+
+namespace {
+
+// One review's checks in flight. Shared with the pool's tasks, which may finish after the
+// review has given up on them at its deadline.
+struct AccessBatch {
+  std::mutex mu;
+  std::condition_variable finished;
+  std::vector<AccessAnswer> answers;  // guarded by mu
+  std::vector<bool> done;             // guarded by mu
+  size_t left = 0;                    // guarded by mu
+  std::stop_source stop;              // cancels the calls still running at the deadline
+
+  void settle(size_t i, AccessAnswer answer) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (done[i]) return;
+    answers[i] = std::move(answer);
+    done[i] = true;
+    if (--left == 0) finished.notify_all();
+  }
+};
+
+}  // namespace
+
 std::vector<AccessAnswer> SarAccessReviewer::review(const UserInfo& user, const std::string& ns,
                                                     const std::vector<PermissionCheck>& checks,
                                                     std::chrono::milliseconds deadline) {
-  std::vector<AccessAnswer> answers(checks.size());
+  auto batch = std::make_shared<AccessBatch>();
+  batch->answers.resize(checks.size());
+  batch->done.assign(checks.size(), false);
+  batch->left = checks.size();
   const auto end = Clock::now() + deadline;
+  const std::string notAsked =
+      "not asked: the deadline of " + std::to_string(deadline.count()) + "ms had passed";
   const Json extra = extraJson(user);
-  std::atomic<size_t> next{0};
-  // Each worker takes the next unanswered check; answers[i] is written by one worker only.
-  auto work = [&] {
-    for (size_t i = next++; i < checks.size(); i = next++) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - Clock::now());
-      if (left.count() <= 0) {
-        answers[i].error =
-            "not asked: the deadline of " + std::to_string(deadline.count()) + "ms had passed";
-        continue;
+  for (size_t i = 0; i < checks.size(); ++i) {
+    const PermissionCheck& c = checks[i];
+    kube::AccessReviewRequest request{
+        user.username, user.uid,      user.groups,   extra, ns, c.verb, c.apiGroup, "",
+        c.resource,    c.subresource, c.resourceName};
+    const bool queued =
+        pool_.trySubmit([this, batch, i, request = std::move(request), end, notAsked] {
+          const auto left =
+              std::chrono::duration_cast<std::chrono::milliseconds>(end - Clock::now());
+          if (left.count() <= 0 || batch->stop.stop_requested()) {
+            return batch->settle(i, {false, false, notAsked});
+          }
+          kube::CallOptions call;
+          call.timeout = left;
+          call.stop = batch->stop.get_token();
+          auto result = kube::reviewAccess(client_, request, call);
+          if (!result.ok()) return batch->settle(i, {false, false, result.status().toString()});
+          batch->settle(i, {true, result->allowed, ""});
+        });
+    if (!queued) batch->settle(i, {false, false, "not asked: the webhook is stopping"});
+  }
+  std::unique_lock<std::mutex> lock(batch->mu);
+  // The calls' own timeouts end at `end`; a moment more lets an answer that came just then in.
+  constexpr std::chrono::milliseconds kSlack{50};
+  batch->finished.wait_until(lock, end + kSlack, [&] { return batch->left == 0; });
+  if (batch->left > 0) {
+    batch->stop.request_stop();
+    for (size_t i = 0; i < checks.size(); ++i) {
+      if (!batch->done[i]) {
+        batch->answers[i] = {
+            false, false,
+            "no answer within the deadline of " + std::to_string(deadline.count()) + "ms"};
+        batch->done[i] = true;
       }
-      const PermissionCheck& c = checks[i];
-      kube::AccessReviewRequest request{
-          user.username, user.uid,      user.groups,   extra, ns, c.verb, c.apiGroup, "",
-          c.resource,    c.subresource, c.resourceName};
-      kube::CallOptions call;
-      call.timeout = left;
-      auto result = kube::reviewAccess(client_, request, call);
-      if (!result.ok()) {
-        answers[i].error = result.status().toString();
-        continue;
-      }
-      answers[i].answered = true;
-      answers[i].allowed = result->allowed;
     }
-  };
-  const size_t workers = std::min(checks.size(), static_cast<size_t>(std::max(parallelism_, 1)));
-  const size_t helpers = workers > 0 ? workers - 1 : 0;  // this thread is a worker too
-  {
-    std::vector<std::jthread> threads;
-    for (size_t t = 0; t < helpers; ++t) threads.emplace_back(work);
-    work();
-  }  // joined here
-  return answers;
+    batch->left = 0;
+  }
+  return batch->answers;
 }
 
 AgentTaskReviewer::AgentTaskReviewer(const SigningKey& signer, kube::StampVerifier& stamps,
@@ -259,8 +298,13 @@ ReviewOutcome AgentTaskReviewer::validateCreate(const AdmissionRequest& req, Rev
                 "workload", lines);
   }
 
-  const std::vector<AccessAnswer> answers =
-      access_.review(req.userInfo, req.ns, checks, config_.accessDeadline);
+  std::vector<AccessAnswer> answers;
+  {
+    // Waiting on the API server is not the review's cost: its budget stops meanwhile (the
+    // checks have their own deadline).
+    ReviewMeter::Pause waiting(ReviewMeter::current());
+    answers = access_.review(req.userInfo, req.ns, checks, config_.accessDeadline);
+  }
   const std::vector<WorkloadAccess> workload = workloadAccess(spec);
   std::vector<std::string> missing;
   size_t unanswered = 0;

@@ -34,17 +34,63 @@ HttpResponse textResponse(int status, std::string body) {
   return r;
 }
 
+// "2s", "1500ms": as the duration flags take them.
+std::string durationText(std::chrono::milliseconds d) {
+  return d.count() % 1000 == 0 ? std::to_string(d.count() / 1000) + "s"
+                               : std::to_string(d.count()) + "ms";
+}
+
+// "Pod team-a/web", as messages name the object under review.
+std::string objectText(const AdmissionRequest& request) {
+  std::string name = request.name;
+  if (name.empty()) {
+    name = std::string(request.objectView().member("metadata").member("name").string());
+  }
+  return request.kind + " " + (request.ns.empty() ? "" : request.ns + "/") +
+         (name.empty() ? std::string("(name to be generated)") : name);
+}
+
+// A request refused for a reason other than its content's violations (no signing key, a spent
+// budget, an overloaded webhook). Every denial leaves a `rejected` record saying why.
+ReviewOutcome refusal(const AdmissionRequest& request, Decision decision, int code,
+                      const char* reason, std::string message, const char* why) {
+  ReviewOutcome out;
+  out.kind = request.kind;
+  out.mode = EnforcementMode::kEnforce;
+  out.decision = decision;
+  out.response.uid = request.uid;
+  out.response.allowed = false;
+  out.response.code = code;
+  out.response.reason = reason;
+  out.response.message = std::move(message);
+  if (!request.dryRun) {
+    out.evidence.push_back(
+        {EvidenceKind::kRejected,
+         {request.ns, request.name, ""},
+         request.userInfo.username.empty() ? "unknown" : request.userInfo.username,
+         {{"object", request.kind + "/" + request.name},
+          {"operation", request.operation},
+          {"request", request.uid},
+          {"reason", why}}});
+    if (decision == Decision::kRefused) {
+      out.evidence.back().details["message"] = out.response.message;
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 AdmissionEndpoint::AdmissionEndpoint(const ClusterState& state, ReviewConfig config,
                                      EvidenceChain* evidence, MetricsRegistry& metrics, Clock clock,
-                                     const AgentTaskReviewer* agentTasks)
+                                     const AgentTaskReviewer* agentTasks, ReviewLimits limits)
     : state_(state),
       config_(std::move(config)),
       evidence_(evidence),
       metrics_(metrics),
       clock_(clock ? std::move(clock) : Clock([] { return std::chrono::system_clock::now(); })),
       agentTasks_(agentTasks),
+      limits_(std::move(limits)),
       reviews_(metrics.counter("tasklease_webhook_reviews_total",
                                "Admission reviews answered, by object kind, decision and the "
                                "namespace's enforcement mode.",
@@ -64,7 +110,7 @@ AdmissionEndpoint::AdmissionEndpoint(const ClusterState& state, ReviewConfig con
       evidenceRecords_(metrics.counter("tasklease_webhook_evidence_records_total",
                                        "Evidence records written, by kind.", {"kind"})),
       latencyAll_(latency_.labels({})) {
-  static_assert(static_cast<size_t>(Decision::kInvalid) + 1 == kDecisions);
+  static_assert(static_cast<size_t>(Decision::kRefused) + 1 == kDecisions);
   static_assert(static_cast<size_t>(EnforcementMode::kEnforce) + 1 == kModes);
   if (podBearingKinds().size() + 3 != kKindLabels) {
     std::abort();  // a kind was added without growing the counter table: a bug here
@@ -94,66 +140,142 @@ HttpResponse AdmissionEndpoint::mutate(const HttpRequest& request) {
 }
 
 HttpResponse AdmissionEndpoint::answer(const HttpRequest& request, bool mutating) {
-  auto started = std::chrono::steady_clock::now();
+  ReviewStep step = begin(request, mutating, steadyNow());
+  return step.answer ? std::move(*step.answer) : step.finish();
+}
+
+ReviewMeter::SteadyClock::time_point AdmissionEndpoint::steadyNow() const {
+  return limits_.steadyNow ? limits_.steadyNow() : ReviewMeter::SteadyClock::now();
+}
+
+ReviewStep AdmissionEndpoint::begin(const HttpRequest& request, bool mutating,
+                                    ReviewMeter::SteadyClock::time_point received) {
+  const auto started = std::chrono::steady_clock::now();
   if (!mutating && !state_.synced()) {
     errors_.labels({"not_ready"}).inc();
-    return statusResponse(503, "ServiceUnavailable",
-                          "tasklease-webhook: cluster state caches are not synced yet");
+    return {statusResponse(503, "ServiceUnavailable",
+                           "tasklease-webhook: cluster state caches are not synced yet"),
+            nullptr};
   }
   StatusOr<AdmissionRequest> decoded = decodeAdmissionReview(request.body);
   if (!decoded.ok()) {
     errors_.labels({"bad_review"}).inc();
     logWarn("bad admission review", {{"error", decoded.status().message()}});
-    return statusResponse(400, "BadRequest", decoded.status().message());
+    return {statusResponse(400, "BadRequest", decoded.status().message()), nullptr};
   }
-  ReviewOutcome outcome;
-  if (isAgentTaskRequest(*decoded)) {
-    if (agentTasks_ == nullptr) {
-      outcome = noAgentTaskReviewer(*decoded);
-    } else if (mutating) {
-      outcome = agentTasks_->mutate(*decoded, clock_());
-    } else {
-      outcome = agentTasks_->validate(*decoded, clock_());
-    }
-  } else if (mutating) {
-    outcome.kind = decoded->kind;
-    outcome.response.uid = decoded->uid;  // nothing else is mutated
+  const size_t bytes = request.body.size();
+  const bool agentTask = isAgentTaskRequest(*decoded);
+  if (agentTask && agentTasks_ != nullptr && !mutating) {
+    // Finished on the AgentTask pool: the validation of an AgentTask waits on the API server
+    // (its SubjectAccessReviews), which must not hold up the review workers.
+    auto req = std::make_shared<const AdmissionRequest>(std::move(*decoded));
+    return {std::nullopt,
+            [this, req, bytes, started, received] {
+              std::optional<ReviewOutcome> outcome =
+                  refusalIfWaitedItsBudget(*req, received, "an AgentTask worker");
+              if (!outcome) {
+                outcome = judge(*req, bytes, received + limits_.budget,
+                                [&] { return agentTasks_->validate(*req, clock_()); });
+              }
+              return complete(*req, *outcome, started);
+            },
+            [this, req, started] {
+              errors_.labels({"overloaded"}).inc();
+              ReviewOutcome refused = refusal(
+                  *req, Decision::kRefused, 429, "TooManyRequests",
+                  "tasklease: " + objectText(*req) +
+                      " was not judged: too many AgentTask validations are waiting for the API "
+                      "server already; the webhook is overloaded. Try again",
+                  "overloaded");
+              return complete(*req, refused, started);
+            }};
+  }
+  std::optional<ReviewOutcome> outcome;
+  if (agentTask && agentTasks_ == nullptr) {
+    outcome = noAgentTaskReviewer(*decoded);
+  } else if (mutating && !agentTask) {
+    outcome.emplace();
+    outcome->kind = decoded->kind;
+    outcome->response.uid = decoded->uid;  // nothing else is mutated
   } else {
-    outcome = reviewAdmission(*decoded, state_, config_, clock_());
+    outcome = refusalIfWaitedItsBudget(*decoded, received, "a review worker");
   }
-  writeEvidence(outcome.evidence, decoded->uid);
+  if (!outcome) {
+    // An AgentTask's stamp (signed here, no call to the API server), or the rules.
+    outcome = judge(*decoded, bytes, received + limits_.budget, [&] {
+      return agentTask ? agentTasks_->mutate(*decoded, clock_())
+                       : reviewAdmission(*decoded, state_, config_, clock_());
+    });
+  }
+  return {complete(*decoded, *outcome, started), nullptr};
+}
+
+std::optional<ReviewOutcome> AdmissionEndpoint::refusalIfWaitedItsBudget(
+    const AdmissionRequest& request, ReviewMeter::SteadyClock::time_point received,
+    const char* worker) {
+  const auto waited = steadyNow() - received;
+  if (waited < limits_.budget) return std::nullopt;
+  errors_.labels({"overloaded"}).inc();
+  const auto waitedMs = std::chrono::duration_cast<std::chrono::milliseconds>(waited);
+  return refusal(request, Decision::kRefused, 429, "TooManyRequests",
+                 "tasklease: " + objectText(request) + " was not judged: it waited " +
+                     durationText(waitedMs) + " for " + worker + ", as long as its budget of " +
+                     durationText(limits_.budget) +
+                     " (--review-budget); the webhook is overloaded. Try again; if this goes on, "
+                     "run more webhook replicas or give them more CPU",
+                 "overloaded");
+}
+
+ReviewOutcome AdmissionEndpoint::judge(const AdmissionRequest& request, size_t bytes,
+                                       ReviewMeter::SteadyClock::time_point deadline,
+                                       const std::function<ReviewOutcome()>& review) const {
+  ReviewMeter meter(deadline, limits_.steadyNow);
+  ReviewOutcome outcome;
+  {
+    ReviewMeter::Scope metered(meter);
+    outcome = review();
+  }
+  if (!meter.spent()) return outcome;
+  errors_.labels({"review_budget"}).inc();
+  const std::string where =
+      meter.spentAt().empty()
+          ? "judging the object (" + std::to_string(bytes) + " bytes of AdmissionReview)"
+          : meter.spentAt();
+  ReviewOutcome refused = refusal(
+      request, Decision::kRefused, 413, "RequestEntityTooLarge",
+      "tasklease: the review of " + objectText(request) + " was stopped when it had taken its " +
+          "budget of " + durationText(limits_.budget) + " (--review-budget), in " + where +
+          ". It is refused unjudged: make the object smaller (a long literal value belongs in a "
+          "ConfigMap or a mounted file) and create it again",
+      "too-costly");
+  refused.mode = outcome.mode;
+  return refused;
+}
+
+HttpResponse AdmissionEndpoint::overloaded(const char* what) {
+  errors_.labels({"overloaded"}).inc();
+  return statusResponse(
+      429, "TooManyRequests",
+      std::string("tasklease-webhook: too many ") + what + " waiting for a worker; try again");
+}
+
+HttpResponse AdmissionEndpoint::complete(const AdmissionRequest& request, ReviewOutcome& outcome,
+                                         std::chrono::steady_clock::time_point started) {
+  writeEvidence(outcome.evidence, request.uid);
   HttpResponse response;
   response.body = encodeAdmissionReview(outcome.response);
   double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  record(*decoded, outcome, seconds);
+  record(request, outcome, seconds);
   return response;
 }
 
 ReviewOutcome AdmissionEndpoint::noAgentTaskReviewer(const AdmissionRequest& request) const {
-  ReviewOutcome out;
-  out.kind = request.kind;
-  out.mode = EnforcementMode::kEnforce;
-  out.decision = Decision::kDenied;
-  out.response.uid = request.uid;
-  out.response.allowed = false;
-  out.response.code = 503;
-  out.response.reason = "ServiceUnavailable";
-  out.response.message =
-      "tasklease-webhook has no delegation signing key (it runs with --cluster-state-file, or "
-      "without --namespace or $POD_NAMESPACE): it cannot stamp or check AgentTasks, so it "
-      "refuses them";
-  if (!request.dryRun) {
-    out.evidence.push_back(
-        {EvidenceKind::kRejected,
-         {request.ns, request.name, ""},
-         request.userInfo.username.empty() ? "unknown" : request.userInfo.username,
-         {{"object", request.kind + "/" + request.name},
-          {"operation", request.operation},
-          {"request", request.uid},
-          {"reason", "no-signing-key"}}});
-  }
-  return out;
+  return refusal(request, Decision::kDenied, 503, "ServiceUnavailable",
+                 "tasklease-webhook has no delegation signing key (it runs with "
+                 "--cluster-state-file, or without --namespace or $POD_NAMESPACE): it cannot "
+                 "stamp or check AgentTasks, so it refuses them",
+                 "no-signing-key");
 }
 
 void AdmissionEndpoint::record(const AdmissionRequest& request, const ReviewOutcome& outcome,

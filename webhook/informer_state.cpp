@@ -66,15 +66,29 @@ Lookup InformerClusterState::lookup(const kube::Informer& informer, const std::s
   if (kube::ObjectPtr hit = informer.cache().get(key)) return {LookupState::kFound, hit};
   auto deadline = std::chrono::steady_clock::now() + options_.missWait;
   std::unique_lock<std::mutex> lock(mu_);
+  if (missWaiters_ >= options_.maxMissWaiters) return {LookupState::kAbsent, nullptr};
+  ++missWaiters_;
+  struct Leave {
+    size_t& waiters;
+    ~Leave() { --waiters; }  // runs with mu_ held: every return below holds the lock
+  } leave{missWaiters_};
   while (true) {
     uint64_t seen = changes_;
     lock.unlock();
-    if (kube::ObjectPtr hit = informer.cache().get(key)) return {LookupState::kFound, hit};
+    if (kube::ObjectPtr hit = informer.cache().get(key)) {
+      lock.lock();
+      return {LookupState::kFound, hit};
+    }
     lock.lock();
     if (!changed_.wait_until(lock, deadline, [&] { return changes_ != seen; })) {
       return {LookupState::kAbsent, nullptr};
     }
   }
+}
+
+size_t InformerClusterState::missWaiters() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return missWaiters_;
 }
 
 Lookup InformerClusterState::namespaceObject(std::string_view name) const {

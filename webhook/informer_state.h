@@ -10,7 +10,8 @@
 //
 // A ServiceAccount, task or namespace created a moment before the pod that uses it may not be
 // in the cache yet: a lookup that misses waits up to `missWait` for the informer to bring it,
-// then answers kAbsent.
+// then answers kAbsent. Only `maxMissWaiters` lookups wait at once; the others answer kAbsent
+// at once, so that pods naming objects that do not exist cannot hold every review worker.
 
 #include <chrono>
 #include <condition_variable>
@@ -36,6 +37,7 @@ inline const kube::ResourceRef kIdentityExceptions{"tasklease.io", "v1alpha1", "
 
 struct InformerClusterStateOptions {
   std::chrono::milliseconds missWait{1000};
+  size_t maxMissWaiters = 1;
   std::chrono::milliseconds resyncPeriod{0};
 };
 
@@ -50,6 +52,8 @@ class InformerClusterState : public ClusterState {
   bool synced() const override;
   // The resources whose first list has not arrived, e.g. {"agenttasks"}.
   std::vector<std::string> unsynced() const;
+  // Lookups waiting on a cache miss now.
+  size_t missWaiters() const;
 
   Lookup namespaceObject(std::string_view name) const override;
   Lookup serviceAccount(std::string_view ns, std::string_view name) const override;
@@ -68,6 +72,7 @@ class InformerClusterState : public ClusterState {
   mutable std::mutex mu_;
   mutable std::condition_variable changed_;  // any cache gained or changed an object
   uint64_t changes_ = 0;                     // guarded by mu_
+  mutable size_t missWaiters_ = 0;           // guarded by mu_
 };
 
 }  // namespace tasklease::webhook

@@ -52,7 +52,9 @@ int main(int argc, char** argv) {
 
   std::string certFile, keyFile, bindAddress = "0.0.0.0", kubeconfig, kubeContext;
   std::string clusterStateFile, evidenceFile, evidenceHeadFile, logLevel = "info";
-  int64_t port = 8443, metricsPort = 8080, threads = 2;
+  int64_t port = 8443, metricsPort = 8080, threads = 2, reviewWorkers = 2, agentTaskWorkers = 8;
+  int64_t accessParallelism = 16, kubeQps = 200, kubeBurst = 400;
+  std::chrono::nanoseconds reviewBudget = std::chrono::seconds(2);
   bool evidenceStdout = true;
   std::chrono::nanoseconds maxTokenExpiration = std::chrono::hours(1);
   std::chrono::nanoseconds certReload = std::chrono::seconds(10);
@@ -107,7 +109,23 @@ int main(int argc, char** argv) {
   flags.addDuration("shutdown-grace", &shutdownGrace, "how long to let reviews in flight finish");
   flags.addDuration("cache-miss-wait", &missWait,
                     "how long a lookup that misses the cache waits for the informer");
-  flags.addInt("threads", &threads, "HTTPS server threads");
+  flags.addInt("threads", &threads,
+               "HTTPS server I/O threads (TLS, HTTP, /healthz and /readyz; reviews run on "
+               "--review-workers)");
+  flags.addInt("review-workers", &reviewWorkers,
+               "threads judging pod and workload reviews (one more judges reviews over 256 KiB)");
+  flags.addDuration("review-budget", &reviewBudget,
+                    "longest a review may take from its arrival: a review still being judged "
+                    "then, or still waiting for a worker, is refused with a message saying why "
+                    "(keep it below the webhook registration's timeoutSeconds)");
+  flags.addInt("agenttask-workers", &agentTaskWorkers,
+               "threads finishing AgentTask reviews, which wait on SubjectAccessReviews");
+  flags.addInt("access-review-parallelism", &accessParallelism,
+               "SubjectAccessReviews asked at once, across all AgentTask reviews");
+  flags.addInt("kube-api-qps", &kubeQps,
+               "client-side limit on requests per second to the API server (informers and "
+               "SubjectAccessReviews); 0 disables it");
+  flags.addInt("kube-api-burst", &kubeBurst, "requests allowed at once above --kube-api-qps");
   flags.addString("namespace", &ownNs, "the webhook's own namespace (default: $POD_NAMESPACE)");
   flags.addBool("manage-certs", &manageCerts,
                 "create and rotate the serving certificate and its CA in --cert-secret, keep the "
@@ -216,6 +234,28 @@ int main(int argc, char** argv) {
     std::cerr << "tasklease-webhook: --port and --metrics-port must be between 1 and 65535\n";
     return 2;
   }
+  for (const auto& [name, value] : {std::pair<const char*, int64_t>{"threads", threads},
+                                    {"review-workers", reviewWorkers},
+                                    {"agenttask-workers", agentTaskWorkers},
+                                    {"access-review-parallelism", accessParallelism}}) {
+    if (value < 1 || value > 256) {
+      std::cerr << "tasklease-webhook: --" << name << " must be between 1 and 256, got " << value
+                << "\n";
+      return 2;
+    }
+  }
+  if (reviewBudget < std::chrono::milliseconds(10)) {
+    std::cerr << "tasklease-webhook: --review-budget must be at least 10ms (a review takes well "
+                 "under a millisecond; the budget only stops hostile ones), got "
+              << std::chrono::duration_cast<std::chrono::milliseconds>(reviewBudget).count()
+              << "ms\n";
+    return 2;
+  }
+  if (kubeQps < 0 || kubeBurst < 1) {
+    std::cerr << "tasklease-webhook: --kube-api-qps must be 0 or more and --kube-api-burst at "
+                 "least 1\n";
+    return 2;
+  }
 
   // Cluster state: informer caches, or a fixed set of manifests.
   std::unique_ptr<kube::ApiClientImpl> client;
@@ -223,6 +263,10 @@ int main(int argc, char** argv) {
     auto config = kube::loadConfig(kubeconfig, kubeContext);
     if (!config.ok()) return fail(config.status().message());
     config->userAgent = "tasklease-webhook";
+    // An AgentTask asks up to 256 SubjectAccessReviews at once; client-go's defaults (5 qps)
+    // or the library's (50) would spread them over seconds.
+    config->qps = static_cast<double>(kubeQps);
+    config->burst = static_cast<int>(kubeBurst);
     auto made = kube::makeApiClient(*config);
     if (!made.ok()) return fail(made.status().message());
     client = std::move(*made);
@@ -273,7 +317,8 @@ int main(int argc, char** argv) {
     kube::ConfigMapKeyringOptions keyringOptions;
     keyringOptions.pinnedPublicPems = {signingKey->publicPem()};
     stampKeys = std::make_unique<kube::ConfigMapKeyring>(*client, configMapKey, keyringOptions);
-    accessReviewer = std::make_unique<SarAccessReviewer>(*client);
+    accessReviewer =
+        std::make_unique<SarAccessReviewer>(*client, static_cast<int>(accessParallelism));
     AgentTaskReviewConfig taskConfig;
     taskConfig.accessDeadline =
         std::chrono::duration_cast<std::chrono::milliseconds>(accessDeadline);
@@ -321,6 +366,9 @@ int main(int argc, char** argv) {
   options.https.port = static_cast<uint16_t>(port);
   options.https.tls = TlsFiles{certFile, keyFile};
   options.https.threads = static_cast<int>(threads);
+  options.reviewWorkers = static_cast<int>(reviewWorkers);
+  options.agentTaskWorkers = static_cast<int>(agentTaskWorkers);
+  options.limits.budget = std::chrono::duration_cast<std::chrono::milliseconds>(reviewBudget);
   options.https.certReloadInterval =
       std::chrono::duration_cast<std::chrono::milliseconds>(certReload);
   options.metricsAddress = bindAddress;

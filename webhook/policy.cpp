@@ -4,6 +4,7 @@
 
 #include "webhook/identity_exception.h"
 #include "webhook/json_access.h"
+#include "webhook/review_meter.h"
 
 namespace tasklease::webhook {
 
@@ -41,6 +42,9 @@ WorkloadEvaluation evaluateWorkload(const Workload& workload, const ClusterState
     }
     const Json labels = exceptions.empty() ? Json() : pod.labels.toJson();
     for (Violation& v : f.violations) {
+      // Each violation is matched against each exception: the one product in a review's cost
+      // (docs/rules.md, "Cost of a review").
+      chargeReview(exceptions.size());
       auto cover =
           std::find_if(exceptions.begin(), exceptions.end(), [&](const IdentityException& e) {
             return e.covers(v.rule, f.serviceAccountName, labels, now);
@@ -52,6 +56,10 @@ WorkloadEvaluation evaluateWorkload(const Workload& workload, const ClusterState
             {std::move(v), cover->name, cover->approvedBy, cover->expiresAtText});
       }
     }
+    noteIfReviewSpent([&] {
+      return "matching " + std::to_string(f.violations.size()) + " violations against " +
+             std::to_string(exceptions.size()) + " IdentityExceptions";
+    });
   }
   return out;
 }

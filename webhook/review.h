@@ -37,6 +37,7 @@ enum class Decision {
   kExcepted,  // every violation covered by IdentityExceptions
   kSkipped,   // not evaluated: other kinds, namespaces without enforcement, DELETE, ...
   kInvalid,   // the admitted object could not be read
+  kRefused,   // not judged to the end: its budget was spent, or it waited too long for a worker
 };
 const char* decisionName(Decision decision);
 

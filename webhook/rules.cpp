@@ -10,6 +10,7 @@
 #include "webhook/env_expansion.h"
 #include "webhook/json_access.h"
 #include "webhook/pod_references.h"
+#include "webhook/review_meter.h"
 #include "webhook/secret_detectors.h"
 
 namespace tasklease::webhook {
@@ -62,8 +63,10 @@ std::string inQuotes(std::string_view s) {
   return "\"" + std::string(s) + "\"";
 }
 
+// names is sorted (PodUnderReview::onlyEphemeralContainers): a lookup per container stays
+// logarithmic however many containers a hostile update lists.
 bool isListed(const std::vector<std::string>& names, std::string_view name) {
-  return std::find(names.begin(), names.end(), name) != names.end();
+  return std::binary_search(names.begin(), names.end(), name);
 }
 
 // TL004 on one literal as written and, when the kubelet's $(VAR) expansion changes it, as the
@@ -177,6 +180,10 @@ void checkContainerList(const PodUnderReview& pod, std::string_view list,
         out.violations.push_back({RuleId::kTL004, indexPath(cpath() + ".env", j),
                                   literalMessage(cname, "env " + inQuotes(name), *hit, expanded)});
       }
+      noteIfReviewSpent([&] {
+        return "the literal-secret detectors (TL004) on " + indexPath(cpath() + ".env", j) +
+               ".value (" + std::to_string(raw.size()) + " bytes)";
+      });
     });
     envFromNode.forEach([&](size_t j, const JsonView& from) {
       JsonView ref = from.member("secretRef");
@@ -218,6 +225,10 @@ void checkContainerList(const PodUnderReview& pod, std::string_view list,
                literalMessage(cname, std::string(key) + "[" + std::to_string(k) + "]", *hit,
                               expanded)});
         }
+        noteIfReviewSpent([&] {
+          return "the literal-secret detectors (TL004) on " + path() + " (" +
+                 std::to_string(raw.size()) + " bytes)";
+        });
       });
     }
   });

@@ -113,6 +113,7 @@ struct PodUnderReview {
   bool taskWorkloadTemplate = false;
   // pods/ephemeralcontainers: only these ephemeral containers are checked, and only by the
   // container rules (TL001, TL002, TL004); the rest of the pod was judged at its creation.
+  // Sorted.
   std::optional<std::vector<std::string>> onlyEphemeralContainers;
 };
 

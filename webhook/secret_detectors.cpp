@@ -6,10 +6,10 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
-#include <functional>
 
 #include "common/base64.h"
 #include "common/json.h"
+#include "webhook/review_meter.h"
 
 namespace tasklease::webhook {
 namespace {
@@ -39,11 +39,25 @@ bool isSpace(char c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
 }
 
-// Length of the run of characters satisfying pred starting at pos.
-size_t runOf(std::string_view s, size_t pos, const std::function<bool(char)>& pred) {
+bool isAlnumOrDash(char c) {
+  return isAlnum(c) || c == '-';
+}
+
+// Length of the run of characters satisfying pred starting at pos (charged to the review).
+template <typename Pred>
+size_t runOf(std::string_view s, size_t pos, Pred pred) {
   size_t i = pos;
   while (i < s.size() && pred(s[i])) ++i;
+  chargeReview(i - pos + 1);
   return i - pos;
+}
+
+// s.find(needle, from), charged with the bytes it passed over.
+size_t findCharged(std::string_view s, std::string_view needle, size_t from) {
+  const size_t pos = s.find(needle, from);
+  chargeReview((pos == std::string_view::npos ? s.size() : pos + needle.size()) -
+               std::min(from, s.size()) + 1);
+  return pos;
 }
 
 std::string lower(std::string_view s) {
@@ -52,18 +66,34 @@ std::string lower(std::string_view s) {
   return out;
 }
 
-bool containsAny(std::string_view haystack, std::initializer_list<std::string_view> needles) {
-  return std::any_of(needles.begin(), needles.end(), [&](std::string_view n) {
-    return haystack.find(n) != std::string_view::npos;
-  });
+char lowerChar(char c) {
+  return isUpper(c) ? static_cast<char>(c - 'A' + 'a') : c;
 }
 
-// Documentation placeholders and template markers. A real key has none of these.
+// Documentation placeholders and template markers, in lower case. A real key has none of these.
+constexpr std::string_view kPlaceholderMarkers[] = {
+    "example",   "xxxxxxxx", "********", "placeholder", "changeme", "change-me",
+    "change_me", "redacted", "dummy",    "your-",       "your_",    "<",
+    ">",         "${",       "$(",       "{{"};
+
+// Whether a placeholder marker begins at s[i] and ends by `end` (compared without case).
+bool placeholderAt(std::string_view s, size_t i, size_t end) {
+  const char first = lowerChar(s[i]);
+  for (std::string_view m : kPlaceholderMarkers) {
+    if (m[0] != first || end - i < m.size()) continue;
+    size_t k = 1;
+    while (k < m.size() && lowerChar(s[i + k]) == m[k]) ++k;
+    if (k == m.size()) return true;
+  }
+  return false;
+}
+
 bool looksLikePlaceholder(std::string_view s) {
-  std::string l = lower(s);
-  return containsAny(
-      l, {"example", "xxxxxxxx", "********", "placeholder", "changeme", "change-me", "change_me",
-          "redacted", "dummy", "your-", "your_", "<", ">", "${", "$(", "{{"});
+  chargeReview(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (placeholderAt(s, i, s.size())) return true;
+  }
+  return false;
 }
 
 size_t distinctChars(std::string_view s) {
@@ -81,37 +111,139 @@ size_t distinctChars(std::string_view s) {
 
 // The random part of a provider token: enough variety that it is not "xxxx" or "0000".
 bool looksRandom(std::string_view body) {
+  chargeReview(2 * body.size());
   return !looksLikePlaceholder(body) && distinctChars(body) >= 8 && shannonEntropy(body) >= 3.0;
 }
 
-// Each occurrence of prefix in s that starts a token (no letter or digit right before it).
-template <typename F>
-bool forEachPrefix(std::string_view s, std::string_view prefix, F&& f) {
-  for (size_t pos = s.find(prefix); pos != std::string_view::npos; pos = s.find(prefix, pos + 1)) {
-    if (pos > 0 && isAlnum(s[pos - 1])) continue;
-    if (f(pos + prefix.size())) return true;
-  }
-  return false;
+// Shannon entropy from byte counts, in ascending byte order (so that every caller computes
+// exactly the same value for the same bytes).
+template <typename ForEachPresentByte>
+double entropyOfCounts(const std::array<uint32_t, 256>& counts, size_t length,
+                       ForEachPresentByte forEachPresentByte) {
+  if (length == 0) return 0;
+  double h = 0;
+  const auto n = static_cast<double>(length);
+  forEachPresentByte([&](unsigned char b) {
+    const double p = static_cast<double>(counts[b]) / n;
+    h -= p * std::log2(p);
+  });
+  return h;
 }
 
-// prefix + a run of `pred` of at least minLen (and at most maxLen) characters that ends at a
-// token boundary and looks random.
-bool prefixedToken(std::string_view s, std::string_view prefix,
-                   const std::function<bool(char)>& pred, size_t minLen, size_t maxLen = 4096) {
-  return forEachPrefix(s, prefix, [&](size_t start) {
-    size_t n = runOf(s, start, pred);
-    return n >= minLen && n <= maxLen && looksRandom(s.substr(start, n));
-  });
+// What the provider detectors ask of a token's body, kept while the body grows to the left
+// one byte at a time: every prefix occurrence inside one run of body characters has a suffix of
+// that run as its body, so all of them are judged in one pass over the run.
+class BodyStats {
+ public:
+  size_t length() const { return length_; }
+  size_t distinct() const { return distinct_; }
+  bool hasDigit() const { return digits_ > 0; }
+  bool hasLetter() const { return letters_ > 0; }
+
+  // s[i] joins the front of the body, which ends at `end`.
+  void prepend(std::string_view s, size_t i, size_t end) {
+    const auto b = static_cast<unsigned char>(s[i]);
+    if (counts_[b]++ == 0) {
+      ++distinct_;
+      present_[b / 64] |= uint64_t{1} << (b % 64);
+    }
+    ++length_;
+    if (isDigit(s[i])) ++digits_;
+    if (isUpper(s[i]) || isLower(s[i])) ++letters_;
+    if (!placeholder_ && placeholderAt(s, i, end)) placeholder_ = true;
+  }
+
+  // The body's Shannon entropy, exactly as shannonEntropy() computes it.
+  double entropy() const {
+    chargeReview(distinct_);
+    return entropyOfCounts(counts_, length_, [&](auto&& f) {
+      for (size_t w = 0; w < present_.size(); ++w) {
+        for (uint64_t bits = present_[w]; bits != 0; bits &= bits - 1) {
+          f(static_cast<unsigned char>(w * 64 + static_cast<size_t>(__builtin_ctzll(bits))));
+        }
+      }
+    });
+  }
+
+  // The random part of a provider token: enough variety that it is not "xxxx" or "0000".
+  bool looksRandom() const { return !placeholder_ && distinct_ >= 8 && entropy() >= 3.0; }
+
+  // Empties it again; `body` is what was prepended (only those counts are cleared).
+  void clear(std::string_view body) {
+    for (char c : body) counts_[static_cast<unsigned char>(c)] = 0;
+    present_ = {};
+    length_ = distinct_ = digits_ = letters_ = 0;
+    placeholder_ = false;
+  }
+
+ private:
+  std::array<uint32_t, 256> counts_{};
+  std::array<uint64_t, 4> present_{};
+  size_t length_ = 0;
+  size_t distinct_ = 0;
+  size_t digits_ = 0;
+  size_t letters_ = 0;
+  bool placeholder_ = false;
+};
+
+// A provider token: a prefix that starts a token (no letter or digit right before it), then a
+// body of at least minLength and at most maxLength `inBody` characters running to a token
+// boundary, which `accept(start, stats)` judges (start: where the body begins in s).
+struct TokenShape {
+  std::string_view prefix;
+  bool (*inBody)(char);
+  size_t minLength;
+  size_t maxLength;
+};
+
+// Whether any occurrence of shape.prefix in s has a body that accept takes. Linear in s: each
+// run of body characters is scanned once, and the bodies of the prefixes inside it, which are
+// its suffixes, are judged shortest first while BodyStats grows over the run (a value made of a
+// prefix repeated used to be rescanned to its end at each occurrence). Stops, finding nothing,
+// once the review's budget is spent.
+template <typename Accept>
+bool anyToken(std::string_view s, const TokenShape& shape, Accept accept) {
+  thread_local BodyStats stats;
+  std::vector<size_t> starts;  // bodies that end at runEnd, in order
+  size_t runEnd = 0;
+  // Judges the bodies in `starts`, from the shortest; false when none is taken.
+  const auto judgeRun = [&]() {
+    size_t front = runEnd;
+    bool taken = false;
+    for (auto it = starts.rbegin(); it != starts.rend() && !taken; ++it) {
+      const size_t start = *it;
+      if (runEnd - start > shape.maxLength) break;  // the rest are longer still
+      if (!chargeReview(front - start)) break;
+      for (; front > start; --front) stats.prepend(s, front - 1, runEnd);
+      taken = runEnd - start >= shape.minLength && accept(start, stats);
+    }
+    stats.clear(s.substr(front, runEnd - front));
+    starts.clear();
+    return taken;
+  };
+  for (size_t pos = findCharged(s, shape.prefix, 0); pos != std::string_view::npos;
+       pos = findCharged(s, shape.prefix, pos + 1)) {
+    if (reviewSpent()) return false;
+    if (pos > 0 && isAlnum(s[pos - 1])) continue;
+    const size_t start = pos + shape.prefix.size();
+    if (starts.empty() || start >= runEnd) {
+      if (!starts.empty() && judgeRun()) return true;
+      runEnd = start + runOf(s, start, shape.inBody);
+    }
+    starts.push_back(start);
+  }
+  return !starts.empty() && judgeRun();
+}
+
+bool providerToken(std::string_view s, const TokenShape& shape) {
+  return anyToken(s, shape, [](size_t, const BodyStats& body) { return body.looksRandom(); });
 }
 
 bool awsAccessKeyId(std::string_view s) {
   for (std::string_view prefix : {"AKIA", "ASIA"}) {
-    bool hit = forEachPrefix(s, prefix, [&](size_t start) {
-      size_t n = runOf(s, start, isUpperOrDigit);
-      if (n != 16) return false;
-      std::string_view body = s.substr(start, n);
+    bool hit = anyToken(s, {prefix, isUpperOrDigit, 16, 16}, [&](size_t start, const BodyStats& b) {
       // AWS's documentation keys (AKIAIOSFODNN7EXAMPLE) end in EXAMPLE.
-      return body.substr(9) != "EXAMPLE" && distinctChars(body) >= 6;
+      return s.substr(start + 9, 7) != "EXAMPLE" && b.distinct() >= 6;
     });
     if (hit) return true;
   }
@@ -120,92 +252,109 @@ bool awsAccessKeyId(std::string_view s) {
 
 bool githubClassic(std::string_view s) {
   for (std::string_view prefix : {"ghp_", "gho_", "ghu_", "ghs_", "ghr_"}) {
-    if (prefixedToken(s, prefix, isAlnum, 36, 251)) return true;
+    if (providerToken(s, {prefix, isAlnum, 36, 251})) return true;
   }
   return false;
 }
 
 bool githubFineGrained(std::string_view s) {
-  return prefixedToken(s, "github_pat_", isAlnumOrUnderscore, 50, 251);
+  return providerToken(s, {"github_pat_", isAlnumOrUnderscore, 50, 251});
 }
 
+// Provider bodies with no documented maximum are taken up to this length.
+constexpr size_t kLongestBody = 4096;
+
 bool gitlab(std::string_view s) {
-  return prefixedToken(s, "glpat-", isB64Url, 20);
+  return providerToken(s, {"glpat-", isB64Url, 20, kLongestBody});
 }
 
 bool slackToken(std::string_view s) {
   for (std::string_view prefix : {"xoxa-", "xoxb-", "xoxp-", "xoxr-"}) {
-    bool hit = forEachPrefix(s, prefix, [&](size_t start) {
-      size_t n = runOf(s, start, [](char c) { return isAlnum(c) || c == '-'; });
-      std::string_view body = s.substr(start, n);
-      // Slack tokens carry numeric team and user ids: "xoxb-your-bot-token" has none.
-      return n >= 20 && std::any_of(body.begin(), body.end(), isDigit) && looksRandom(body);
-    });
-    if (hit) return true;
+    const TokenShape shape{prefix, isAlnumOrDash, 20, std::string_view::npos};
+    // Slack tokens carry numeric team and user ids: "xoxb-your-bot-token" has none.
+    if (anyToken(s, shape,
+                 [](size_t, const BodyStats& b) { return b.hasDigit() && b.looksRandom(); })) {
+      return true;
+    }
   }
   return false;
 }
 
+// Reads the random part of a Slack webhook URL after one marker: T<team>/B<bot>/<secret>. Each
+// run it reads ends where the next marker's "hooks." begins at the latest, so the markers of a
+// value are read in one pass.
+bool slackWebhookAt(std::string_view s, size_t i) {
+  if (i >= s.size() || s[i] != 'T') return false;
+  size_t team = runOf(s, i + 1, isUpperOrDigit);
+  i += 1 + team;
+  if (team == 0 || i >= s.size() || s[i] != '/' || i + 1 >= s.size() || s[i + 1] != 'B') {
+    return false;
+  }
+  size_t bot = runOf(s, i + 2, isUpperOrDigit);
+  i += 2 + bot;
+  if (bot == 0 || i >= s.size() || s[i] != '/') return false;
+  size_t secret = runOf(s, i + 1, isAlnum);
+  if (secret < 16) return false;
+  // Slack's documentation uses T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX.
+  return looksRandom(s.substr(i + 1, secret));
+}
+
 bool slackWebhook(std::string_view s) {
   const std::string_view marker = "hooks.slack.com/services/";
-  for (size_t pos = s.find(marker); pos != std::string_view::npos; pos = s.find(marker, pos + 1)) {
-    size_t i = pos + marker.size();
-    // T<team>/B<bot>/<secret>
-    if (i >= s.size() || s[i] != 'T') continue;
-    size_t team = runOf(s, i + 1, isUpperOrDigit);
-    i += 1 + team;
-    if (team == 0 || i >= s.size() || s[i] != '/' || i + 1 >= s.size() || s[i + 1] != 'B') continue;
-    size_t bot = runOf(s, i + 2, isUpperOrDigit);
-    i += 2 + bot;
-    if (bot == 0 || i >= s.size() || s[i] != '/') continue;
-    size_t secret = runOf(s, i + 1, isAlnum);
-    // Slack's documentation uses T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX.
-    if (secret >= 16 && looksRandom(s.substr(i + 1, secret))) return true;
+  for (size_t pos = findCharged(s, marker, 0); pos != std::string_view::npos;
+       pos = findCharged(s, marker, pos + 1)) {
+    if (reviewSpent()) return false;
+    if (slackWebhookAt(s, pos + marker.size())) return true;
   }
   return false;
 }
 
 bool stripeLive(std::string_view s) {
-  return prefixedToken(s, "sk_live_", isAlnum, 20) || prefixedToken(s, "rk_live_", isAlnum, 20);
+  return providerToken(s, {"sk_live_", isAlnum, 20, kLongestBody}) ||
+         providerToken(s, {"rk_live_", isAlnum, 20, kLongestBody});
 }
 
 bool googleApiKey(std::string_view s) {
-  return forEachPrefix(s, "AIza", [&](size_t start) {
-    size_t n = runOf(s, start, isB64Url);
-    return n == 35 && looksRandom(s.substr(start, n));
-  });
+  return providerToken(s, {"AIza", isB64Url, 35, 35});
 }
 
 bool anthropic(std::string_view s) {
-  return prefixedToken(s, "sk-ant-", isB64Url, 32);
+  return providerToken(s, {"sk-ant-", isB64Url, 32, kLongestBody});
 }
 
 bool openai(std::string_view s) {
-  return forEachPrefix(s, "sk-", [&](size_t start) {
-    if (s.substr(start, 4) == "ant-") return false;  // Anthropic's, reported as such
-    if (start >= 4 && (s[start - 4] == '-' || s[start - 4] == '_')) return false;  // x-sk-...
-    size_t n = runOf(s, start, isB64Url);
-    std::string_view body = s.substr(start, n);
-    return n >= 32 && std::any_of(body.begin(), body.end(), isDigit) &&
-           std::any_of(body.begin(), body.end(), [](char c) { return isUpper(c) || isLower(c); }) &&
-           looksRandom(body);
-  });
+  return anyToken(s, {"sk-", isB64Url, 32, std::string_view::npos},
+                  [&](size_t start, const BodyStats& b) {
+                    if (s.substr(start, 4) == "ant-") return false;  // Anthropic's, reported so
+                    if (start >= 4 && (s[start - 4] == '-' || s[start - 4] == '_')) {
+                      return false;  // x-sk-...
+                    }
+                    return b.hasDigit() && b.hasLetter() && b.looksRandom();
+                  });
 }
 
 bool pemPrivateKey(std::string_view s) {
   const std::string_view begin = "-----BEGIN ";
-  for (size_t pos = s.find(begin); pos != std::string_view::npos; pos = s.find(begin, pos + 1)) {
-    size_t end = s.find("-----", pos + begin.size());
-    if (end == std::string_view::npos || end - pos > 64) continue;
-    std::string_view label = s.substr(pos + begin.size(), end - pos - begin.size());
+  const std::string_view dashes = "-----";
+  // The label must end within 64 bytes of "-----BEGIN ": only that far is searched.
+  constexpr size_t kLongestHeader = 64;
+  for (size_t pos = findCharged(s, begin, 0); pos != std::string_view::npos;
+       pos = findCharged(s, begin, pos + 1)) {
+    if (reviewSpent()) return false;
+    const std::string_view window =
+        s.substr(pos + begin.size(), kLongestHeader - begin.size() + dashes.size());
+    chargeReview(window.size());
+    const size_t end = window.find(dashes);
+    if (end == std::string_view::npos) continue;
     // RSA, EC, DSA, OPENSSH, ENCRYPTED or plain PKCS#8 keys, and PGP private key blocks.
-    if (label.find("PRIVATE KEY") != std::string_view::npos) return true;
+    if (window.substr(0, end).find("PRIVATE KEY") != std::string_view::npos) return true;
   }
   return false;
 }
 
 // Standard or URL-safe base64, padded or not. nullopt when it is neither.
 std::optional<std::string> decodeLenientBase64(std::string_view text) {
+  chargeReview(3 * text.size());
   std::string normalized(text);
   for (char& c : normalized) {
     if (c == '-') c = '+';
@@ -218,7 +367,11 @@ std::optional<std::string> decodeLenientBase64(std::string_view text) {
 }
 
 bool jwt(std::string_view s) {
-  for (size_t pos = s.find("eyJ"); pos != std::string_view::npos; pos = s.find("eyJ", pos + 1)) {
+  // Linear: a token's header, payload and signature are base64url and dots, and the next token
+  // considered must follow a character that is neither, so no byte is read for two tokens.
+  for (size_t pos = findCharged(s, "eyJ", 0); pos != std::string_view::npos;
+       pos = findCharged(s, "eyJ", pos + 1)) {
+    if (reviewSpent()) return false;
     if (pos > 0 && (isB64Url(s[pos - 1]) || s[pos - 1] == '.')) continue;
     size_t header = runOf(s, pos, isB64Url);
     size_t i = pos + header;
@@ -229,6 +382,7 @@ bool jwt(std::string_view s) {
     size_t signature = runOf(s, i + 1, isB64Url);
     auto decoded = decodeLenientBase64(s.substr(pos, header));
     if (!decoded) continue;
+    chargeReview(2 * decoded->size());
     Json h = Json::parse(*decoded, nullptr, false);
     if (h.is_discarded() || !h.is_object()) continue;
     auto alg = h.find("alg");
@@ -242,6 +396,7 @@ bool jwt(std::string_view s) {
 
 bool isReferenceOrPlaceholderPassword(std::string_view password) {
   if (password.empty()) return true;
+  chargeReview(8 * password.size());
   std::string l = lower(password);
   if (l.find("$(") != std::string::npos || l.find("${") != std::string::npos ||
       l.find("%24%7b") != std::string::npos || l.find("%24(") != std::string::npos ||
@@ -255,9 +410,12 @@ bool isReferenceOrPlaceholderPassword(std::string_view password) {
   return std::all_of(l.begin(), l.end(), [](char c) { return c == '*' || c == 'x'; });
 }
 
-// scheme://user:password@host with a literal password.
+// scheme://user:password@host with a literal password. Linear: an authority ends at the next
+// '/' at the latest, which the next "://" begins with.
 bool urlCredentials(std::string_view s) {
-  for (size_t pos = s.find("://"); pos != std::string_view::npos; pos = s.find("://", pos + 1)) {
+  for (size_t pos = findCharged(s, "://", 0); pos != std::string_view::npos;
+       pos = findCharged(s, "://", pos + 1)) {
+    if (reviewSpent()) return false;
     if (pos == 0 || !(isUpper(s[pos - 1]) || isLower(s[pos - 1]) || isDigit(s[pos - 1]))) continue;
     size_t start = pos + 3;
     size_t end = start;
@@ -265,6 +423,7 @@ bool urlCredentials(std::string_view s) {
       ++end;
     }
     std::string_view authority = s.substr(start, end - start);
+    chargeReview(3 * authority.size() + 1);
     size_t at = authority.rfind('@');
     if (at == std::string_view::npos) continue;
     std::string_view userinfo = authority.substr(0, at);
@@ -321,6 +480,7 @@ bool isNameLike(std::string_view v) {
 
 bool highEntropyValue(std::string_view raw) {
   const EntropyThresholds& t = entropyThresholds();
+  chargeReview(raw.size());
   size_t b = 0, e = raw.size();
   while (b < e && isSpace(raw[b])) ++b;
   while (e > b && isSpace(raw[e - 1])) --e;
@@ -333,6 +493,7 @@ bool highEntropyValue(std::string_view raw) {
     return false;  // a path to a secret, not the secret
   }
   if (v.find("://") != std::string_view::npos) return false;  // URLs: see urlCredentials
+  chargeReview(4 * v.size());                                 // the passes above and below
   if (looksLikePlaceholder(v) || isNameLike(v)) return false;
   double h = shannonEntropy(v);
   bool hex = std::all_of(v.begin(), v.end(), [](char c) {
@@ -415,6 +576,7 @@ struct AnchorIndex {
 // Bit d is set when value contains an anchor of detector d.
 uint32_t detectorsWithAnchors(std::string_view value) {
   static const AnchorIndex kIndex;
+  chargeReview(value.size());
   uint32_t found = 0;
   for (size_t i = 0; i + 1 < value.size(); ++i) {
     const auto byte = static_cast<unsigned char>(value[i]);
@@ -437,7 +599,7 @@ std::optional<SecretMatch> formatMatch(std::string_view value) {
   const uint32_t candidates = detectorsWithAnchors(value);
   if (candidates == 0) return std::nullopt;
   for (size_t d = 0; d < kDetectorCount; ++d) {
-    if ((candidates & (uint32_t{1} << d)) == 0) continue;
+    if ((candidates & (uint32_t{1} << d)) == 0 || reviewSpent()) continue;
     const Detector& detector = kFormatDetectors[d];
     if (detector.matches(value)) return SecretMatch{detector.id, detector.description, false};
   }
@@ -454,17 +616,13 @@ bool printableText(std::string_view s) {
 }  // namespace
 
 double shannonEntropy(std::string_view text) {
-  if (text.empty()) return 0;
-  std::array<size_t, 256> counts{};
+  std::array<uint32_t, 256> counts{};
   for (char c : text) ++counts[static_cast<unsigned char>(c)];
-  double h = 0;
-  const auto n = static_cast<double>(text.size());
-  for (size_t c : counts) {
-    if (c == 0) continue;
-    double p = static_cast<double>(c) / n;
-    h -= p * std::log2(p);
-  }
-  return h;
+  return entropyOfCounts(counts, text.size(), [&](auto&& f) {
+    for (size_t b = 0; b < counts.size(); ++b) {
+      if (counts[b] != 0) f(static_cast<unsigned char>(b));
+    }
+  });
 }
 
 const EntropyThresholds& entropyThresholds() {
@@ -473,6 +631,7 @@ const EntropyThresholds& entropyThresholds() {
 }
 
 bool isSecretLikeName(std::string_view envName) {
+  chargeReview(4 * envName.size());
   std::vector<std::string> words = nameWords(envName);
   int lastSecret = -1;
   for (size_t i = 0; i < words.size(); ++i) {
@@ -510,6 +669,7 @@ bool isSecretLikeName(std::string_view envName) {
 }
 
 std::optional<SecretMatch> detectLiteralSecret(std::string_view envName, std::string_view value) {
+  if (reviewSpent()) return std::nullopt;
   if (auto m = formatMatch(value)) return m;
   // The value test first: it rejects most values at once, the name test allocates.
   if (!envName.empty() && highEntropyValue(value) && isSecretLikeName(envName)) {
@@ -546,6 +706,19 @@ const std::vector<std::string>& secretDetectorIds() {
     return ids;
   }();
   return kIds;
+}
+
+const std::vector<std::string>& secretDetectorAnchors() {
+  static const std::vector<std::string> kAnchors = [] {
+    std::vector<std::string> anchors;
+    for (const auto& d : kFormatDetectors) {
+      for (std::string_view a : d.anchors) {
+        if (!a.empty()) anchors.emplace_back(a);
+      }
+    }
+    return anchors;
+  }();
+  return kAnchors;
 }
 
 }  // namespace tasklease::webhook

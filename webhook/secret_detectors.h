@@ -28,6 +28,10 @@ std::optional<SecretMatch> detectLiteralSecret(std::string_view envName, std::st
 // Ids of every detector, in the order they are tried.
 const std::vector<std::string>& secretDetectorIds();
 
+// The prefixes and markers the format detectors look for ("ghp_", "sk-", "-----BEGIN ", ...):
+// what the cost tests and the time fuzzer build hostile values from.
+const std::vector<std::string>& secretDetectorAnchors();
+
 // Exposed for tests and docs: the thresholds of the generic detector.
 struct EntropyThresholds {
   size_t minLength = 16;           // shorter values are never called high-entropy

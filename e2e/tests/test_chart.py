@@ -274,10 +274,35 @@ def test_webhook_certificate_durations_just_inside_the_rules_render():
     (["--set", "operator.sweepInterval=999ms"], ["operator.sweepInterval (999ms)"]),
 ])
 def test_operator_durations_the_operator_refuses_fail_rendering(values, named):
+    assert_rendering_fails_naming(values, named)
+
+
+def assert_rendering_fails_naming(values, named):
     res = helm("template", "tasklease", CHART, *values, check=False)
     assert res.returncode != 0, res.stdout
     for name in named:
         assert name in res.stderr, res.stderr
+
+
+@pytest.mark.parametrize("values,named", [
+    # A review refused for its budget must be answered before the API server stops waiting.
+    (["--set", "webhook.reviewBudget=5s"], ["webhook.reviewBudget (5s)", "webhook.timeoutSeconds (5 s)"]),
+    (["--set", "webhook.reviewBudget=2s", "--set", "webhook.timeoutSeconds=2"],
+     ["webhook.reviewBudget (2s)", "webhook.timeoutSeconds (2 s)"]),
+    (["--set", "webhook.reviewBudget=9ms"], ["webhook.reviewBudget (9ms)"]),
+])
+def test_a_review_budget_not_below_the_timeout_fails_rendering(values, named):
+    assert_rendering_fails_naming(values, named)
+
+
+def test_the_review_budget_and_workers_reach_the_webhook():
+    args = find(render("--set", "webhook.reviewBudget=1500ms", "--set", "webhook.timeoutSeconds=2",
+                       "--set", "webhook.reviewWorkers=3"),
+                "Deployment", "tasklease-webhook")[0]["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--review-budget=1500ms" in args and "--review-workers=3" in args
+    default = find(render(), "Deployment", "tasklease-webhook")[0][
+        "spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--review-budget=2s" in default
 
 
 def test_out_of_range_value_fails_schema_validation():

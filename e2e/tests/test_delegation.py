@@ -12,6 +12,9 @@ task."""
 import contextlib
 import json
 import os
+import threading
+import time
+import urllib.request
 import uuid
 
 import pytest
@@ -24,8 +27,9 @@ SIGNATURE = "tasklease.io/requested-by-signature"
 UPDATE_CONFIGMAPS = [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "update"]}]
 
 
-def start_webhook(cluster):
-    return start_agenttask_webhook(cluster, "tasklease.io/delegation-e2e", "delegation-e2e-")
+def start_webhook(cluster, extra_args=()):
+    return start_agenttask_webhook(cluster, "tasklease.io/delegation-e2e", "delegation-e2e-",
+                                   extra_args)
 
 
 @pytest.fixture(scope="module")
@@ -322,4 +326,53 @@ def test_unanswered_access_reviews_refuse_the_task(private_cluster):
         private_cluster.clear_faults()
         assert create_as(private_cluster, ns, token, task_manifest("refactor")).returncode == 0
     finally:
+        wh.stop()
+
+
+def test_pod_reviews_and_health_answer_while_agenttask_reviews_wait_on_access_reviews(private_cluster):
+    """Issue 14: AgentTask reviews waiting on slow SubjectAccessReviews held the webhook's server
+    threads, and /healthz and pod reviews waited behind them (5.7 s and 3.1 s behind six dry
+    runs). With every SubjectAccessReview 6 s slow, six AgentTask dry runs are in flight while
+    /healthz and a pod review are answered; then each task is answered in about one round trip
+    of its checks."""
+    wh, _, selector = start_webhook(private_cluster, ["--access-review-deadline", "8s"])
+    try:
+        ns = team_namespace(private_cluster, selector)
+        user, token = developer(private_cluster, ns)
+        grant_update_configmaps(private_cluster, ns, user)
+        private_cluster.set_faults({"seed": 1, "latency": [
+            {"verbs": ["create"], "resources": ["subjectaccessreviews"], "ms": 6000}]})
+        results = {}
+
+        def dry_run(i):
+            results[i] = private_cluster.kubectl(
+                "create", "-n", ns, "-f", "-", "--dry-run=server", input=task_manifest(f"t{i}"),
+                token=token, check=False)
+
+        tasks = [threading.Thread(target=dry_run, args=(i,)) for i in range(6)]
+        for t in tasks:
+            t.start()
+        deadline = time.monotonic() + 30
+        while private_cluster._admin("GET", "/kubesim/faults")["injected"]["latency"] < 4:
+            assert time.monotonic() < deadline, "the AgentTask reviews never asked"
+            time.sleep(0.05)
+
+        with urllib.request.urlopen(f"https://127.0.0.1:{wh.port}/healthz",
+                                    context=wh.https_context(), timeout=5) as r:
+            assert r.status == 200
+        pod = json.dumps({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+                          "spec": {"containers": [{"name": "c", "image": "busybox"}]}})
+        res = private_cluster.kubectl("create", "-n", ns, "-f", "-", "--dry-run=server",
+                                      input=pod, check=False)
+        assert res.returncode != 0 and "TL005" in res.stderr, res  # judged, not timed out
+        assert all(t.is_alive() for t in tasks), "the AgentTask reviews were no longer waiting"
+
+        for t in tasks:
+            t.join(60)
+        # Each task's two checks were asked side by side, and the six tasks at once: every dry
+        # run was admitted within the registration's 10 s, about one 6 s round trip.
+        for i in range(6):
+            assert results[i].returncode == 0, results[i]
+    finally:
+        private_cluster.clear_faults()
         wh.stop()

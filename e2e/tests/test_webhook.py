@@ -1,15 +1,21 @@
 """tasklease-webhook registered in the cluster (issue 4 acceptance): refusals name the rule and
 the field path, compliant pods are admitted, warn mode warns, IdentityExceptions are honoured
 until they expire, and every denial is in the evidence log. Each runs against a webhook process
-the test registers and against tasklease installed from its Helm chart."""
+the test registers and against tasklease installed from its Helm chart; the last two (issue 14:
+hostile values, a connection flood) start a webhook of their own."""
 
 import datetime
+import http.client
 import json
 import os
+import resource
+import socket
 import subprocess
 import tempfile
+import threading
 import time
 import types
+import urllib.request
 
 import pytest
 
@@ -170,3 +176,104 @@ def test_denials_are_recorded_in_a_verifiable_evidence_chain(cluster, webhook):
     out = subprocess.run([binary_path("kubectl-tasklease"), "evidence", "verify",
                           webhook.evidence_file], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+# ---- Issue 14: one slow review, or a flood of connections, must not stop the others ----
+
+
+def healthz(wh):
+    with urllib.request.urlopen(f"https://127.0.0.1:{wh.port}/healthz",
+                                context=wh.https_context(), timeout=5) as r:
+        return r.status
+
+
+def review_request(wh, pod_body, uid):
+    """A POST /validate of the AdmissionReview of a Pod CREATE, sent straight to the webhook."""
+    obj = json.loads(pod_body)
+    review = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+              "request": {"uid": uid, "operation": "CREATE",
+                          "namespace": obj["metadata"]["namespace"],
+                          "name": obj["metadata"]["name"],
+                          "kind": {"group": "", "version": "v1", "kind": "Pod"},
+                          "resource": {"group": "", "version": "v1", "resource": "pods"},
+                          "userInfo": {"username": "alice"}, "object": obj}}
+    return urllib.request.Request(f"https://127.0.0.1:{wh.port}/validate",
+                                  data=json.dumps(review).encode(), method="POST",
+                                  headers={"Content-Type": "application/json"})
+
+
+def hostile_pod(ns, name):
+    """A pod with a MiB of one detector prefix repeated under a secret-like name, and the default
+    ServiceAccount (TL005): a refusal shows it was judged, an admission that it was let through."""
+    body = json.loads(pod(ns, name=name, sa="default"))
+    body["spec"]["containers"][0]["env"] = [{"name": "API_TOKEN", "value": "glpat-" * (170 * 1024)}]
+    return json.dumps(body)
+
+
+def test_hostile_values_are_judged_while_health_and_other_reviews_answer(private_cluster):
+    """A value made of one detector prefix repeated ("glpat-glpat-...") cost time quadratic in its
+    length (about 20 s for 250 KB): two such pods held both server threads, every other review
+    timed out, and with failurePolicy Ignore a pod reading a Secret got in unchecked. With the
+    webhook registered Ignore: while three such reviews are with the webhook, /healthz answers
+    and a pod reading a Secret is refused; such pods are refused for their ServiceAccount (judged,
+    not let through by a timeout)."""
+    install_crds(private_cluster)
+    wh = Webhook.start(private_cluster, tempfile.mkdtemp(prefix="webhook-hostile-e2e-"))
+    try:
+        wh.register(name=f"tasklease-hostile-e2e-{os.getpid()}", failure_policy="Ignore")
+        ns = enforced_ns(private_cluster)
+        answers, sent = {}, [threading.Event() for _ in range(3)]
+
+        def hostile(i):
+            req = review_request(wh, hostile_pod(ns, f"hostile-{i}"), f"hostile-{i}")
+            conn = http.client.HTTPSConnection("127.0.0.1", wh.port, context=wh.https_context(),
+                                               timeout=120)
+            conn.request("POST", "/validate", body=req.data, headers=dict(req.header_items()))
+            sent[i].set()
+            answers[i] = json.loads(conn.getresponse().read())["response"]
+            conn.close()
+
+        threads = [threading.Thread(target=hostile, args=(i,)) for i in range(3)]
+        for t in threads:
+            t.start()
+        for e in sent:
+            assert e.wait(60), "a hostile review was never sent"
+        time.sleep(0.5)  # lets the webhook read them: the checks below run while it judges them
+        assert healthz(wh) == 200
+        res = create(private_cluster, ns, pod(ns, name="reads-secret", init_env=SECRET_ENV))
+        assert res.returncode != 0 and "TL001" in res.stderr, res
+        res = create(private_cluster, ns, hostile_pod(ns, "hostile-via-api-server"))
+        assert res.returncode != 0, res
+        assert 'admission webhook "validate.tasklease.io" denied the request' in res.stderr
+        assert "TL005" in res.stderr, res.stderr
+        for t in threads:
+            t.join(120)
+        for i in range(3):
+            assert answers[i]["allowed"] is False and "TL005" in answers[i]["status"]["message"]
+    finally:
+        wh.stop()
+
+
+def test_a_flood_of_idle_connections_does_not_lock_clients_out(shared_cluster):
+    """4,097 idle TCP connections, none starting its TLS handshake, locked every client out of
+    the webhook until the handshake timeout: at its limit of 4096 it closed each new connection.
+    Now the new ones close the oldest idle handshakes: /healthz and a review still answer."""
+    # Room for the flood in this process and in the webhook it starts (which inherits it).
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 8192 <= hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (8192, hard))
+    install_crds(shared_cluster)
+    wh = Webhook.start(shared_cluster, tempfile.mkdtemp(prefix="webhook-flood-e2e-"))
+    flood = []
+    try:
+        for _ in range(4097):
+            flood.append(socket.create_connection(("127.0.0.1", wh.port), timeout=5))
+        assert healthz(wh) == 200
+        with urllib.request.urlopen(review_request(wh, pod("default"), "flood-1"),
+                                    context=wh.https_context(), timeout=5) as r:
+            assert json.loads(r.read())["response"]["uid"] == "flood-1"
+        assert 'type="connection_evicted"' in wh.metrics()
+    finally:
+        for s in flood:
+            s.close()
+        wh.stop()

@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <openssl/ssl.h>
+#include <sys/resource.h>
 
 #include <atomic>
 #include <filesystem>
@@ -11,6 +12,7 @@
 
 #include "common/crypto.h"
 #include "common/json.h"
+#include "tests/common/eventually.h"
 #include "tests/common/http_test_client.h"
 #include "tests/common/tls_test_pki.h"
 
@@ -22,16 +24,7 @@ using ::testing::HasSubstr;
 using testing::TestClient;
 using testing::TestClientOptions;
 
-// Waits for cond, polling, at most `limit` (an upper bound for waiting, not a measurement).
-bool eventually(const std::function<bool()>& cond,
-                std::chrono::milliseconds limit = std::chrono::seconds(10)) {
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (cond()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return cond();
-}
+using testing::eventually;
 
 class HttpServerTest : public ::testing::Test {
  protected:
@@ -294,15 +287,134 @@ TEST_F(HttpServerTest, GracefulShutdownAnswersTheRequestInFlight) {
   EXPECT_EQ(server_->openConnections(), 0U);
 }
 
-TEST_F(HttpServerTest, ConnectionsBeyondTheLimitAreClosed) {
+TEST_F(HttpServerTest, ANewConnectionIsRefusedOnlyWhenEveryConnectionHasARequestInFlight) {
+  // The request is being handled elsewhere (as reviews are, on workers) and not answered yet.
+  std::promise<HttpResponder> handedOff;
+  routes_.addAsync("POST", "/slow", [&](HttpRequest&&, HttpResponder respond) {
+    handedOff.set_value(std::move(respond));
+  });
   options_.maxConnections = 1;
   start();
-  auto first = client();
-  ASSERT_EQ(first->request("GET", "/healthz").status, 200);
+  auto busy = client();
+  auto answer = std::async(std::launch::async, [&] { return busy->request("POST", "/slow"); });
+  HttpResponder respond = handedOff.get_future().get();
   TestClientOptions o;
   o.caPem = ca_.certPem;
   EXPECT_EQ(TestClient::connect(server_->port(), o), nullptr);
   EXPECT_TRUE(eventually([&] { return sawError(HttpServerError::kTooManyConnections); }));
+  respond(HttpResponse{});
+  EXPECT_EQ(answer.get().status, 200);
+}
+
+// Opens n TCP connections that never start their TLS handshake.
+std::vector<std::unique_ptr<TestClient>> silentConnections(uint16_t port, int n) {
+  std::vector<std::unique_ptr<TestClient>> out;
+  TestClientOptions plain;  // no TLS: the connection stays silent
+  for (int i = 0; i < n; ++i) {
+    auto c = TestClient::connect(port, plain);
+    if (c != nullptr) out.push_back(std::move(c));
+  }
+  return out;
+}
+
+TEST_F(HttpServerTest, AFloodOfSilentConnectionsDoesNotLockOutNewClients) {
+  // The attack: more idle TCP connections than the limit, none starting its TLS handshake. A
+  // client that comes next must still be served (it closes the oldest silent one).
+  options_.maxConnections = 8;
+  start();
+  auto flood = silentConnections(server_->port(), 20);
+  ASSERT_EQ(flood.size(), 20U);
+  ASSERT_TRUE(eventually([&] { return server_->openConnections() == 8; }));
+  for (int i = 0; i < 3; ++i) {
+    auto c = client();
+    ASSERT_NE(c, nullptr);
+    auto r = c->request("GET", "/healthz");
+    ASSERT_TRUE(r.ok) << r.error;
+    EXPECT_EQ(r.status, 200);
+  }
+  EXPECT_TRUE(sawError(HttpServerError::kConnectionEvicted));
+  EXPECT_FALSE(sawError(HttpServerError::kTooManyConnections));
+  EXPECT_TRUE(flood.front()->closedByServer());  // the oldest went first
+}
+
+TEST_F(HttpServerTest, OnePeerHoldsNoMoreHandshakesThanItsLimit) {
+  options_.maxHandshakesPerPeer = 4;
+  start();
+  auto flood = silentConnections(server_->port(), 12);
+  ASSERT_EQ(flood.size(), 12U);
+  ASSERT_TRUE(eventually([&] { return server_->openConnections() == 4; }));
+  EXPECT_TRUE(flood.front()->closedByServer());
+  EXPECT_TRUE(sawError(HttpServerError::kConnectionEvicted));
+  // The same peer still gets a new connection through: it closes that peer's oldest handshake.
+  auto c = client();
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->request("GET", "/healthz").status, 200);
+}
+
+TEST_F(HttpServerTest, AtTheLimitTheConnectionIdleTheLongestMakesRoom) {
+  options_.maxConnections = 2;
+  start();
+  auto oldest = client();
+  ASSERT_EQ(oldest->request("GET", "/healthz").status, 200);
+  auto newer = client();
+  ASSERT_EQ(newer->request("GET", "/healthz").status, 200);
+  auto third = client();
+  ASSERT_NE(third, nullptr);
+  EXPECT_EQ(third->request("GET", "/healthz").status, 200);
+  EXPECT_TRUE(oldest->closedByServer());
+  EXPECT_EQ(newer->request("GET", "/healthz").status, 200);
+}
+
+TEST_F(HttpServerTest, AtTheLimitTheSlowestSenderMakesRoomWhenNoneIsIdle) {
+  options_.maxConnections = 1;
+  start();
+  auto trickling = client();
+  ASSERT_TRUE(trickling->send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"));
+  ASSERT_TRUE(eventually([&] { return server_->openConnections() == 1; }));
+  auto c = client();
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->request("GET", "/healthz").status, 200);
+  EXPECT_TRUE(trickling->closedByServer());
+}
+
+TEST_F(HttpServerTest, AnAsyncHandlerAnswersLaterWhileTheIoThreadServesOthers) {
+  // One I/O thread: a handler that held it would stop /healthz too.
+  options_.threads = 1;
+  std::promise<HttpResponder> handedOff;
+  routes_.addAsync("POST", "/later", [&](HttpRequest&& r, HttpResponder respond) {
+    EXPECT_EQ(r.header("content-type"), "text/plain");
+    EXPECT_EQ(r.body, "question");
+    handedOff.set_value(std::move(respond));
+  });
+  start();
+  auto asking = client();
+  auto answer = std::async(std::launch::async, [&] {
+    return asking->request("POST", "/later", "question", "text/plain");
+  });
+  HttpResponder respond = handedOff.get_future().get();
+  auto other = client();
+  EXPECT_EQ(other->request("GET", "/healthz").status, 200);  // served meanwhile
+  std::thread([respond] {
+    HttpResponse out;
+    out.body = "answer";
+    respond(out);
+    respond(HttpResponse{});  // a second answer is ignored
+  }).join();
+  const testing::TestResponse r = answer.get();
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.body, "answer");
+  EXPECT_TRUE(r.keepAlive);
+  EXPECT_EQ(asking->request("GET", "/healthz").status, 200);  // the connection goes on
+}
+
+TEST_F(HttpServerTest, AnAsyncHandlerThatDropsItsRequestIsAnswered500) {
+  routes_.addAsync("POST", "/lost", [](HttpRequest&&, HttpResponder) {});
+  start();
+  auto c = client();
+  auto r = c->request("POST", "/lost", "{}");
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.status, 500);
+  EXPECT_EQ(c->request("GET", "/healthz").status, 200);
 }
 
 TEST_F(HttpServerTest, PlainHttpWithoutTls) {
@@ -369,6 +481,20 @@ TEST_F(HttpServerTest, Http10ClientsGetTheirOwnKeepAliveRules) {
   ASSERT_TRUE(once.ok) << once.error;
   EXPECT_EQ(once.headers.count("connection"), 0U);
   EXPECT_TRUE(c10->closedByServer());
+}
+
+TEST(OpenFileLimitTest, TheSoftLimitIsRaisedToTheHardLimit) {
+  struct rlimit files {};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &files), 0);
+  if (files.rlim_max == RLIM_INFINITY || files.rlim_max < 512) {
+    GTEST_SKIP() << "needs a finite hard limit of at least 512 open files";
+  }
+  files.rlim_cur = 256;
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &files), 0);
+  EXPECT_EQ(raiseOpenFileLimit(), static_cast<size_t>(files.rlim_max));
+  struct rlimit now {};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &now), 0);
+  EXPECT_EQ(now.rlim_cur, files.rlim_max);
 }
 
 }  // namespace

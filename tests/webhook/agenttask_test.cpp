@@ -3,6 +3,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -676,6 +679,133 @@ TEST(SarAccessReviewerTest, ChecksLeftWhenTheDeadlineHasPassedAreNotAnswered) {
   EXPECT_THAT(answers[0].error, HasSubstr("deadline"));
 }
 
+// An ApiClient whose SubjectAccessReviews wait until `expected` of them are in flight at once
+// (or `guard` has passed, so that a test of too little concurrency fails instead of hanging),
+// counting the most in flight at once: each wait stands for one round trip of latency.
+class ConcurrencyCountingClient final : public kube::ApiClient {
+ public:
+  explicit ConcurrencyCountingClient(size_t expected) : expected_(expected) {}
+
+  StatusOr<Json> create(const kube::ResourceRef& resource, const Json&, const kube::WriteOptions&,
+                        const kube::CallOptions& call) override {
+    if (resource.resource != "subjectaccessreviews") return unused();
+    std::unique_lock<std::mutex> lock(mu_);
+    ++calls;
+    maxInFlight = std::max(maxInFlight, ++inFlight_);
+    bool released = true;
+    if (++arrived_ == expected_) {  // the last of a round releases it
+      arrived_ = 0;
+      ++rounds;
+      released_.notify_all();
+    } else {
+      const size_t round = rounds;
+      released = released_.wait_for(lock, call.stop, kGuard, [&] { return rounds != round; });
+    }
+    --inFlight_;
+    if (!released) return unavailable("cancelled or never released");
+    return Json{{"status", {{"allowed", true}}}};
+  }
+
+  StatusOr<Json> get(const kube::ResourceRef&, const kube::ObjectKey&,
+                     const kube::CallOptions&) override {
+    return unused();
+  }
+  StatusOr<Json> list(const kube::ResourceRef&, const std::string&, const kube::ListOptions&,
+                      const kube::CallOptions&) override {
+    return unused();
+  }
+  StatusOr<Json> update(const kube::ResourceRef&, const Json&, const kube::WriteOptions&,
+                        const kube::CallOptions&) override {
+    return unused();
+  }
+  StatusOr<Json> updateStatus(const kube::ResourceRef&, const Json&, const kube::WriteOptions&,
+                              const kube::CallOptions&) override {
+    return unused();
+  }
+  StatusOr<Json> patch(const kube::ResourceRef&, const kube::ObjectKey&, const Json&,
+                       const kube::PatchOptions&, const kube::CallOptions&) override {
+    return unused();
+  }
+  Status remove(const kube::ResourceRef&, const kube::ObjectKey&, const kube::DeleteOptions&,
+                const kube::CallOptions&) override {
+    return unused().status();
+  }
+  StatusOr<Json> removeCollection(const kube::ResourceRef&, const std::string&,
+                                  const kube::ListOptions&, const kube::DeleteOptions&,
+                                  const kube::CallOptions&) override {
+    return unused();
+  }
+  StatusOr<Json> createSubresource(const kube::ResourceRef&, const kube::ObjectKey&,
+                                   const std::string&, const Json&,
+                                   const kube::CallOptions&) override {
+    return unused();
+  }
+  Status watch(const kube::ResourceRef&, const std::string&, const kube::WatchOptions&,
+               const kube::WatchHandler&, const kube::CallOptions&) override {
+    return unused().status();
+  }
+
+  size_t calls = 0;        // guarded by mu_
+  size_t maxInFlight = 0;  // guarded by mu_
+  size_t rounds = 0;       // guarded by mu_: releases, each one round trip of every call in it
+
+ private:
+  static StatusOr<Json> unused() { return unavailable("not used by this test"); }
+  static constexpr std::chrono::seconds kGuard{5};
+  const size_t expected_;
+  std::mutex mu_;
+  std::condition_variable_any released_;  // wakes on a call's stop token too
+  size_t inFlight_ = 0;                   // guarded by mu_
+  size_t arrived_ = 0;                    // guarded by mu_: calls waiting in this round
+};
+
+std::vector<PermissionCheck> configMapChecks(size_t n) {
+  std::vector<PermissionCheck> checks;
+  for (size_t i = 0; i < n; ++i) {
+    checks.push_back({"get", "", "configmaps", "", "cm-" + std::to_string(i)});
+  }
+  return checks;
+}
+
+// n checks asked of reviewer, each expected allowed.
+void expectEveryCheckAllowed(SarAccessReviewer& reviewer, size_t n) {
+  const auto answers = reviewer.review({"alice", "", {}, {}}, "team-a", configMapChecks(n),
+                                       std::chrono::seconds(60));
+  ASSERT_EQ(answers.size(), n);
+  for (const auto& a : answers) EXPECT_TRUE(a.answered && a.allowed) << a.error;
+}
+
+TEST(SarAccessReviewerTest, OneTasksChecksAreAskedSideBySideInOneRoundTrip) {
+  // 8 checks, each one round trip long: asked together they take one round trip, not eight.
+  ConcurrencyCountingClient client(8);
+  SarAccessReviewer reviewer(client);
+  expectEveryCheckAllowed(reviewer, 8);
+  EXPECT_EQ(client.maxInFlight, 8u);
+  EXPECT_EQ(client.rounds, 1u);
+}
+
+TEST(SarAccessReviewerTest, NoMoreChecksThanTheParallelismAreAskedAtOnce) {
+  ConcurrencyCountingClient client(3);
+  SarAccessReviewer reviewer(client, 3);
+  expectEveryCheckAllowed(reviewer, 12);
+  EXPECT_EQ(client.calls, 12u);
+  EXPECT_EQ(client.maxInFlight, 3u);
+  EXPECT_EQ(client.rounds, 4u);
+}
+
+TEST(SarAccessReviewerTest, ChecksUnansweredAtTheDeadlineAreNotAnswered) {
+  // Two of three can never be answered in time: the third call never comes to release them.
+  ConcurrencyCountingClient client(3);
+  SarAccessReviewer reviewer(client, 2);
+  const auto answers = reviewer.review({"alice", "", {}, {}}, "team-a", configMapChecks(3),
+                                       std::chrono::milliseconds(200));
+  ASSERT_EQ(answers.size(), 3u);
+  for (const auto& a : answers) {
+    EXPECT_FALSE(a.answered);
+    EXPECT_THAT(a.error, HasSubstr("deadline"));
+  }
+}
+
 // ---- the endpoint ----
 
 Json reviewBody(const Json& object, const std::string& group, const std::string& kind) {
@@ -773,6 +903,65 @@ TEST_F(EndpointMutateTest, WithoutAReviewerAgentTasksAreRefusedAndRecorded) {
     EXPECT_EQ(r["details"]["reason"], "no-signing-key");
     EXPECT_EQ(r["task"]["namespace"], "team-a");
   }
+}
+
+TEST_F(EndpointMutateTest, AnAgentTasksValidationIsLeftForAnAgentTaskWorkerAndItsStampIsNot) {
+  // The validation waits on SubjectAccessReviews, so the server finishes it on a pool of its
+  // own; the stamp is signed here, without a call, so it is answered at once like a pod's review.
+  AdmissionEndpoint endpoint(
+      state_, ReviewConfig{}, nullptr, registry_, [] { return testNow(); }, reviewer_.get());
+  const Json created = task(taskSpec());
+  const ReviewStep stamp =
+      endpoint.begin(post("/mutate", reviewBody(created, "tasklease.io", "AgentTask")), true,
+                     endpoint.steadyNow());
+  ASSERT_TRUE(stamp.answer.has_value());
+  const auto patch =
+      base64Decode(Json::parse(stamp.answer->body)["response"]["patch"].get<std::string>());
+  ASSERT_TRUE(patch.has_value());
+  // As the API server stores it: patched, and created when it was stamped.
+  Json stored = created.patch(Json::parse(*patch));
+  stored["metadata"]["creationTimestamp"] = formatRfc3339(testNow());
+
+  access_.held = {"get configmaps"};
+  const ReviewStep validation =
+      endpoint.begin(post("/validate", reviewBody(stored, "tasklease.io", "AgentTask")), false,
+                     endpoint.steadyNow());
+  ASSERT_FALSE(validation.answer.has_value());
+  EXPECT_EQ(access_.asked, 0u);  // nothing is asked before a worker finishes it
+  const Json done = Json::parse(validation.finish().body)["response"];
+  EXPECT_EQ(done["uid"], "req-9");
+  EXPECT_EQ(done["allowed"], true) << done.dump();
+  EXPECT_EQ(access_.asked, 1u);
+}
+
+TEST_F(EndpointMutateTest, AnAgentTaskValidationThatCannotBeJudgedInTimeIsRefusedNotErrored) {
+  // An answer that comes too late, or an HTTP error, would leave the task to failurePolicy
+  // (with Ignore, admitted unchecked): both are denials inside the AdmissionReview.
+  ReviewLimits limits;
+  limits.budget = std::chrono::milliseconds(100);
+  AdmissionEndpoint endpoint(
+      state_, ReviewConfig{}, nullptr, registry_, [] { return testNow(); }, reviewer_.get(),
+      limits);
+  const HttpRequest create =
+      post("/validate", reviewBody(task(taskSpec()), "tasklease.io", "AgentTask"));
+  const auto longAgo = endpoint.steadyNow() - std::chrono::seconds(1);
+  const Json waited = Json::parse(endpoint.begin(create, false, longAgo).finish().body)["response"];
+  EXPECT_EQ(waited["allowed"], false);
+  EXPECT_EQ(waited["status"]["code"], 429);
+  EXPECT_THAT(waited["status"]["message"].get<std::string>(),
+              HasSubstr("was not judged: it waited"));
+  EXPECT_THAT(waited["status"]["message"].get<std::string>(), HasSubstr("an AgentTask worker"));
+  EXPECT_EQ(access_.asked, 0u);
+
+  const Json full =
+      Json::parse(endpoint.begin(create, false, endpoint.steadyNow()).refuse().body)["response"];
+  EXPECT_EQ(full["uid"], "req-9");
+  EXPECT_EQ(full["allowed"], false);
+  EXPECT_EQ(full["status"]["code"], 429);
+  EXPECT_THAT(full["status"]["message"].get<std::string>(),
+              HasSubstr("too many AgentTask validations"));
+  EXPECT_THAT(registry_.render(),
+              HasSubstr("tasklease_webhook_errors_total{type=\"overloaded\"} 2"));
 }
 
 TEST_F(EndpointMutateTest, UserExtraIsDecodedForTheAccessReviews) {

@@ -111,6 +111,27 @@ inline Json workload(const std::string& kind, const Json& spec,
   return obj;
 }
 
+// The AdmissionReview of a CREATE of `object` named "web" by alice, as a Pod, in the object's
+// namespace (team-a when it names none).
+inline Json admissionReview(const Json& object, bool dryRun = false) {
+  std::string ns = "team-a";
+  if (object.contains("metadata") && object["metadata"].contains("namespace")) {
+    ns = object["metadata"]["namespace"];
+  }
+  return {{"apiVersion", "admission.k8s.io/v1"},
+          {"kind", "AdmissionReview"},
+          {"request",
+           {{"uid", "0f3c9d2e-uid"},
+            {"kind", {{"group", ""}, {"version", "v1"}, {"kind", "Pod"}}},
+            {"resource", {{"group", ""}, {"version", "v1"}, {"resource", "pods"}}},
+            {"name", "web"},
+            {"namespace", ns},
+            {"operation", "CREATE"},
+            {"userInfo", {{"username", "alice"}}},
+            {"object", object},
+            {"dryRun", dryRun}}}};
+}
+
 // team-a in `mode`, ServiceAccounts web (Pod/web), deploy-sa (Deployment/web), shared (no
 // annotation), tl-build (task "build", Active) and tl-old (task "old", Expired).
 inline ObjectSetClusterState standardState(const std::string& mode = "enforce") {

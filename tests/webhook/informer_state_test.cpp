@@ -5,6 +5,7 @@
 #include <future>
 #include <thread>
 
+#include "tests/common/eventually.h"
 #include "tests/mocks/fake_api_client.h"
 #include "tests/webhook/fixtures.h"
 
@@ -12,6 +13,7 @@ namespace tasklease::webhook {
 namespace {
 
 using namespace testing;  // NOLINT: the fixtures
+using tasklease::testing::eventually;
 
 class InformerStateTest : public ::testing::Test {
  protected:
@@ -31,11 +33,7 @@ TEST_F(InformerStateTest, AnswersFromTheCachesOnceSynced) {
   InformerClusterState state(fake_, options);
   EXPECT_FALSE(state.synced());
   state.start();
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (!state.synced() && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  ASSERT_TRUE(state.synced());
+  ASSERT_TRUE(eventually([&] { return state.synced(); }));
   EXPECT_TRUE(state.namespaceObject("team-a").found());
   EXPECT_EQ(state.serviceAccount("team-a", "web").state, LookupState::kFound);
   EXPECT_EQ(state.serviceAccount("team-a", "nobody").state, LookupState::kAbsent);
@@ -49,16 +47,32 @@ TEST_F(InformerStateTest, AMissWaitsForAnObjectCreatedJustBefore) {
   options.missWait = std::chrono::seconds(10);  // an upper bound: the object arrives sooner
   InformerClusterState state(fake_, options);
   state.start();
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (!state.synced() && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  ASSERT_TRUE(state.synced());
+  ASSERT_TRUE(eventually([&] { return state.synced(); }));
   auto lookup =
       std::async(std::launch::async, [&] { return state.serviceAccount("team-a", "late"); });
   ASSERT_TRUE(
       fake_.create(kube::resources::kServiceAccounts, serviceAccount("late", "Pod/late")).ok());
   EXPECT_EQ(lookup.get().state, LookupState::kFound);
+  state.stop();
+}
+
+TEST_F(InformerStateTest, OnlyOneLookupAtATimeWaitsOnAMiss) {
+  // Pods naming ServiceAccounts that do not exist must not hold every review worker for
+  // missWait each: while one lookup waits, another miss answers absent at once.
+  InformerClusterStateOptions options;
+  options.missWait = std::chrono::seconds(20);  // an upper bound: "late" arrives sooner
+  InformerClusterState state(fake_, options);
+  state.start();
+  ASSERT_TRUE(eventually([&] { return state.synced(); }));
+  auto waiting =
+      std::async(std::launch::async, [&] { return state.serviceAccount("team-a", "late"); });
+  ASSERT_TRUE(eventually([&] { return state.missWaiters() == 1; }));
+  EXPECT_EQ(state.serviceAccount("team-a", "nobody").state, LookupState::kAbsent);
+  EXPECT_EQ(waiting.wait_for(std::chrono::seconds(0)), std::future_status::timeout);
+  ASSERT_TRUE(
+      fake_.create(kube::resources::kServiceAccounts, serviceAccount("late", "Pod/late")).ok());
+  EXPECT_EQ(waiting.get().state, LookupState::kFound);
+  EXPECT_EQ(state.missWaiters(), 0u);
   state.stop();
 }
 

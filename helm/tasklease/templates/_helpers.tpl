@@ -105,11 +105,16 @@ app.kubernetes.io/component: {{ .component }}
 {{- $total -}}
 {{- end -}}
 
-{{/* The webhook's own rules on its certificate flags (checkCertManagerOptions in
-     webhook/cert_manager.cpp, which truncates each to whole seconds), checked here so that a
-     bad combination fails the install instead of leaving the webhook unable to start. Only
-     without cert-manager: otherwise the chart does not pass them. */}}
+{{/* The webhook's own rules on its flags, checked here so that a bad combination fails the
+     install instead of leaving the webhook unable to start or unable to answer in time: the
+     review budget below the registrations' timeoutSeconds; and the certificate flags
+     (checkCertManagerOptions in webhook/cert_manager.cpp, which truncates each to whole
+     seconds), only without cert-manager, since otherwise the chart does not pass them. */}}
 {{- define "tasklease.webhook.checkValues" -}}
+{{- $budget := include "tasklease.seconds" .Values.webhook.reviewBudget | float64 -}}
+{{- if or (lt $budget 0.01) (ge $budget (float64 .Values.webhook.timeoutSeconds)) -}}
+{{- fail (printf "webhook.reviewBudget (%s) must be at least 10ms and less than webhook.timeoutSeconds (%d s): a review that runs out of budget is refused with a message, which must reach the API server before it gives up on the webhook" .Values.webhook.reviewBudget (int .Values.webhook.timeoutSeconds)) -}}
+{{- end -}}
 {{- if not .Values.certManager.enabled -}}
 {{- $c := .Values.webhook.selfManagedCerts -}}
 {{- $ca := include "tasklease.seconds" $c.caValidity | float64 | floor -}}
