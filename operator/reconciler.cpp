@@ -16,6 +16,11 @@ constexpr std::chrono::minutes kRecordedMemory{10};
 // How long a pass trusts that the cache will catch up with the status write naming the Job it
 // just created (it takes milliseconds; after this, a create answered AlreadyExists is harmless).
 constexpr std::chrono::seconds kWorkloadExpectation{30};
+// How long after issuance an admission refusal of the workload Job is taken as the webhook not
+// having seen the task Active yet (its informer trails the API server by a watch event), and
+// how soon the Job is tried again meanwhile.
+constexpr std::chrono::seconds kWebhookCatchUp{10};
+constexpr std::chrono::milliseconds kWebhookCatchUpRetry{500};
 
 std::string keyText(const TaskRef& t) {
   return t.ns + "/" + t.name;
@@ -75,7 +80,7 @@ StatusOr<ReconcileResult> Reconciler::reconcile(const std::string& key) {
     if (!s.ok()) return s;
   }
   const Phase phase = parsePhase(stringAt(task, {"status", "phase"}));
-  if (phase == Phase::kActive) return active(task);
+  if (phase == Phase::kActive) return active(task, WorkloadStart::kNow);
   if (phase == Phase::kRevoking) return revoking(task);
   if (isTerminal(phase)) return ReconcileResult{};
   {
@@ -440,12 +445,15 @@ StatusOr<ReconcileResult> Reconciler::issue(Json& task) {
     }
   }
   if (deps_.metrics != nullptr) deps_.metrics->issuance.labels({type}).observe(issuance);
-  return active(task);
+  // The workload Job waits for the pass that the status write's watch event brings: the
+  // webhook's informer learns that the task is Active from the same watch, so by then it admits
+  // the Job's pods instead of refusing them as made for a task that is not Active yet.
+  return active(task, WorkloadStart::kNextPass);
 }
 
 // ---- Active ----
 
-StatusOr<ReconcileResult> Reconciler::active(Json& task) {
+StatusOr<ReconcileResult> Reconciler::active(Json& task, WorkloadStart start) {
   auto spec = parseTaskSpec(task);
   if (!spec.ok()) return spec.status();
   auto deadline = taskDeadline(task, spec->ttl);
@@ -485,15 +493,17 @@ StatusOr<ReconcileResult> Reconciler::active(Json& task) {
     return end(task, {Phase::kExpired, "deadline", "Expired",
                       "the deadline " + formatRfc3339(*deadline) + " passed", *deadline});
   }
-  if (spec->workloadTemplate && jobName.empty() && !workloadJustStarted(ref.uid)) {
-    Status s = startWorkload(task, *spec, *deadline);
-    if (!s.ok()) return s;
+  if (spec->workloadTemplate && jobName.empty() && start == WorkloadStart::kNow &&
+      !workloadJustStarted(ref.uid)) {
+    auto started = startWorkload(task, *spec, *deadline);
+    if (!started.ok()) return started.status();
+    if (!*started) return ReconcileResult{kWebhookCatchUpRetry};
   }
   const auto left = std::chrono::duration_cast<milliseconds>(*deadline - now);
   return ReconcileResult{std::max(left, milliseconds(1))};
 }
 
-Status Reconciler::startWorkload(Json& task, const TaskSpec& spec, TimePoint deadline) {
+StatusOr<bool> Reconciler::startWorkload(Json& task, const TaskSpec& spec, TimePoint deadline) {
   const TaskRef ref = taskRefOf(task);
   const TaskNames names = taskNames(ref.name, ref.uid);
   const TimePoint now = deps_.now();
@@ -502,8 +512,17 @@ Status Reconciler::startWorkload(Json& task, const TaskSpec& spec, TimePoint dea
   if (!job.ok()) return job.status();
   auto created = deps_.client.create(kube::resources::kJobs, *job);
   if (!created.ok() && !created.status().isAlreadyExists()) {
-    // An admission webhook that has not yet seen the task Active refuses the Job once; any
-    // refusal is retried with backoff, never taken as the task's failure.
+    // An admission webhook that has not yet seen the task Active refuses the Job: just after
+    // issuance that is the webhook catching up, tried again shortly and quietly. Any other
+    // refusal is a Warning and retried with backoff, never taken as the task's failure.
+    auto issuedAt = parseRfc3339(stringAt(task, {"status", "credential", "issuedAt"}));
+    if (created.status().httpCode() == 403 &&
+        created.status().message().find("admission webhook") != std::string::npos &&
+        issuedAt.ok() && now - *issuedAt < kWebhookCatchUp) {
+      logInfo("workload Job refused by admission just after issuance; trying again",
+                {{"task", ref.ns + "/" + ref.name}, {"job", names.job()}});
+      return false;
+    }
     event(task, kube::EventType::kWarning, "WorkloadRefused",
           "creating Job " + names.job() + ": " + created.status().message());
     return created.status().annotate("creating the workload Job " + names.job());
@@ -519,7 +538,7 @@ Status Reconciler::startWorkload(Json& task, const TaskSpec& spec, TimePoint dea
   }
   event(task, kube::EventType::kNormal, "WorkloadStarted",
         "Job " + names.job() + " runs under ServiceAccount " + names.serviceAccount());
-  return {};
+  return true;
 }
 
 bool Reconciler::workloadJustStarted(const std::string& uid) {

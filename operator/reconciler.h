@@ -99,7 +99,9 @@ class Reconciler {
   Status addFinalizer(Json& task);
   Status decide(Json& task);
   StatusOr<ReconcileResult> issue(Json& task);
-  StatusOr<ReconcileResult> active(Json& task);
+  // kNextPass: the pass that made the task Active leaves starting its workload Job to the next.
+  enum class WorkloadStart { kNow, kNextPass };
+  StatusOr<ReconcileResult> active(Json& task, WorkloadStart start);
   // Records an ending, moves the task to Revoking (status.revocation says why), then revokes.
   StatusOr<ReconcileResult> end(Json& task, const Ending& ending);
   // Revokes a Revoking task's credential; once every object is verified gone, records the
@@ -108,7 +110,9 @@ class Reconciler {
   // A revocation that a finalizer holds up: names the held objects in status.revocation.held,
   // the CredentialRevoked condition and a Warning Event, and fails the pass (retry, backoff).
   StatusOr<ReconcileResult> held(Json& task, const RevocationReport& report);
-  Status startWorkload(Json& task, const TaskSpec& spec, TimePoint deadline);
+  // Creates the task's Job and names it in status: false when an admission webhook refused it
+  // just after issuance (kWebhookCatchUp), to be tried again shortly.
+  StatusOr<bool> startWorkload(Json& task, const TaskSpec& spec, TimePoint deadline);
   // Whether this process started the task's Job moments ago (the cache has not caught up).
   bool workloadJustStarted(const std::string& uid);
   // The outcome of the task's revocation; nullopt while the batcher has it queued.

@@ -607,11 +607,10 @@ def foreign_crd(group, kind, plural):
 
 @pytest.fixture(scope="module")
 def sim():
-    """A kubesim of the module's own: the chart registers webhooks for every namespace, which
-    must not reach the shared cluster's other tests."""
-    if os.environ.get("E2E_KUBECONFIG"):
-        pytest.skip("installs cluster-wide webhooks; run against kubesim only")
-    c = Cluster.start()
+    """A cluster of the module's own (kubesim, or another real control plane): the chart
+    registers webhooks for every namespace, which must not reach the shared cluster's other
+    tests."""
+    c = Cluster.start_own()
     c.apply([foreign_crd(*f) for f in FOREIGN_CRDS])
     c.kubectl("wait", "--for=condition=Established", "--timeout=30s",
               *[f"crd/{p}.{g}" for g, _, p in FOREIGN_CRDS])
@@ -744,8 +743,15 @@ def test_object_names_passed_by_flag_are_the_ones_rbac_grants(default_objects):
 # The real binaries running with exactly what the chart gives them: tests/test_install.py.
 
 
-def test_helm_upgrade_keeps_the_ca_bundle_the_webhook_wrote(private_cluster):
-    c = private_cluster
+@pytest.fixture
+def own_cluster():
+    c = Cluster.start_own()
+    yield c
+    c.stop()
+
+
+def test_helm_upgrade_keeps_the_ca_bundle_the_webhook_wrote(own_cluster):
+    c = own_cluster
 
     def helm_on(*args):
         return helm(*args, "--kubeconfig", c.kubeconfig, "--namespace", NS)

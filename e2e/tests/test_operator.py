@@ -3,9 +3,9 @@ policy gets a credential that works exactly as granted and stops working when th
 X509SVIDs verify against the operator's CA and land on its CRL; tasks expire at their deadline
 with nobody touching them; denied tasks get nothing; deleting a task revokes before it goes.
 Each of those runs twice: against an operator process started by the test in the session's
-cluster, and against tasklease installed from its Helm chart (in a kubesim of its own: the
+cluster, and against tasklease installed from its Helm chart (in a cluster of its own: the
 chart's operator under the chart's ServiceAccount and RBAC, with the chart's webhook stamping
-and validating the tasks).
+and validating the tasks), on kubesim and on the real control plane alike.
 
 The helpers here (Operator, policies, tasks, reviews, the evidence check) serve
 test_operator_resilience.py too."""
@@ -119,10 +119,12 @@ class ChartOperator(Operator):
 @pytest.fixture(scope="module", params=["processes", "chart"])
 def deployment(request, shared_cluster):
     """(cluster, chart installation or None): the session's cluster, where each test starts its
-    own operator process, or a kubesim of its own with tasklease installed from the chart."""
+    own operator process, or a cluster of its own with tasklease installed from the chart."""
     if request.param == "chart":
+        # One operator replica: each test restarts it with flags of its own, and it alone must
+        # lead (test_install.py elects one of two).
         with installed_from_chart([f"operator.trustDomain={TRUST_DOMAIN}",
-                                   "operator.sweepInterval=2s"],
+                                   "operator.sweepInterval=2s", "operator.replicas=1"],
                                   prefix="operator-chart-e2e-") as installed:
             yield installed
         return
@@ -639,7 +641,6 @@ def test_deleting_an_active_task_revokes_before_the_task_disappears(cluster, ns,
     assert "tasklease.io/revoke" in revoked[0]["metadata"]["finalizers"]
 
 
-@pytest.mark.kubesim_only
 def test_the_workload_job_runs_under_the_task_identity_and_its_end_ends_the_task(cluster, ns, operators):
     operators()
     add_policy(cluster, ns)
@@ -661,11 +662,10 @@ def test_the_workload_job_runs_under_the_task_identity_and_its_end_ends_the_task
         assert pod["serviceAccountName"] == task["status"]["credential"]["serviceAccountName"]
         assert pod["automountServiceAccountToken"] is False
         assert job["spec"]["template"]["metadata"]["labels"]["tasklease.io/task"] == name
-        assert pod["volumes"] == [{"name": "tasklease-credential",
-                                   "secret": {"secretName": task["status"]["credential"]["secretName"]}}]
+        assert pod["volumes"] == [{"name": "tasklease-credential", "secret": {
+            "secretName": task["status"]["credential"]["secretName"], "defaultMode": 420}}]
 
 
-@pytest.mark.kubesim_only
 def test_the_operator_works_with_only_its_documented_permissions(cluster, ns, deployment):
     # The documented permissions are the chart's RBAC (docs/operator.md). With the chart every
     # test above already runs under it; here a plain operator process gets it too.

@@ -1019,16 +1019,62 @@ TEST_F(ReconcilerTest, AnAllowedWorkloadsBoundIsInTheAuthorizedRecord) {
             std::string::npos);
 }
 
+// The webhook learns that a task is Active from a watch event, a moment after the status write:
+// the pass that issues does not create the Job, the next one (brought by that event) does.
+TEST_F(ReconcilerTest, ThePassThatIssuesLeavesTheJobToTheNextPass) {
+  h.addPolicy("allow-refactor", Json::object());
+  Json spec = OperatorHarness::taskSpec();
+  spec["workload"] = {
+      {"template", {{"spec", {{"containers", {{{"name", "agent"}, {"image", "a:1"}}}}}}}}};
+  const std::string key = h.createTask("t1", spec);
+  for (int pass = 0; pass < 10 && h.phase(key) != "Active"; ++pass) {
+    ASSERT_TRUE(h.reconciler->reconcile(key).ok());
+  }
+  ASSERT_EQ(h.phase(key), "Active");
+  EXPECT_EQ(indexOf(h.writeLog(), "create jobs"), -1);
+  ASSERT_TRUE(h.reconciler->reconcile(key).ok());
+  EXPECT_GE(indexOf(h.writeLog(), "create jobs"), 0);
+}
+
+namespace {
+Status webhookRefusal() {
+  Status refusal(StatusCode::kPermissionDenied,
+                 "admission webhook \"validate.tasklease.io\" denied the request: TL008");
+  refusal.withHttpCode(403).withReason("Forbidden");
+  return refusal;
+}
+}  // namespace
+
+TEST_F(ReconcilerTest, AJobRefusedJustAfterIssuanceIsTriedAgainShortlyWithoutAWarning) {
+  h.addPolicy("allow-refactor", Json::object());
+  Json spec = OperatorHarness::taskSpec();
+  spec["workload"] = {
+      {"template", {{"spec", {{"containers", {{{"name", "agent"}, {"image", "a:1"}}}}}}}}};
+  const std::string key = h.createTask("t1", spec);
+  h.fake.failNext("create", "jobs", webhookRefusal());
+  auto first = h.reconcileUntilStable(key);
+  ASSERT_TRUE(first.ok()) << first.status().toString();
+  ASSERT_TRUE(first->requeueAfter.has_value());
+  EXPECT_LE(*first->requeueAfter, std::chrono::seconds(1));
+  EXPECT_EQ(h.phase(key), "Active");
+  EXPECT_FALSE(contains(h.eventReasons(), "WorkloadRefused"));
+  EXPECT_FALSE(h.exists(res::kJobs, "team-a", h.names(key).job()));
+  ASSERT_TRUE(h.reconcileUntilStable(key).ok());
+  EXPECT_TRUE(h.exists(res::kJobs, "team-a", h.names(key).job()));
+}
+
 TEST_F(ReconcilerTest, AJobRefusedByAdmissionIsRetriedNotTakenAsFailure) {
   h.addPolicy("allow-refactor", Json::object());
   Json spec = OperatorHarness::taskSpec();
   spec["workload"] = {
       {"template", {{"spec", {{"containers", {{{"name", "agent"}, {"image", "a:1"}}}}}}}}};
   const std::string key = h.createTask("t1", spec);
-  Status refusal(StatusCode::kPermissionDenied,
-                 "admission webhook \"validate.tasklease.io\" denied the request: TL008");
-  refusal.withHttpCode(403).withReason("Forbidden");
-  h.fake.failNext("create", "jobs", refusal);
+  for (int pass = 0; pass < 10 && h.phase(key) != "Active"; ++pass) {
+    ASSERT_TRUE(h.reconciler->reconcile(key).ok());
+  }
+  // Long after issuance a refusal is no longer the webhook catching up: a Warning, an error.
+  h.advance(std::chrono::seconds(11));
+  h.fake.failNext("create", "jobs", webhookRefusal());
   auto first = h.reconcileUntilStable(key);
   ASSERT_FALSE(first.ok());
   EXPECT_EQ(h.phase(key), "Active");
