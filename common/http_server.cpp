@@ -121,6 +121,7 @@ class SessionBase {
   virtual ~SessionBase() = default;
   virtual void beginShutdown() = 0;
   virtual void forceClose() = 0;
+  virtual void evict() = 0;
 
   // Written by the session's thread, read by the acceptor when it looks for a connection to
   // close at the limit.
@@ -263,6 +264,19 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   void forceClose() override {
     net::post(stream_.get_executor(),
               [self = this->shared_from_this()] { self->lowest().close(); });
+  }
+
+  // Closed to make room: at once, unless a request arrived meanwhile and is being judged or
+  // answered (the acceptor chose it idle or reading a moment ago); then after its answer, which
+  // is never lost (with failurePolicy: Ignore a lost answer would admit the object unchecked).
+  void evict() override {
+    net::post(stream_.get_executor(), [self = this->shared_from_this()] {
+      if (self->phase.load(std::memory_order_relaxed) == Phase::kBusy) {
+        self->closeAfterAnswer_ = true;
+        return;
+      }
+      self->lowest().close();
+    });
   }
 
  private:
@@ -439,6 +453,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   void respondAndClose(const HttpResponse& r) { write(r, 11, true, true); }
 
   void write(const HttpResponse& res, unsigned version, bool close, bool linger) {
+    close = close || closeAfterAnswer_;
     serialize(res, version, !close, response_);
     lowest().expires_after(opts().writeTimeout);
     net::async_write(
@@ -498,6 +513,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   http::request<http::string_body> request_;  // being handled: HttpRequest::headers view it
   std::string response_;  // the answer being written; its buffer is reused by the next one
   bool busy_ = false;     // a request has started arriving and is not answered yet
+  bool closeAfterAnswer_ = false;  // evicted while its request was being handled
 };
 
 // One io_context per thread, each connection on one of them: a connection's handlers never
@@ -510,7 +526,8 @@ class HttpServerImpl : public HttpServer {
       : shared_(std::move(shared)),
         contexts_(makeContexts(threads)),
         acceptor_(*contexts_.front()),
-        reloadTimer_(*contexts_.front()) {
+        reloadTimer_(*contexts_.front()),
+        acceptBackoff_(*contexts_.front()) {
     for (auto& c : contexts_) guards_.emplace_back(net::make_work_guard(*c));
   }
 
@@ -569,7 +586,10 @@ class HttpServerImpl : public HttpServer {
       beast::error_code ignored;
       acceptor_.close(ignored);
     });
-    net::post(reloadTimer_.get_executor(), [this] { reloadTimer_.cancel(); });
+    net::post(reloadTimer_.get_executor(), [this] {
+      reloadTimer_.cancel();
+      acceptBackoff_.cancel();
+    });
     for (auto& s : liveSessions()) s->beginShutdown();
     {
       std::unique_lock<std::mutex> lock(shared_->sessionsMu);
@@ -597,8 +617,18 @@ class HttpServerImpl : public HttpServer {
     net::io_context& next = *contexts_[nextContext_++ % contexts_.size()];
     acceptor_.async_accept(next, [this](beast::error_code ec, Socket socket) {
       if (ec == net::error::operation_aborted || !acceptor_.is_open()) return;
-      if (!ec) onAccept(std::move(socket));
-      accept();
+      if (!ec) {
+        onAccept(std::move(socket));
+        return accept();
+      }
+      // Out of open files (or buffers): accepting again at once would fail again at once, on
+      // one core, for as long as it lasts. Pause briefly, while the connections close.
+      shared_->error(HttpServerError::kTooManyConnections, "accept failed: " + ec.message());
+      acceptBackoff_.expires_after(kAcceptBackoff);
+      acceptBackoff_.async_wait([this](beast::error_code waited) {
+        if (waited == net::error::operation_aborted || !acceptor_.is_open()) return;
+        accept();
+      });
     });
   }
 
@@ -666,7 +696,7 @@ class HttpServerImpl : public HttpServer {
     }
     if (victim) {
       shared_->error(HttpServerError::kConnectionEvicted, std::string("closed ") + why);
-      victim->forceClose();
+      victim->evict();
     }
     return true;
   }
@@ -729,6 +759,8 @@ class HttpServerImpl : public HttpServer {
   std::vector<net::executor_work_guard<net::io_context::executor_type>> guards_;
   tcp::acceptor acceptor_;         // on contexts_[0]
   net::steady_timer reloadTimer_;  // on contexts_[0]
+  net::steady_timer acceptBackoff_;  // on contexts_[0]: the pause after a failed accept
+  static constexpr std::chrono::milliseconds kAcceptBackoff{50};
   size_t nextContext_ = 0;         // only touched by the accept handler
   std::pair<FileStamp, FileStamp> certStamps_;
   uint16_t port_ = 0;

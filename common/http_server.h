@@ -121,7 +121,8 @@ enum class HttpServerError {
   kMalformedRequest,    // answered 400
   kTimeout,             // closed
   kTlsHandshake,        // closed
-  kTooManyConnections,  // closed at accept: every connection had a request being handled
+  kTooManyConnections,  // closed at accept (every connection had a request being handled), or
+                        // accept failed (out of open files): accepting pauses 50 ms
   kConnectionEvicted,   // closed to make room for a new one (in its handshake, idle, reading)
   kHandlerFailed,       // a handler threw: answered 500
   kCertificateReload,   // new files could not be loaded; the previous ones stay in use

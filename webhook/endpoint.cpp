@@ -155,13 +155,13 @@ ReviewStep AdmissionEndpoint::begin(const HttpRequest& request, bool mutating,
     errors_.labels({"not_ready"}).inc();
     return {statusResponse(503, "ServiceUnavailable",
                            "tasklease-webhook: cluster state caches are not synced yet"),
-            nullptr};
+            nullptr, nullptr};
   }
   StatusOr<AdmissionRequest> decoded = decodeAdmissionReview(request.body);
   if (!decoded.ok()) {
     errors_.labels({"bad_review"}).inc();
     logWarn("bad admission review", {{"error", decoded.status().message()}});
-    return {statusResponse(400, "BadRequest", decoded.status().message()), nullptr};
+    return {statusResponse(400, "BadRequest", decoded.status().message()), nullptr, nullptr};
   }
   const size_t bytes = request.body.size();
   const bool agentTask = isAgentTaskRequest(*decoded);
@@ -207,7 +207,7 @@ ReviewStep AdmissionEndpoint::begin(const HttpRequest& request, bool mutating,
                        : reviewAdmission(*decoded, state_, config_, clock_());
     });
   }
-  return {complete(*decoded, *outcome, started), nullptr};
+  return {complete(*decoded, *outcome, started), nullptr, nullptr};
 }
 
 std::optional<ReviewOutcome> AdmissionEndpoint::refusalIfWaitedItsBudget(

@@ -244,9 +244,10 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  if (reviewBudget < std::chrono::milliseconds(10)) {
-    std::cerr << "tasklease-webhook: --review-budget must be at least 10ms (a review takes well "
-                 "under a millisecond; the budget only stops hostile ones), got "
+  if (reviewBudget < std::chrono::milliseconds(10) || reviewBudget > std::chrono::seconds(30)) {
+    std::cerr << "tasklease-webhook: --review-budget must be between 10ms and 30s (a review takes "
+                 "well under a millisecond; the budget only stops hostile ones, and no webhook "
+                 "registration waits more than 30s), got "
               << std::chrono::duration_cast<std::chrono::milliseconds>(reviewBudget).count()
               << "ms\n";
     return 2;
@@ -342,6 +343,10 @@ int main(int argc, char** argv) {
   } else {
     InformerClusterStateOptions informerOptions;
     informerOptions.missWait = std::chrono::duration_cast<std::chrono::milliseconds>(missWait);
+    // All review workers but one may wait for an object created a moment before the pod (a
+    // Deployment's replicas right after its ServiceAccount); one always stays free, so pods
+    // naming objects that do not exist cannot hold every worker.
+    informerOptions.maxMissWaiters = static_cast<size_t>(std::max<int64_t>(1, reviewWorkers - 1));
     auto live = std::make_unique<InformerClusterState>(*client, informerOptions);
     informers = live.get();
     live->start();

@@ -43,8 +43,9 @@ WorkloadEvaluation evaluateWorkload(const Workload& workload, const ClusterState
     const Json labels = exceptions.empty() ? Json() : pod.labels.toJson();
     for (Violation& v : f.violations) {
       // Each violation is matched against each exception: the one product in a review's cost
-      // (docs/rules.md, "Cost of a review").
-      chargeReview(exceptions.size());
+      // (docs/rules.md, "Cost of a review"). Once the budget is spent the review is refused
+      // whole (AdmissionEndpoint), so what is left need not be matched.
+      if (!chargeReview(exceptions.size())) break;
       auto cover =
           std::find_if(exceptions.begin(), exceptions.end(), [&](const IdentityException& e) {
             return e.covers(v.rule, f.serviceAccountName, labels, now);

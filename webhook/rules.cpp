@@ -63,9 +63,13 @@ std::string inQuotes(std::string_view s) {
   return "\"" + std::string(s) + "\"";
 }
 
+bool isListed(const std::vector<std::string>& names, std::string_view name) {
+  return std::find(names.begin(), names.end(), name) != names.end();
+}
+
 // names is sorted (PodUnderReview::onlyEphemeralContainers): a lookup per container stays
 // logarithmic however many containers a hostile update lists.
-bool isListed(const std::vector<std::string>& names, std::string_view name) {
+bool isListedSorted(const std::vector<std::string>& names, std::string_view name) {
   return std::binary_search(names.begin(), names.end(), name);
 }
 
@@ -137,7 +141,9 @@ void checkContainerList(const PodUnderReview& pod, std::string_view list,
   containers.forEach([&](size_t i, const JsonView& c) {
     const auto [nameNode, envNode, envFromNode, commandNode, argsNode] = c.members(kContainerKeys);
     std::string_view cname = nameNode.string();
-    if (pod.onlyEphemeralContainers && !isListed(*pod.onlyEphemeralContainers, cname)) return;
+    if (pod.onlyEphemeralContainers && !isListedSorted(*pod.onlyEphemeralContainers, cname)) {
+      return;
+    }
     // Paths are built only for violations: most containers have none.
     auto cpath = [&] { return indexPath(pod.specPath + "." + std::string(list), i); };
     // The kubelet's environment, built only at the first `$` (most containers have none, and

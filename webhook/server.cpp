@@ -108,17 +108,39 @@ uint64_t WebhookServer::certificateReloads() const {
   return https_->certificateReloads();
 }
 
+namespace {
+
+// Runs a review on a worker: one that throws (out of memory on a large body, a defect) is
+// answered 500 as the synchronous routes are, never left to end the process or go unanswered.
+template <typename Work>
+void answering(const HttpResponder& respond, Work&& work) noexcept {
+  try {
+    work();
+  } catch (const std::exception& e) {
+    logError("a review failed; answered 500", {{"error", e.what()}});
+    respond(statusResponse(500, "InternalError", "internal error"));
+  } catch (...) {
+    logError("a review failed; answered 500");
+    respond(statusResponse(500, "InternalError", "internal error"));
+  }
+}
+
+}  // namespace
+
 void WebhookServer::dispatch(HttpRequest&& request, HttpResponder respond, bool mutating) {
   const auto received = endpoint_->steadyNow();
   WorkerPool& pool = request.body.size() > largeReviewBytes_ ? *largeReviews_ : *reviews_;
   const bool queued =
       pool.trySubmit([this, request = std::move(request), respond, mutating, received] {
-        ReviewStep step = endpoint_->begin(request, mutating, received);
-        if (step.answer) return respond(std::move(*step.answer));
-        if (!agentTaskReviews_->trySubmit(
-                [finish = std::move(step.finish), respond] { respond(finish()); })) {
-          respond(step.refuse());
-        }
+        answering(respond, [&] {
+          ReviewStep step = endpoint_->begin(request, mutating, received);
+          if (step.answer) return respond(std::move(*step.answer));
+          if (!agentTaskReviews_->trySubmit([finish = std::move(step.finish), respond] {
+                answering(respond, [&] { respond(finish()); });
+              })) {
+            respond(step.refuse());
+          }
+        });
       });
   // Rare: a queue holds as many requests as the server has connections, each with at most one
   // request in flight.
