@@ -702,8 +702,11 @@ def main(argv=None):
     args = ap.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
 
     if args.cmd == "up":
-        # SIGTERM ends the start-up as Ctrl-C does: what was started is stopped.
+        # SIGTERM ends the start-up as Ctrl-C does: what was started is stopped. Ctrl-C's own
+        # handler is installed even when SIGINT came ignored (a shell's background job): an
+        # interrupted start must stop what it started, however it was launched.
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             cp = ControlPlane.up(args.dir, timeout=args.timeout)
         except RuntimeError as e:
