@@ -210,6 +210,50 @@ std::optional<std::string> firstUncoveredPermission(const std::vector<PolicyRule
   return std::nullopt;
 }
 
+Json podCreatorsJson(const std::vector<PodCreator>& creators) {
+  Json out = Json::array();
+  for (const PodCreator& c : creators) {
+    Json item = {{"kind", c.kind}, {"name", c.name}};
+    if (!c.ns.empty()) item["namespace"] = c.ns;
+    out.push_back(std::move(item));
+  }
+  return out;
+}
+
+bool isGroupOfEveryone(std::string_view group) {
+  return group == "system:authenticated" || group == "system:unauthenticated" ||
+         group == "system:serviceaccounts";
+}
+
+namespace {
+
+StatusOr<PodCreator> parsePodCreator(const Json& item, const std::string& path) {
+  if (!item.is_object()) return invalidArgument(path + ": must be an object");
+  const auto text = [&](const char* key) {
+    const auto it = item.find(key);
+    return it != item.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  PodCreator c{text("kind"), text("name"), text("namespace")};
+  if (c.kind != "User" && c.kind != "Group" && c.kind != "ServiceAccount") {
+    return invalidArgument(path + ".kind: must be User, Group or ServiceAccount");
+  }
+  if (c.name.empty()) return invalidArgument(path + ".name: must name the " + c.kind);
+  if ((c.kind == "ServiceAccount") != !c.ns.empty()) {
+    return invalidArgument(path + ".namespace: " +
+                           (c.kind == "ServiceAccount"
+                                ? std::string("a ServiceAccount needs its namespace")
+                                : "only a ServiceAccount has a namespace; remove it"));
+  }
+  if (c.kind == "Group" && isGroupOfEveryone(c.name)) {
+    return invalidArgument(path + ".name: " + c.name +
+                           " holds every user or ServiceAccount; name the identities that "
+                           "create pods for tasks, not everyone");
+  }
+  return c;
+}
+
+}  // namespace
+
 StatusOr<AgentPolicy> parseAgentPolicy(const Json& object) {
   AgentPolicy p;
   p.name = stringAt(object, {"metadata", "name"});
@@ -292,6 +336,16 @@ StatusOr<AgentPolicy> parseAgentPolicy(const Json& object) {
     }
     p.workload = std::move(bound);
   }
+  const auto creatorsIt = allow.find("podCreators");
+  if (creatorsIt != allow.end() && !creatorsIt->is_null()) {
+    if (!creatorsIt->is_array()) return invalidArgument("spec.allow.podCreators: must be a list");
+    for (size_t i = 0; i < creatorsIt->size(); ++i) {
+      auto creator = parsePodCreator((*creatorsIt)[i],
+                                     "spec.allow.podCreators[" + std::to_string(i) + "]");
+      if (!creator.ok()) return creator.status();
+      p.podCreators.push_back(std::move(*creator));
+    }
+  }
   const auto verifiedIt = spec.find("requireVerifiedDelegation");
   p.requireVerifiedDelegation =
       verifiedIt == spec.end() || !verifiedIt->is_boolean() || verifiedIt->get<bool>();
@@ -328,6 +382,7 @@ PolicyDecision evaluatePolicies(const PolicyRequest& request, const std::vector<
           " within maxTTL " + formatDuration(policy->maxTTL) + ", " +
           credentialTypeName(request.spec.credentialType) + " allowed, " +
           std::to_string(request.spec.rules.size()) + " requested rule(s) within its rules";
+      decision.podCreators = policy->podCreators;
       if (request.spec.workloadTemplate) {
         decision.workload = policy->workload;
         decision.reason += std::string(", workload within Pod Security ") +

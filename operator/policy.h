@@ -38,6 +38,21 @@ struct Delegation {
   std::string unverifiedReason;
 };
 
+// An identity besides the task's delegator that may create pods under the task's
+// ServiceAccount (spec.allow.podCreators; the webhook's TL008 reads it from the task's
+// status.policy.podCreators, where the operator copies it when the policy allows the task).
+struct PodCreator {
+  std::string kind;  // User, Group or ServiceAccount
+  std::string name;
+  std::string ns;  // ServiceAccount only
+};
+// As status.policy.podCreators and the authorized record hold them: [{kind, name, namespace}].
+Json podCreatorsJson(const std::vector<PodCreator>& creators);
+
+// Groups that hold everyone (or every ServiceAccount): naming one as a pod creator would let
+// anyone borrow every task the policy allows, so a policy may not.
+bool isGroupOfEveryone(std::string_view group);
+
 struct AgentPolicy {
   std::string name;
   struct Match {
@@ -52,6 +67,7 @@ struct AgentPolicy {
   std::vector<CredentialType> credentialTypes;  // absent in the object: ServiceAccountToken only
   // spec.allow.workload: absent, the policy allows no task with a workload.
   std::optional<WorkloadBound> workload;
+  std::vector<PodCreator> podCreators;  // spec.allow.podCreators
   bool requireVerifiedDelegation = true;
 };
 
@@ -78,6 +94,8 @@ struct PolicyDecision {
   std::string reason;  // one sentence for status.policy.reason and the evidence record
   // The allowing policy's bound on the task's workload, when the task has one.
   std::optional<WorkloadBound> workload;
+  // Who else the allowing policy lets create pods under the task's ServiceAccount.
+  std::vector<PodCreator> podCreators;
   std::vector<PolicyVerdict> verdicts;  // every policy, in name order
 };
 

@@ -284,6 +284,9 @@ Status Reconciler::decide(Json& task) {
                              {"allowedCapabilities", decision.workload->allowedCapabilities}};
     }
   }
+  if (decision.allowed && !decision.podCreators.empty()) {
+    details["podCreators"] = podCreatorsJson(decision.podCreators);
+  }
   recordOnce(decision.allowed ? EvidenceKind::kAuthorized : EvidenceKind::kDenied, ref,
              kOperatorActor, details);
 
@@ -301,6 +304,10 @@ Status Reconciler::decide(Json& task) {
                    {"reason", decision.reason},
                    {"evaluatedAt", formatRfc3339(now)}};
     if (!decision.policy.empty()) policy["name"] = decision.policy;
+    if (decision.allowed && !decision.podCreators.empty()) {
+      // TL008 admits pods under the task's ServiceAccount from these too (docs/rules.md).
+      policy["podCreators"] = podCreatorsJson(decision.podCreators);
+    }
     st["policy"] = policy;
     if (decision.allowed) {
       // What will be created, recorded before any of it is.

@@ -270,7 +270,7 @@ ReviewOutcome reviewAdmission(const AdmissionRequest& req, const ClusterState& s
         newEphemeralContainers(workload->pods.front().spec, req.oldObjectView().member("spec"));
   }
   for (PodUnderReview& pod : workload->pods) {
-    pod.requester = RequestUser{req.userInfo.username, req.userInfo.uid};
+    pod.requester = RequestUser{req.userInfo.username, req.userInfo.uid, &req.userInfo.groups};
   }
 
   WorkloadEvaluation eval = evaluateWorkload(*workload, state, config.rules, now);

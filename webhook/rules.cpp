@@ -256,10 +256,31 @@ struct TaskCheck {
   std::string whyNot;  // why the credential may not be mounted
 };
 
+// Whether `who` is one of the pod creators the policy that allowed the task names, as the
+// operator copied them into status.policy.podCreators.
+bool isPolicyPodCreator(const Json& status, const RequestUser& who) {
+  for (const Json& c : arrayMember(objectMember(status, "policy"), "podCreators")) {
+    std::string_view kind = stringMember(c, "kind"), name = stringMember(c, "name");
+    if (name.empty()) continue;
+    if (kind == "User" && who.username == name) return true;
+    if (kind == "ServiceAccount" && who.username.starts_with("system:serviceaccount:") &&
+        who.username == "system:serviceaccount:" + std::string(stringMember(c, "namespace")) +
+                            ":" + std::string(name)) {
+      return true;
+    }
+    if (kind == "Group" && who.groups != nullptr &&
+        std::find(who.groups->begin(), who.groups->end(), name) != who.groups->end()) {
+      return true;
+    }
+  }
+  return false;
+}
+
 // Whether the object was made for the task whose ServiceAccount it runs under (docs/rules.md,
-// TL008): by the task's delegator (the stamped requester, username and uid); a Pod by the Job
-// controller for the task's workload Job; that Job by the operator. Empty when it was, else what
-// is wrong. Ephemeral containers are added by users only: only the delegator may add them.
+// TL008): by the task's delegator (the stamped requester, username and uid) or a pod creator the
+// allowing policy names; a Pod by the Job controller for the task's workload Job; that Job by the
+// operator. Empty when it was, else what is wrong. Ephemeral containers are added by users
+// only: only the delegator may add them.
 std::string notMadeForTask(const PodUnderReview& pod, const Json& task, const std::string& taskName,
                            const std::string& sa, const RuleConfig& config) {
   const RequestUser& who = *pod.requester;
@@ -270,6 +291,7 @@ std::string notMadeForTask(const PodUnderReview& pod, const Json& task, const st
     return "";
   }
   const Json& status = objectMember(task, "status");
+  if (!pod.onlyEphemeralContainers && isPolicyPodCreator(status, who)) return "";
   // The operator names the task's Job as its ServiceAccount (operator/naming.h) and records it
   // in status.workload.jobName, which its informer may not show yet when the first pod comes.
   std::string_view job = stringMember(objectMember(status, "workload"), "jobName");
@@ -295,7 +317,8 @@ std::string notMadeForTask(const PodUnderReview& pod, const Json& task, const st
          " under ServiceAccount " + inQuotes(sa) + " of AgentTask " + inQuotes(taskName) +
          ", delegated by " + delegatedBy + ", by " + inQuotes(who.username) +
          ": a task's credential serves only what is made for that task (pods its delegator "
-         "creates, the pods the Job controller creates for its workload Job " +
+         "or a pod creator its AgentPolicy names creates, the pods the Job controller creates "
+         "for its workload Job " +
          inQuotes(job) + ", and that Job, created by the tasklease operator). Create it as " +
          delegatedBy + ", or run it through the task's spec.workload";
 }

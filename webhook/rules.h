@@ -79,6 +79,7 @@ struct RuleConfig {
 struct RequestUser {
   std::string_view username;
   std::string_view uid;
+  const std::vector<std::string>* groups = nullptr;  // null: none
 };
 
 // An ownerReference of the object under review.

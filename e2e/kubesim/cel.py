@@ -133,7 +133,7 @@ class _Parser:
                     args = self.args()
                     e = ("method", name, e, args)
                 else:
-                    e = ("field", e, name)
+                    e = ("field", e, _unescape_property(name))
             elif self.peek("["):
                 self.take()
                 idx = self.expr()
@@ -201,6 +201,25 @@ class _Parser:
 _MACROS = {"all", "exists", "exists_one", "filter", "map"}
 _FUNCS = {"size", "int", "string", "double", "has", "duration", "type", "bool"}
 _METHODS = {"size", "startsWith", "endsWith", "contains", "matches", "lowerAscii", "upperAscii"}
+
+
+# CEL's reserved words, which a property name may not be as written: Kubernetes escapes such a
+# property as __<word>__ (self.__namespace__ reads the field "namespace"), and "__", ".", "-"
+# and "/" in any property name as __underscores__, __dot__, __dash__ and __slash__.
+_RESERVED = {"true", "false", "null", "in", "as", "break", "const", "continue", "else", "for",
+             "function", "if", "import", "let", "loop", "package", "namespace", "return", "var",
+             "void", "while"}
+
+
+def _unescape_property(name):
+    if name in _RESERVED:
+        raise CelError(f"{name} is a reserved word: write the property as __{name}__")
+    if name.startswith("__") and name.endswith("__") and name[2:-2] in _RESERVED:
+        return name[2:-2]
+    for escaped, plain in (("__underscores__", "__"), ("__dot__", "."), ("__dash__", "-"),
+                           ("__slash__", "/")):
+        name = name.replace(escaped, plain)
+    return name
 
 
 def compile_rule(src):

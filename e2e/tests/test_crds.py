@@ -141,6 +141,32 @@ def test_agent_policy_workload_bound_defaults_to_restricted_and_checks_capabilit
     crds.kubectl("delete", "agentpolicy", name)
 
 
+def test_agent_policy_pod_creators_name_identities_not_everyone(crds):
+    """spec.allow.podCreators (TL008): a ServiceAccount with its namespace (the CEL rule reads the
+    property `namespace` as `__namespace__`, a reserved word escaped), never a group of
+    everyone."""
+    name = f"pol-pc-{os.getpid()}"
+    body = {"apiVersion": "tasklease.io/v1alpha1", "kind": "AgentPolicy", "metadata": {"name": name},
+            "spec": {"match": {}, "allow": {"maxTTL": "1h"}}}
+    good = [{"kind": "User", "name": "launcher"}, {"kind": "Group", "name": "platform"},
+            {"kind": "ServiceAccount", "namespace": "platform", "name": "orchestrator"}]
+    body["spec"]["allow"]["podCreators"] = good
+    res = crds.kubectl("create", "-f", "-", input=json.dumps(body), check=False)
+    assert res.returncode == 0, res.stderr
+    assert crds.kubectl_json("get", "agentpolicy", name)["spec"]["allow"]["podCreators"] == good
+    crds.kubectl("delete", "agentpolicy", name)
+    for creator, says in (({"kind": "Group", "name": "system:authenticated"}, "holds every user"),
+                          ({"kind": "Group", "name": "system:serviceaccounts"}, "holds every user"),
+                          ({"kind": "ServiceAccount", "name": "orchestrator"},
+                           "a ServiceAccount needs its namespace"),
+                          ({"kind": "User", "name": "bob", "namespace": "x"},
+                           "only a ServiceAccount has one"),
+                          ({"kind": "Node", "name": "n1"}, "Unsupported value")):
+        body["spec"]["allow"]["podCreators"] = [creator]
+        res = crds.kubectl("create", "-f", "-", input=json.dumps(body), check=False)
+        assert res.returncode != 0 and says in res.stderr, (creator, res.stderr)
+
+
 def test_agent_policy_defaults_to_verified_delegation(crds):
     name = f"pol-{os.getpid()}"
     crds.apply({"apiVersion": "tasklease.io/v1alpha1", "kind": "AgentPolicy",

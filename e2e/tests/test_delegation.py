@@ -84,14 +84,15 @@ def task_manifest(name, rules=UPDATE_CONFIGMAPS, annotations=None, ttl="30m"):
 
 
 @contextlib.contextmanager
-def strict_operator(cluster, ns, keys_ns):
-    """An AgentPolicy for ns that keeps the default requireVerifiedDelegation: true, and an
-    operator reconciling ns that verifies stamps with the webhook's published keys."""
+def strict_operator(cluster, ns, keys_ns, allow=None):
+    """An AgentPolicy for ns that keeps the default requireVerifiedDelegation: true (with `allow`
+    added to its spec.allow), and an operator reconciling ns that verifies stamps with the
+    webhook's published keys."""
     policy = f"p-{ns}"
     cluster.apply({"apiVersion": f"{GROUP}/{VERSION}", "kind": "AgentPolicy", "metadata": {"name": policy},
                    "spec": {"match": {"namespaces": [ns], "agents": ["refactor-*"]},
                             "allow": {"maxTTL": "1h", "credentialTypes": ["ServiceAccountToken"],
-                                      "rules": UPDATE_CONFIGMAPS}}})
+                                      "rules": UPDATE_CONFIGMAPS, **(allow or {})}}})
     op = Operator(cluster, cluster.namespace("tlop"), ns,
                   ["--delegation-keys-namespace", keys_ns]).start()
     try:
@@ -230,6 +231,45 @@ def test_the_operator_verifies_the_stamp_and_pods_under_the_task_are_recorded(cl
         assert "[TL008] spec.serviceAccountName" in res.stderr, res.stderr
         assert f'delegated by "{user}"' in res.stderr, res.stderr
         assert "[TL003] spec.volumes[0]" in res.stderr, res.stderr
+        assert cluster.kubectl("get", "pod", "borrowed", "-n", ns, check=False).returncode != 0
+
+
+def test_a_pod_creator_the_policy_names_runs_pods_under_the_task_and_no_one_else(cluster,
+                                                                                delegation):
+    """An agent platform's launcher, named by the AgentPolicy (spec.allow.podCreators), runs the
+    agent's pod under the task's ServiceAccount for the developer who delegated the task; a
+    user the policy does not name, with the same rights in the namespace, is still refused."""
+    wh, keys_ns, selector = delegation
+    ns = team_namespace(cluster, selector)
+    user, token = developer(cluster, ns)
+    grant_update_configmaps(cluster, ns, user)
+    pods = [{"apiGroups": [""], "resources": ["pods"], "verbs": ["create"]}]
+    launcher = f"launcher-{uuid.uuid4().hex[:6]}"
+    launcher_token = cluster.add_user(launcher, groups=["e2e-launchers"])
+    grant(cluster, ns, launcher, "launcher", pods)
+    other = f"other-{uuid.uuid4().hex[:6]}"
+    other_token = cluster.add_user(other, groups=["e2e-developers"])
+    grant(cluster, ns, other, "other", pods)
+    creators = [{"kind": "User", "name": launcher}]
+    with strict_operator(cluster, ns, keys_ns, {"podCreators": creators}) as (op, policy):
+        assert create_as(cluster, ns, token, task_manifest("launched")).returncode == 0
+        task = wait_phase(cluster, ns, "launched", ("Active", "Denied"))
+        assert task["status"]["phase"] == "Active", task["status"]
+        assert task["status"]["policy"]["podCreators"] == creators
+        authorized = [r for r in op.evidence_records() if r["kind"] == "authorized"]
+        assert authorized and authorized[-1]["details"]["podCreators"] == creators
+        pod = {"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": "launched", "labels": {"tasklease.io/task": "launched"}},
+               "spec": {"serviceAccountName": task["status"]["credential"]["serviceAccountName"],
+                        "automountServiceAccountToken": False,
+                        "containers": [{"name": "agent", "image": "busybox"}],
+                        "volumes": [{"name": "credential", "secret": {
+                            "secretName": task["status"]["credential"]["secretName"]}}]}}
+        res = create_as(cluster, ns, launcher_token, json.dumps(pod))
+        assert res.returncode == 0, res
+        pod["metadata"]["name"] = "borrowed"
+        res = create_as(cluster, ns, other_token, json.dumps(pod))
+        assert res.returncode != 0 and "[TL008] spec.serviceAccountName" in res.stderr, res
         assert cluster.kubectl("get", "pod", "borrowed", "-n", ns, check=False).returncode != 0
 
 

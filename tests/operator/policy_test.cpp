@@ -550,4 +550,48 @@ TEST(PodSecurityTest, EveryRestrictedControlIsChecked) {
 }
 
 }  // namespace
+TEST(PodCreatorsPolicyTest, APolicysPodCreatorsAreParsedAndGoWithTheDecision) {
+  const Json p = policy(
+      "p", {{"allow",
+             {{"podCreators",
+               {{{"kind", "User"}, {"name", "launcher"}},
+                {{"kind", "ServiceAccount"}, {"namespace", "platform"}, {"name", "orch"}}}}}}});
+  auto parsed = parseAgentPolicy(p);
+  ASSERT_TRUE(parsed.ok()) << parsed.status().toString();
+  ASSERT_EQ(parsed->podCreators.size(), 2u);
+  EXPECT_EQ(podCreatorsJson(parsed->podCreators),
+            Json::parse(R"([{"kind":"User","name":"launcher"},
+                            {"kind":"ServiceAccount","namespace":"platform","name":"orch"}])"));
+  const PolicyDecision d = evaluatePolicies(request(), {p});
+  ASSERT_TRUE(d.allowed) << d.reason;
+  ASSERT_EQ(d.podCreators.size(), 2u);
+  EXPECT_EQ(d.podCreators[1].ns, "platform");
+  // A denied task carries no creators.
+  TaskSpec longer = spec();
+  longer.ttl = std::chrono::hours(2);
+  EXPECT_TRUE(evaluatePolicies(request(longer), {p}).podCreators.empty());
+}
+
+TEST(PodCreatorsPolicyTest, AGroupOfEveryoneOrAMalformedCreatorMakesThePolicyInvalid) {
+  const std::vector<std::pair<Json, std::string>> cases = {
+      {{{"kind", "Group"}, {"name", "system:authenticated"}},
+       "spec.allow.podCreators[0].name: system:authenticated holds every"},
+      {{{"kind", "Group"}, {"name", "system:serviceaccounts"}},
+       "spec.allow.podCreators[0].name: system:serviceaccounts holds every"},
+      {{{"kind", "ServiceAccount"}, {"name", "orch"}},
+       "spec.allow.podCreators[0].namespace: a ServiceAccount needs its namespace"},
+      {{{"kind", "User"}, {"name", "bob"}, {"namespace", "x"}},
+       "spec.allow.podCreators[0].namespace: only a ServiceAccount has a namespace"},
+      {{{"kind", "Node"}, {"name", "n1"}},
+       "spec.allow.podCreators[0].kind: must be User, Group or ServiceAccount"},
+      {{{"kind", "User"}}, "spec.allow.podCreators[0].name: must name the User"},
+  };
+  for (const auto& [creator, message] : cases) {
+    auto parsed = parseAgentPolicy(policy("p", {{"allow", {{"podCreators", {creator}}}}}));
+    ASSERT_FALSE(parsed.ok()) << creator.dump();
+    EXPECT_NE(parsed.status().message().find(message), std::string::npos)
+        << parsed.status().message();
+  }
+}
+
 }  // namespace tasklease::op

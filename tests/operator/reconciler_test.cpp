@@ -1009,6 +1009,17 @@ TEST_F(ReconcilerTest, AHostTakeoverWorkloadIsDeniedNamingTheFieldsAndNothingRun
   expectCredentialObjects(key, false);
 }
 
+TEST_F(ReconcilerTest, ThePolicysPodCreatorsAreCopiedIntoStatusAndTheAuthorizedRecord) {
+  const Json creators = Json::parse(R"([{"kind":"User","name":"launcher"}])");
+  h.addPolicy("allow-refactor", {{"allow", {{"podCreators", creators}}}});
+  const std::string key = h.createTask("t1", OperatorHarness::taskSpec());
+  ASSERT_TRUE(h.reconcileUntilStable(key).ok());
+  ASSERT_EQ(h.phase(key), "Active");
+  EXPECT_EQ(h.task(key)["status"]["policy"]["podCreators"], creators);
+  EXPECT_EQ((*h.evidence)[0]["kind"], "authorized");
+  EXPECT_EQ((*h.evidence)[0]["details"]["podCreators"], creators);
+}
+
 TEST_F(ReconcilerTest, AnAllowedWorkloadsBoundIsInTheAuthorizedRecord) {
   const std::string key = activeWorkloadTask();
   EXPECT_EQ((*h.evidence)[0]["kind"], "authorized");

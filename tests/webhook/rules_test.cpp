@@ -24,7 +24,9 @@ WorkloadEvaluation evaluate(const Json& object, const ClusterState& state,
   EXPECT_TRUE(w.ok()) << w.status().toString();
   if (!w.ok()) return {};
   for (PodUnderReview& pod : w->pods) {
-    if (requester) pod.requester = RequestUser{requester->username, requester->uid};
+    if (requester) {
+      pod.requester = RequestUser{requester->username, requester->uid, &requester->groups};
+    }
   }
   return evaluateWorkload(*w, state, config, testNow());
 }
@@ -540,6 +542,42 @@ TEST_F(RulesTest, TL008AnotherUserCannotBorrowTheTasksCredential) {
               Contains("TL008@spec.serviceAccountName"));
   // Claiming to be a pod of the task's Job does not help a user.
   EXPECT_THAT(found(evaluateAs(user("bob"), taskPod(jobOwner("tl-build")), state_)),
+              Contains("TL008@spec.serviceAccountName"));
+}
+
+TEST_F(RulesTest, TL008PodCreatorsTheAllowingPolicyNamesMayRunPodsUnderTheTask) {
+  Json task = agentTask("build", "Active");
+  task["status"]["policy"] = Json::parse(R"({"name": "agents", "podCreators": [
+      {"kind": "User", "name": "launcher"},
+      {"kind": "Group", "name": "platform-launchers"},
+      {"kind": "ServiceAccount", "namespace": "platform", "name": "orchestrator"}]})");
+  state_.add(task);
+  EXPECT_THAT(found(evaluateAs(user("launcher"), taskPod(), state_)), IsEmpty());
+  EXPECT_THAT(found(evaluateAs(Requester{"dave", "u-4", {"system:authenticated",
+                                                         "platform-launchers"}},
+                               taskPod(), state_)),
+              IsEmpty());
+  EXPECT_THAT(found(evaluateAs(user("system:serviceaccount:platform:orchestrator"), taskPod(),
+                               state_)),
+              IsEmpty());
+  // Anyone else is still refused: another user, a ServiceAccount of the same name elsewhere, a
+  // user merely named like the group.
+  for (const std::string other : {"bob", "system:serviceaccount:team-a:orchestrator",
+                                  "platform-launchers"}) {
+    EXPECT_THAT(found(evaluateAs(user(other), taskPod(), state_)),
+                Contains("TL008@spec.serviceAccountName"))
+        << other;
+  }
+}
+
+TEST_F(RulesTest, TL008PodCreatorsOfAnotherTasksPolicyDoNotCount) {
+  // The creators are the task's own, from its status: a task allowed by a policy without them
+  // gives the launcher nothing, even while another task names it.
+  Json other = agentTask("other", "Active");
+  other["status"]["policy"] =
+      Json::parse(R"({"podCreators": [{"kind": "User", "name": "launcher"}]})");
+  state_.add(other);
+  EXPECT_THAT(found(evaluateAs(user("launcher"), taskPod(), state_)),
               Contains("TL008@spec.serviceAccountName"));
 }
 
