@@ -97,8 +97,13 @@ def _override(args, replace):
 
 
 class Installation:
-    def __init__(self, cluster, workdir, values=(), namespace=NAMESPACE, release=RELEASE):
+    def __init__(self, cluster, workdir, values=(), namespace=NAMESPACE, release=RELEASE,
+                 endpoint_ip="127.0.0.1"):
+        """endpoint_ip: the address the webhook Service's Endpoints name (the local webhook
+        listens on every address). kube-apiserver refuses loopback addresses in Endpoints: on
+        the real control plane pass realcluster.host_ip()."""
         self.cluster, self.workdir = cluster, workdir
+        self.endpoint_ip = endpoint_ip
         self.values, self.namespace, self.release = list(values), namespace, release
         self.objects = []
         self.webhook = self.operator = None
@@ -121,6 +126,12 @@ class Installation:
 
     def apply_chart(self):
         self.objects = render(self.values, self.namespace, self.release)
+        if not self.cluster.is_kubesim:
+            # A real cluster's endpoints controller rewrites the Endpoints of a Service that has
+            # a selector from the pods it selects; the webhook runs here as a local process, not
+            # a pod, so its Service selects nothing and _point_service_at names the process.
+            for svc in self._webhook_services():
+                svc["spec"].pop("selector", None)
         crds = [o for o in self.objects if o["kind"] == "CustomResourceDefinition"]
         rest = [o for o in self.objects if o["kind"] != "CustomResourceDefinition"]
         self.cluster.apply({"apiVersion": "v1", "kind": "Namespace",
@@ -168,8 +179,7 @@ class Installation:
     def _point_service_at(self, port, metrics_port):
         """The webhook Service's Endpoints name the local process (kubesim has no kubelet): its
         `metrics` port the process's metrics port, every other port its HTTPS port."""
-        services = [s for s in self.of_kind("Service")
-                    if s["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "webhook"]
+        services = self._webhook_services()
         if not services:
             raise AssertionError("the chart renders no webhook Service")
         svc = services[0]
@@ -179,7 +189,11 @@ class Installation:
         self.cluster.apply({"apiVersion": "v1", "kind": "Endpoints",
                             "metadata": {"name": svc["metadata"]["name"],
                                          "namespace": self.namespace},
-                            "subsets": [{"addresses": [{"ip": "127.0.0.1"}], "ports": ports}]})
+                            "subsets": [{"addresses": [{"ip": self.endpoint_ip}], "ports": ports}]})
+
+    def _webhook_services(self):
+        return [s for s in self.of_kind("Service")
+                if s["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "webhook"]
 
     def _local_paths(self, args):
         """Paths inside the pod (its emptyDir volumes) moved under the workdir; directories are
