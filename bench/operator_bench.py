@@ -303,7 +303,20 @@ class RealSnapshot:
                f"CPU ms per task: {cpu}")
         if self.detail:
             out += "\n" + " " * 24 + "every client's requests per task: " + self.requests(before, n)
+            out += "\n" + " " * 24 + "kube-apiserver's etcd operations per task: " + \
+                self.storage(before, n)
         return out
+
+    def storage(self, before, n):
+        """The API server's requests to etcd in the phase by operation and resource, per task (a
+        deletecollection is one request to the API server and a get and a delete per object)."""
+        totals = {}
+        for m, sign in ((self.metrics, 1), (before.metrics, -1)):
+            for labels, v in m.samples.get("etcd_request_duration_seconds_count", ()):
+                key = f"{labels.get('operation')} {labels.get('resource')}"
+                totals[key] = totals.get(key, 0.0) + sign * v
+        rows = sorted(((c, k) for k, c in totals.items()), reverse=True)
+        return ", ".join(f"{k} {c / n:.2f}" for c, k in rows if c / n >= 0.05)
 
     def requests(self, before, n):
         """Every client's requests in the phase by verb, resource and code, per task (the driver's

@@ -24,7 +24,8 @@ if os.path.join(ROOT, "e2e") not in sys.path:
 PREFIXES = ("apiserver_admission_", "apiserver_request_duration_seconds_",
             "apiserver_request_total", "apiserver_flowcontrol_dispatched_requests_total",
             "apiserver_flowcontrol_request_execution_seconds_",
-            "apiserver_flowcontrol_request_wait_duration_seconds_")
+            "apiserver_flowcontrol_request_wait_duration_seconds_",
+            "etcd_request_duration_seconds_count")
 _SAMPLE = re.compile(r"^([A-Za-z_:][A-Za-z0-9_:]*)(?:\{(.*)\})?\s+(\S+)")
 _LABEL = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"')
 

@@ -7,7 +7,9 @@ Deployments' containers are started here instead, with the arguments and environ
 gives them, each under its own ServiceAccount's token (so the chart's RBAC is what they get).
 Only what a pod would get from its surroundings is replaced: the kubeconfig (in-cluster config
 in a pod), the ports and the writable paths. The webhook Service's Endpoints point at the local
-webhook, so kubesim calls it through the Service exactly as kube-apiserver would.
+webhook, so kubesim calls it through the Service exactly as kube-apiserver would. On the real
+control plane (bench/pod_create_bench.py) they name the machine's address (`endpoint_ip`), and
+the Service has no selector, so that the endpoints controller leaves them alone.
 
     inst = Installation(cluster, workdir).install()   # render, apply, start, wait until serving
     ...
