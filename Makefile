@@ -23,7 +23,7 @@ FUZZ_SECONDS ?= 60
 # state, logs and kubeconfig.
 CLUSTER_DIR ?= .cluster
 
-.PHONY: all deps configure build test unit e2e bench demo demo-up image image-demo lint format sanitize fuzz clean cluster-up cluster-down
+.PHONY: all deps configure build test unit e2e e2e-real bench demo demo-up demo-real image image-demo lint format sanitize fuzz clean cluster-up cluster-down
 
 all: build
 
@@ -48,6 +48,14 @@ unit: build
 
 e2e: build
 	@cd e2e && $(PYTHON) -m pytest $(PYTEST_ARGS)
+
+# The same suite against the real control plane: started in $(E2E_REAL_DIR) as cluster-up starts
+# it, named to the tests by E2E_KUBECONFIG, stopped when they end (docs/kubesim.md).
+E2E_REAL_DIR ?= $(BUILD_DIR)/e2e-real-cluster
+e2e-real: build
+	@ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  TASKLEASE_BUILD_DIR=$(abspath $(BUILD_DIR)) \
+	  $(PYTHON) e2e/realcluster.py run $(E2E_REAL_DIR) --cwd e2e -- $(PYTHON) -m pytest $(PYTEST_ARGS)
 
 # The real Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager,
 # kube-scheduler, KWOK with one node) in the background; returns once the API serves and the
@@ -87,6 +95,10 @@ demo: build
 # The same control plane, kept running until Ctrl-C; prints how to point kubectl at it.
 demo-up: build
 	@$(PYTHON) scripts/demo.py --build $(BUILD_DIR) --up
+
+# The same story on the real control plane (`make deps` builds it), the chart installed by helm.
+demo-real: build
+	@$(PYTHON) scripts/demo.py --build $(BUILD_DIR) --real
 
 # The container image from the Dockerfile: docker when an engine runs, else buildah (daemonless,
 # base images from Debian's archive when no registry is reachable); checked and saved as a tarball.

@@ -17,7 +17,8 @@ by kubesim per User-Agent). The operator's peak RSS and CPU time are printed at 
 The floor is a minimal client making the same API calls as the operator, against the same
 kubesim, with the operator's number of workers. Issuance, per task: finalizer, status, SA, Role,
 RoleBinding, Secret, TokenRequest, token into the Secret, status, two Events. Revocation as the
-operator batches it: one coroutine takes every completed task not yet revoked as a batch and, per
+operator does it: the task's status goes to Revoking first (as the operator's does the moment it
+sees the ending), then, batched: one coroutine takes every completed task not yet revoked as a batch and, per
 64 task uids, for RoleBindings, Secrets, ServiceAccounts and Roles in that order, makes one DELETE
 of the collection selected by the tasks' uid label and one LIST with the same selector (which must
 come back empty); then the workers write each task's status and its two Events. It has no
@@ -532,10 +533,18 @@ async def floor_scenario(driver, floor, ns, names, rate, workers):
                 queue.put_nowait(name)
                 pending.task_done()
 
+    async def mark_revoking(name):
+        # The operator's first write on seeing the ending: the task leaves Active at once.
+        await floor.call("PATCH", base + f"/{name}/status", {"status": {"phase": "Revoking"}},
+                         content_type="application/merge-patch+json")
+        pending.put_nowait(name)
+
+    marking = []
+
     async def complete_and_queue(name):
         await complete(name)
         completed[name] = time.monotonic()
-        pending.put_nowait(name)
+        marking.append(asyncio.create_task(mark_revoking(name)))
 
     pending = asyncio.Queue()
     s0 = await stats(driver)
@@ -544,6 +553,7 @@ async def floor_scenario(driver, floor, ns, names, rate, workers):
     ws = [asyncio.create_task(worker(revoke)) for _ in range(workers)]
     ws.append(asyncio.create_task(batcher()))
     await paced(names, rate, complete_and_queue, 64)
+    await asyncio.gather(*marking)
     await pending.join()
     await queue.join()
     for w in ws:

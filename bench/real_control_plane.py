@@ -70,6 +70,6 @@ def started(prefix):
     cp = realcluster.ControlPlane.up(tempfile.mkdtemp(prefix=prefix + "cp-"), die_with_parent=True)
     try:
         workdir = tempfile.mkdtemp(prefix=prefix)
-        yield cp, Cluster(cp.kubeconfig, workdir), workdir
+        yield cp, Cluster(cp.kubeconfig, workdir, control_plane=cp), workdir
     finally:
         cp.down()

@@ -155,6 +155,8 @@ std::string issuedSummary(const Json& d) {
     out += " for ServiceAccount " + d["serviceAccount"].get<std::string>();
   if (!d.value("secret", std::string()).empty())
     out += " in Secret " + d["secret"].get<std::string>();
+  if (!d.value("spiffeID", std::string()).empty())
+    out += ", SPIFFE ID " + d["spiffeID"].get<std::string>();
   if (!d.value("fingerprint", std::string()).empty())
     out += ", fingerprint " + d["fingerprint"].get<std::string>();
   if (!d.value("expiresAt", std::string()).empty())
@@ -305,12 +307,14 @@ TaskTimeline buildTimeline(const Json& task, const std::vector<Json>& events,
              {"issuedAt", "issuedAt"},
              {"expiresAt", "expiresAt"},
              {"tokenID", "tokenID"},
-             {"serial", "serial"}}) {
+             {"serial", "serial"},
+             {"spiffeID", "spiffeID"}}) {
       if (!text(credential, {from}).empty()) facts[to] = text(credential, {from});
     }
     d.addDetails(facts);
     d.setTime(timeOf(text(credential, {"issuedAt"})), kTaskTime);
   }
+  const Json& revocation = member(status, {"revocation"});
   if (isTerminalPhase(out.phase)) {
     Draft& d = draft(ending, out.phase == "Expired" ? "expired" : "completed", kRankEnding);
     d.addSource("task");
@@ -321,6 +325,25 @@ TaskTimeline buildTimeline(const Json& task, const std::vector<Json>& events,
       d.setTime(timeOf(text(c, {"lastTransitionTime"})), kTaskTime);
     }
     d.addDetails(facts);
+  } else if (out.phase == "Revoking" && isEndingReason(text(revocation, {"reason"}))) {
+    // Ended, and being revoked: status.revocation says how and since when.
+    const std::string outcome = text(revocation, {"outcome"});
+    Draft& d = draft(ending, outcome == "Expired" ? "expired" : "completed", kRankEnding);
+    d.addSource("task");
+    d.addDetails({{"outcome", outcome},
+                  {"reason", text(revocation, {"reason"})},
+                  {"message", text(revocation, {"message"})}});
+    d.setTime(timeOf(text(revocation, {"startedAt"})), kTaskTime);
+  }
+  if (out.phase == "Revoking") {
+    // A finalizer holding one of the task's objects: everything else is revoked, that is not.
+    for (const Json& held : member(revocation, {"held"})) {
+      std::string finalizers = joinStrings(member(held, {"finalizers"}));
+      out.problems.push_back("the revocation is held up: " + text(held, {"kind"}) + " " + out.ns +
+                             "/" + text(held, {"name"}) +
+                             " is still present after its deletion (finalizers: " +
+                             (finalizers.empty() ? std::string("none") : finalizers) + ")");
+    }
   }
   if (!text(credential, {"revokedAt"}).empty()) {
     Draft& d = draft(revoked, "revoked", kRankRevoked);

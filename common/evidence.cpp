@@ -74,6 +74,19 @@ Status checkNoFractions(const Json& v, const std::string& path) {
   return {};
 }
 
+// Whether `line` is byte for byte the canonical JSON of what it parses to (`object`), as the
+// writer writes it. A line that parses to a record whose hash holds can still differ: a key given
+// twice (a reader that keeps the first sees another value than the one hashed, which was the
+// last), whitespace, escapes or number forms the writer never writes. Such a line was edited.
+bool isCanonicalLine(std::string_view line, const Json& object) {
+  StatusOr<std::string> canonical = canonicalJson(object);
+  return canonical.ok() && *canonical == line;
+}
+
+constexpr char kNotCanonical[] =
+    " is not in the canonical form its hash covers (a key given twice, whitespace, escapes or "
+    "number forms the writer never writes)";
+
 }  // namespace
 
 const char* evidenceKindName(EvidenceKind kind) {
@@ -285,6 +298,11 @@ StatusOr<std::optional<ChainHead>> FileEvidenceSink::existingHead() {
                            std::to_string(r->seq) +
                            ") does not match its hash; verify the file before continuing it");
   }
+  if (!isCanonicalLine(std::string_view(tail).substr(begin, end - begin + 1), j)) {
+    return invalidArgument("evidence file " + path_ + ": last record (seq " +
+                           std::to_string(r->seq) + ")" + kNotCanonical +
+                           "; verify the file before continuing it");
+  }
   return std::optional<ChainHead>(ChainHead{r->seq, r->hash});
 }
 
@@ -385,6 +403,7 @@ struct LineFacts {
   std::string prev;
   std::string hash;
   bool hashMatches = false;
+  bool canonical = false;  // the line is exactly the canonical JSON of its record
 };
 
 VerifyResult problemAt(EvidenceProblem p, uint64_t seq, uint64_t line, uint64_t records,
@@ -408,7 +427,8 @@ VerifyResult verifyEvidence(std::istream& in, const VerifyOptions& options) {
   uint64_t lineNo = 0;
   while (std::getline(in, text)) {
     ++lineNo;
-    if (text.find_first_not_of(" \t\r") == std::string::npos) continue;
+    // Only an empty line is skipped: any other line must be a record as the writer wrote it.
+    if (text.empty()) continue;
     LineFacts f;
     f.line = lineNo;
     Json j = Json::parse(text, nullptr, false);
@@ -427,6 +447,7 @@ VerifyResult verifyEvidence(std::istream& in, const VerifyOptions& options) {
           f.error = h.status().message();
         } else {
           f.hashMatches = *h == r->hash;
+          f.canonical = isCanonicalLine(text, j);
         }
         lastIndexOfSeq[f.seq] = facts.size();
       }
@@ -452,6 +473,11 @@ VerifyResult verifyEvidence(std::istream& in, const VerifyOptions& options) {
       return problemAt(EvidenceProblem::kAltered, expected, f.line, records, head,
                        "record seq " + std::to_string(expected) + " (line " +
                            std::to_string(f.line) + ") does not match its hash: it was altered");
+    }
+    if (!f.canonical) {
+      return problemAt(EvidenceProblem::kAltered, f.seq, f.line, records, head,
+                       "record seq " + std::to_string(f.seq) + " (line " + std::to_string(f.line) +
+                           ")" + kNotCanonical + ": it was altered");
     }
     if (f.seq != expected) {
       auto later = lastIndexOfSeq.find(expected);

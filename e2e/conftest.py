@@ -36,17 +36,22 @@ def ns(cluster):
 
 @pytest.fixture
 def private_cluster():
-    """A kubesim of the test's own, for tests that change its global state."""
+    """A kubesim of the test's own, for tests that change its global state (faults,
+    compaction). A test that only needs a cluster of its own takes Cluster.start_own()."""
     if os.environ.get("E2E_KUBECONFIG"):
-        pytest.skip("needs kubesim's admin API (faults, compaction); not on a real cluster")
+        pytest.skip("needs kubesim's admin API (fault injection, compaction on demand), which "
+                    "no real API server has")
     c = Cluster.start("--watch-history", "200", "--bookmark-interval", "1")
     yield c
     c.stop()
 
 
 def pytest_collection_modifyitems(config, items):
+    """On a real cluster (E2E_KUBECONFIG), skips the tests marked kubesim_only(reason=...), the
+    reason naming the kubesim feature they need (docs/kubesim.md lists them)."""
     if os.environ.get("E2E_KUBECONFIG"):
-        skip = pytest.mark.skip(reason="tests kubesim itself; E2E_KUBECONFIG points at a real cluster")
         for item in items:
-            if "kubesim_only" in item.keywords:
-                item.add_marker(skip)
+            marker = item.get_closest_marker("kubesim_only")
+            if marker is not None:
+                why = marker.kwargs.get("reason") or "tests kubesim itself"
+                item.add_marker(pytest.mark.skip(reason=f"kubesim only: {why}"))

@@ -12,7 +12,6 @@ import http.client
 import json
 import os
 import secrets
-import shutil
 import signal
 import socket
 import ssl
@@ -32,13 +31,19 @@ PYTHON = "/usr/bin/python3"
 
 
 def kubectl_path():
-    p = os.path.join(TOOLS, "kubectl")
-    if os.path.exists(p):
-        return p
-    found = shutil.which("kubectl")
-    if not found:
-        raise RuntimeError("kubectl not found: run `make deps` (it unpacks kubectl into .tools/bin)")
-    return found
+    """The kubectl the suite runs, on kubesim and on the real control plane alike: the one built
+    with the control plane (`make deps`), of the same release as the real kube-apiserver, so
+    that a test that passes on one server and fails on the other differs by the server alone
+    (docs/kubesim.md). $E2E_KUBECTL names another."""
+    given = os.environ.get("E2E_KUBECTL")
+    if given:
+        return given
+    import realcluster
+    p = realcluster.binary("kubectl")
+    if not os.access(p, os.X_OK):
+        raise RuntimeError(f"{p} does not exist: run `make deps` (it builds kubectl "
+                           f"{realcluster.k8s_version()} with the control plane)")
+    return p
 
 
 def free_port(host="127.0.0.1"):
@@ -80,14 +85,18 @@ class CommandResult:
 
 class Cluster:
     """A Kubernetes API to test against. is_kubesim tells tests that need the emulator's own
-    features (fault injection, compaction) whether they can run."""
+    features (fault injection, compaction) whether they can run; control_plane is the real
+    control plane (realcluster.ControlPlane) when the cluster is one of ours, started by
+    `make cluster-up`, `make e2e-real` or start_own(): users can then be declared
+    (add_user) and further clusters started."""
 
     # Every kubesim of this process that has stopped: (its workdir, the secret values it held),
     # so that the session's secret scan (test_zz_secret_scan) also covers the kubesims of
     # modules that ran on one of their own. Kept in memory only.
     stopped = []
 
-    def __init__(self, kubeconfig, workdir, proc=None, url=None, admin_token=None, cert_dir=None):
+    def __init__(self, kubeconfig, workdir, proc=None, url=None, admin_token=None, cert_dir=None,
+                 control_plane=None, owns_control_plane=False):
         self.kubeconfig = kubeconfig
         self.workdir = workdir
         self.proc = proc
@@ -95,6 +104,8 @@ class Cluster:
         self.admin_token = admin_token
         self.cert_dir = cert_dir
         self.is_kubesim = proc is not None
+        self.control_plane = control_plane
+        self.owns_control_plane = owns_control_plane
         self._api_client = None
 
     # ---- lifecycle ----
@@ -105,7 +116,8 @@ class Cluster:
         workdir = tempfile.mkdtemp(prefix="e2e-")
         real = os.environ.get("E2E_KUBECONFIG")
         if real:
-            return cls(real, workdir)
+            import realcluster
+            return cls(real, workdir, control_plane=realcluster.ControlPlane.of_kubeconfig(real))
         kubeconfig = os.path.join(workdir, "kubeconfig")
         cert_dir = os.path.join(workdir, "pki")
         token = secrets.token_urlsafe(24)
@@ -128,6 +140,24 @@ class Cluster:
             raise RuntimeError("kubesim did not start: " + open(os.path.join(workdir, "kubesim.log")).read())
         url = line.decode().split()[1]
         return cls(kubeconfig, workdir, proc, url, token, cert_dir)
+
+    @classmethod
+    def start_own(cls):
+        """A cluster for the caller alone (a test whose objects must not reach the session's
+        cluster, such as the chart's webhooks for every namespace): a new kubesim, or, when the
+        session runs on one of our real control planes, a new control plane of the same build
+        (5-7 s; stopped with the cluster). Skips the calling test on any other real cluster."""
+        real = os.environ.get("E2E_KUBECONFIG")
+        if not real:
+            return cls.start()
+        import realcluster
+        if realcluster.ControlPlane.of_kubeconfig(real) is None or not realcluster.built():
+            import pytest
+            pytest.skip("needs a cluster of its own: E2E_KUBECONFIG names a cluster that is not "
+                        "one of ours (`make e2e-real` runs on one)")
+        workdir = tempfile.mkdtemp(prefix="e2e-own-")
+        cp = realcluster.ControlPlane.up(os.path.join(workdir, "cluster"), die_with_parent=True)
+        return cls(cp.kubeconfig, workdir, control_plane=cp, owns_control_plane=True)
 
     def secret_values(self):
         """Secret values one can obtain from this cluster: the admin token and every token, key
@@ -153,6 +183,13 @@ class Cluster:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if self.owns_control_plane and self.control_plane is not None:
+            try:
+                Cluster.stopped.append((self.workdir, self.secret_values()))
+            except (OSError, http.client.HTTPException):
+                pass
+            self.control_plane.down()
+            self.control_plane = None
         if self._api_client is not None:
             self._api_client.close()
 
@@ -333,10 +370,39 @@ class Cluster:
         return self._admin("POST", "/kubesim/compact")
 
     def add_user(self, name, groups=(), token=None):
-        """Declares a bearer-token user (kubesim) and returns the token."""
+        """Declares a bearer-token user and returns the token: through kubesim's admin API, or
+        on our real control plane through its token webhook (realcluster.py)."""
         token = token or secrets.token_urlsafe(24)
+        if self.control_plane is not None:
+            return self.control_plane.add_token_user(name, groups, token)
+        if not self.is_kubesim:
+            import pytest
+            pytest.skip("declares a token user: needs kubesim's admin API or the token webhook "
+                        "of our control plane, and E2E_KUBECONFIG names another cluster")
         self._admin("POST", "/kubesim/users", {"token": token, "name": name, "groups": list(groups)})
         return token
+
+    def certificate_kubeconfig(self, user, groups=()):
+        """A kubeconfig that authenticates as user in groups with a client certificate signed by
+        the cluster's CA (kubesim's, or the real control plane's); returns its path."""
+        path = os.path.join(self.workdir, f"cert-{user}.kubeconfig")
+        if self.control_plane is not None:
+            return self.control_plane.user_kubeconfig(user, groups, path=path)
+        if not self.cert_dir:
+            raise RuntimeError("no CA to sign a client certificate with on this cluster")
+        from cryptography import x509
+        from cryptography.hazmat.primitives import serialization
+
+        import realcluster
+        from kubesim.certs import issue, pem_cert, pem_key
+        ca_pem = open(os.path.join(self.cert_dir, "ca.crt"), "rb").read()
+        ca = x509.load_pem_x509_certificate(ca_pem)
+        ca_key = serialization.load_pem_private_key(
+            open(os.path.join(self.cert_dir, "ca.key"), "rb").read(), None)
+        cert, key = issue(ca, ca_key, user, organizations=list(groups), client=True)
+        cluster, _ = self._cluster_info()
+        return realcluster.write_kubeconfig(path, cluster["server"], ca_pem, pem_cert(cert),
+                                            pem_key(key), user)
 
     # ---- helpers ----
 

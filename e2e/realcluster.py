@@ -12,6 +12,7 @@ kube-scheduler, and KWOK keeping one node Ready and running its pods through KWO
     cp.down()                           # stops every process it started
 
     /usr/bin/python3 e2e/realcluster.py up DIR | down DIR | user DIR NAME [GROUP...] --out FILE
+    /usr/bin/python3 e2e/realcluster.py run DIR [--cwd D] -- COMMAND...   # make e2e-real
 
 Everything lives in DIR: pki/ (the cluster's CAs and keys, mode 0600), etcd/ (the data),
 logs/<component>.log, run/<component>.pid (pid and executable; each component leads a process
@@ -29,6 +30,7 @@ import http.client
 import ipaddress
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -36,6 +38,7 @@ import ssl
 import subprocess
 import sys
 import time
+import uuid
 
 import yaml
 
@@ -43,7 +46,8 @@ E2E_DIR = os.path.dirname(os.path.abspath(__file__))
 if E2E_DIR not in sys.path:
     sys.path.insert(0, E2E_DIR)
 
-from harness import ROOT, free_port  # noqa: E402
+import tokenwebhook  # noqa: E402
+from harness import PYTHON, ROOT, free_port  # noqa: E402
 from kubesim.certs import issue, make_ca, pem_cert, pem_key  # noqa: E402
 
 GO_MODULE = os.path.join(E2E_DIR, "controlplane")
@@ -52,8 +56,14 @@ NODE_NAME = "kwok-node"
 SERVICE_CIDR = "10.96.0.0/16"
 SERVICE_IP = "10.96.0.1"      # the `kubernetes` Service: the first address of SERVICE_CIDR
 POD_CIDR = "10.244.0.0/16"    # KWOK's pod addresses (not routed anywhere)
-# Start order; they are stopped all at once.
-COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+# Start order (they are stopped in stages: down()). The token webhook is ours (tokenwebhook.py).
+COMPONENTS = ("etcd", "token-webhook", "kube-apiserver", "kube-controller-manager",
+              "kube-scheduler", "kwok")
+BINARIES = tuple(n for n in COMPONENTS if n != "token-webhook")
+TOKEN_WEBHOOK = os.path.join(E2E_DIR, "tokenwebhook.py")
+# Our KWOK stages, beside KWOK's own (docs/kubesim.md): the chart's pods that tasklease runs as
+# local processes get the host's address, and Job pods honour kubesim's workload annotations.
+OUR_STAGES = os.path.join(GO_MODULE, "kwok", "stages.yaml")
 
 
 def _required(gomod, module):
@@ -78,6 +88,8 @@ def kwok_version():
 
 def binary(name):
     """The path of a control-plane binary (it may not exist yet)."""
+    if name == "token-webhook":
+        return PYTHON
     if name == "kwok":
         return os.path.join(TOOLS, f"kwok-{kwok_version()}", "bin", "kwok")
     return os.path.join(TOOLS, f"k8s-{k8s_version()}", "bin", name)
@@ -89,7 +101,7 @@ def kwok_stages():
 
 def built():
     """True when every binary of the pinned versions is there (`make deps` builds them)."""
-    return all(os.access(binary(n), os.X_OK) for n in COMPONENTS + ("kubectl",)) and \
+    return all(os.access(binary(n), os.X_OK) for n in BINARIES + ("kubectl",)) and \
         os.path.exists(kwok_stages())
 
 
@@ -200,6 +212,12 @@ class Pki:
         fp_ca, fp_key = make_ca("tasklease-e2e-front-proxy-ca")
         self._save("front-proxy-ca", fp_ca, fp_key)
         self._save("front-proxy-client", *issue(fp_ca, fp_key, "front-proxy-client", client=True))
+        # The token webhook (tokenwebhook.py) and the client certificate the API server calls it
+        # with: the only client it answers.
+        self._save("token-webhook", *issue(ca, ca_key, "token-webhook", server=True,
+                                           ips=["127.0.0.1"]))
+        self._save("apiserver-token-webhook-client", *issue(
+            ca, ca_key, tokenwebhook.CLIENT_NAME, client=True))
         sa = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         _write(self.path("sa.key"), pem_key(sa))
         _write(self.path("sa.pub"), sa.public_key().public_bytes(
@@ -239,7 +257,8 @@ def _proc_alive_any(pid):
 def _processes_in(directory):
     """{pid: component} of live processes running a control-plane binary with an argument under
     directory (also those whose pid file was never written: an interrupted start)."""
-    exes = {os.path.realpath(binary(n)): n for n in COMPONENTS}
+    exes = {os.path.realpath(binary(n)): n for n in BINARIES}
+    python = os.path.realpath(PYTHON)
     needles = {os.path.abspath(directory).encode() + b"/",
                os.path.realpath(directory).encode() + b"/"}
     found = {}
@@ -248,15 +267,33 @@ def _processes_in(directory):
             continue
         try:
             exe = os.path.realpath(f"/proc/{entry}/exe")
-            if exe not in exes:
+            if exe not in exes and exe != python:
                 continue
             with open(f"/proc/{entry}/cmdline", "rb") as f:
                 cmdline = f.read()
+            if exe == python:
+                # Python runs many things (this very module among them): only the token webhook.
+                args = cmdline.split(b"\0")
+                if len(args) < 2 or os.path.realpath(args[1].decode(errors="replace")) != \
+                        os.path.realpath(TOKEN_WEBHOOK):
+                    continue
+                name = "token-webhook"
+            else:
+                name = exes[exe]
             if any(n in cmdline for n in needles) and _proc_alive(int(entry), exe):
-                found[int(entry)] = exes[exe]
+                found[int(entry)] = name
         except OSError:
             continue
     return found
+
+
+def _accepts(host, port):
+    """True when something accepts TCP connections at host:port."""
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+        return True
+    except OSError:
+        return False
 
 
 def _signal_group(pid, sig):
@@ -300,6 +337,29 @@ class ControlPlane:
         path = path or os.path.join(self.dir, "users", f"{user}.kubeconfig")
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
         return write_kubeconfig(path, self.server, self.pki.ca_pem(), cert, key, user, namespace)
+
+    @classmethod
+    def of_kubeconfig(cls, kubeconfig):
+        """The control plane whose admin kubeconfig this is (the kubeconfig `up` wrote, in its
+        directory beside cluster.json), or None for any other cluster's."""
+        directory = os.path.dirname(os.path.abspath(kubeconfig))
+        if os.path.basename(kubeconfig) != "kubeconfig" or \
+                not os.path.exists(os.path.join(directory, "cluster.json")):
+            return None
+        return cls(directory)
+
+    def add_token_user(self, name, groups=(), token=None, uid=None):
+        """Declares a bearer-token user (the token webhook answers for it from now on); returns
+        the token. Only the token's hash is written down."""
+        token = token or secrets.token_urlsafe(24)
+        line = tokenwebhook.user_line(token, name, uid or str(uuid.uuid4()), list(groups))
+        fd = os.open(self.pki.path(tokenwebhook.USERS_FILE), os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+                     0o600)
+        try:
+            os.write(fd, line.encode())
+        finally:
+            os.close(fd)
+        return token
 
     def log_path(self, component):
         return os.path.join(self.log_dir, f"{component}.log")
@@ -349,6 +409,8 @@ class ControlPlane:
 
     def _start(self, name, args):
         exe = binary(name)
+        if name == "token-webhook":
+            args = [TOKEN_WEBHOOK, *args]
         log = open(self.log_path(name), "ab")
         cmd = [exe, *args]
         if self.die_with_parent:
@@ -420,6 +482,7 @@ class ControlPlane:
         os.makedirs(self.log_dir)
         host = host_ip()
         etcd_port, peer_port, api_port = free_port(), free_port(), free_port()
+        token_webhook_port = free_port()
         server = f"https://127.0.0.1:{api_port}"
         self.info = {"server": server, "hostIP": host, "kubernetes": k8s_version(),
                      "kwok": kwok_version(), "node": NODE_NAME, "serviceCIDR": SERVICE_CIDR,
@@ -458,6 +521,20 @@ class ControlPlane:
             f"--initial-cluster=e2e=https://127.0.0.1:{peer_port}",
             # A test cluster is thrown away with its data: no fsync (etcd's own option for this).
             "--unsafe-no-fsync", "--log-level=warn", *etcd_tls])
+        # Bearer-token users a test declares at any time (add_token_user): kube-apiserver asks
+        # this webhook about a token no other authenticator recognizes.
+        self._start("token-webhook", [os.path.join(self.pki.dir, ""), f"--port={token_webhook_port}"])
+        token_webhook_config = _write(p("token-webhook.kubeconfig"), yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Config",
+            "clusters": [{"name": "token-webhook", "cluster": {
+                "server": f"https://127.0.0.1:{token_webhook_port}/authenticate",
+                "certificate-authority": p("ca.crt")}}],
+            "users": [{"name": "kube-apiserver", "user": {
+                "client-certificate": p("apiserver-token-webhook-client.crt"),
+                "client-key": p("apiserver-token-webhook-client.key")}}],
+            "contexts": [{"name": "webhook", "context": {"cluster": "token-webhook",
+                                                         "user": "kube-apiserver"}}],
+            "current-context": "webhook"}))
 
         self._start("kube-apiserver", [
             f"--etcd-servers=https://127.0.0.1:{etcd_port}", f"--etcd-cafile={p('etcd-ca.crt')}",
@@ -468,6 +545,8 @@ class ControlPlane:
             f"--advertise-address={host}",
             f"--tls-cert-file={p('apiserver.crt')}", f"--tls-private-key-file={p('apiserver.key')}",
             f"--client-ca-file={p('ca.crt')}",
+            f"--authentication-token-webhook-config-file={token_webhook_config}",
+            "--authentication-token-webhook-version=v1",
             "--authorization-mode=Node,RBAC", "--enable-admission-plugins=NodeRestriction",
             f"--service-cluster-ip-range={SERVICE_CIDR}",
             f"--service-account-issuer={server}", f"--service-account-key-file={p('sa.pub')}",
@@ -487,6 +566,7 @@ class ControlPlane:
             "--allow-privileged=true", "--profiling=false"])
         self._wait(lambda: self.api("GET", "/readyz")[0] == 200, "kube-apiserver /readyz",
                    deadline)
+        self._wait(lambda: _accepts("127.0.0.1", token_webhook_port), "the token webhook", deadline)
 
         self._start("kube-controller-manager", [
             f"--kubeconfig={kubeconfigs['kube-controller-manager']}", "--secure-port=0",
@@ -504,6 +584,7 @@ class ControlPlane:
                                        "--profiling=false"])
         self._start("kwok", [
             f"--kubeconfig={kubeconfigs['kwok']}", f"--config={kwok_stages()}",
+            f"--config={OUR_STAGES}",
             "--manage-all-nodes=false",
             "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
             f"--cidr={POD_CIDR}", f"--node-ip={host}", "--node-lease-duration-seconds=40"])
@@ -541,7 +622,7 @@ class ControlPlane:
         of a stage after grace seconds. Returns the pids that were running."""
         before = self.running()
         for stage in (("kwok", "kube-scheduler", "kube-controller-manager"), ("kube-apiserver",),
-                      ("etcd",)):
+                      ("etcd", "token-webhook")):
             pids = [pid for pid, name in self.running().items() if name in stage]
             for pid in pids:
                 _signal_group(pid, signal.SIGTERM)
@@ -572,6 +653,32 @@ class ControlPlane:
             p.poll()
 
 
+def run_with_cluster(directory, command, cwd=None):
+    """`make e2e-real`: the control plane up in directory (as `make cluster-up` starts it), the
+    command run with E2E_KUBECONFIG and KUBECONFIG naming its admin kubeconfig, then everything
+    stopped, however the command ends. The components die with this process even if it is
+    killed (--pdeathsig). Returns the command's exit status."""
+    if not command:
+        print("run: no command given (realcluster.py run DIR -- COMMAND...)", file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        cp = ControlPlane.up(directory, die_with_parent=True)
+    except RuntimeError as e:
+        print(f"run: {e}", file=sys.stderr)
+        return 1
+    try:
+        print(f"run: Kubernetes {cp.info['kubernetes']} up in {cp.info['startSeconds']} s at "
+              f"{cp.server}; logs in {cp.log_dir}", flush=True)
+        env = dict(os.environ, E2E_KUBECONFIG=cp.kubeconfig, KUBECONFIG=cp.kubeconfig)
+        return subprocess.run(command, cwd=cwd, env=env, check=False).returncode
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        stopped = cp.down()
+        print(f"run: stopped the {len(stopped)} processes of {cp.dir}", flush=True)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -586,7 +693,13 @@ def main(argv=None):
     user.add_argument("groups", nargs="*")
     user.add_argument("--out", required=True)
     user.add_argument("--namespace")
-    args = ap.parse_args(argv)
+    run = sub.add_parser("run", help="start the control plane in DIR, run a command with "
+                                     "E2E_KUBECONFIG (and KUBECONFIG) naming it, stop it")
+    run.add_argument("dir")
+    run.add_argument("--cwd", default=None, help="the command's working directory (then -- COMMAND...)")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = argv[argv.index("--") + 1:] if "--" in argv else []
+    args = ap.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
 
     if args.cmd == "up":
         # SIGTERM ends the start-up as Ctrl-C does: what was started is stopped.
@@ -604,6 +717,8 @@ def main(argv=None):
               f"  export KUBECONFIG={cp.kubeconfig}\n"
               f"  logs in {cp.log_dir}; stop it with `make cluster-down CLUSTER_DIR={args.dir}`")
         return 0
+    if args.cmd == "run":
+        return run_with_cluster(args.dir, command, args.cwd)
     if args.cmd == "down":
         cp = ControlPlane(args.dir)
         try:

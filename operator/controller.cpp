@@ -1,6 +1,7 @@
 #include "operator/controller.h"
 
 #include <map>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -24,12 +25,37 @@ std::unique_ptr<kube::WorkQueueRateLimiter> retryLimiter(const ControllerOptions
   std::vector<std::unique_ptr<kube::WorkQueueRateLimiter>> limiters;
   limiters.push_back(std::make_unique<kube::ItemExponentialRateLimiter>(options.retryBaseDelay,
                                                                         options.retryMaxDelay));
-  limiters.push_back(std::make_unique<kube::BucketRateLimiter>(options.retryQps, options.retryBurst,
-                                                               kube::steadyClock()));
+  limiters.push_back(std::make_unique<kube::BucketRateLimiter>(
+      options.retryQps, options.retryBurst,
+      options.retryClock != nullptr ? *options.retryClock : kube::steadyClock()));
   return std::make_unique<kube::MaxOfRateLimiter>(std::move(limiters));
 }
 
 }  // namespace
+
+RequeuePolicy::RequeuePolicy(const ControllerOptions& options)
+    : now_(options.now), retries_(retryLimiter(options)) {}
+
+std::optional<std::chrono::nanoseconds> RequeuePolicy::after(
+    const std::string& key, const StatusOr<ReconcileResult>& result, const Json* task) {
+  if (result.ok()) {
+    if (result->waiting) return std::nullopt;
+    retries_->forget(key);
+    if (!result->requeueAfter) return std::nullopt;
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(*result->requeueAfter);
+  }
+  std::chrono::nanoseconds delay = retries_->when(key);
+  if (task == nullptr || !deadlineMatters(parsePhase(stringAt(*task, {"status", "phase"})))) {
+    return delay;
+  }
+  // A task whose every pass fails is still looked at on its deadline, however long its backoff
+  // has grown: the earlier of the two.
+  auto deadline = parseRfc3339(stringAt(*task, {"status", "expiresAt"}));
+  if (!deadline.ok()) return delay;
+  return std::min(
+      delay, std::max(std::chrono::nanoseconds(0),
+                      std::chrono::duration_cast<std::chrono::nanoseconds>(*deadline - now_())));
+}
 
 Controller::Controller(InformerClusterView& view, Reconciler& reconciler, Sweeper& sweeper,
                        OperatorMetrics* metrics, ControllerOptions options)
@@ -38,7 +64,7 @@ Controller::Controller(InformerClusterView& view, Reconciler& reconciler, Sweepe
       sweeper_(sweeper),
       metrics_(metrics),
       options_(std::move(options)),
-      retries_(retryLimiter(options_)) {}
+      requeue_(options_) {}
 
 void Controller::addHandlers() {
   kube::ResourceEventHandler tasks;
@@ -125,9 +151,9 @@ void Controller::work(const std::stop_token& stop) {
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     if (metrics_ != nullptr) metrics_->reconcileTime.labels({}).observe(seconds);
+    const kube::ObjectPtr task = view_.task(kube::ObjectKey::parse(*key));
+    if (auto after = requeue_.after(*key, result, task.get())) queue_.addAfter(*key, *after);
     if (!result.ok()) {
-      queue_.addAfter(*key, retries_->when(*key));
-      requeueAtDeadline(*key);
       if (metrics_ != nullptr) {
         metrics_->reconciles.labels({"error"}).inc();
         metrics_->reconcileErrors.labels({}).inc();
@@ -137,32 +163,12 @@ void Controller::work(const std::stop_token& stop) {
       // Conflicts are the normal cost of a cache a step behind; they are retried at once.
       const auto level = s.isConflict() ? LogLevel::kDebug : LogLevel::kWarn;
       logAt(level, "reconcile failed; will retry",
-            {{"task", *key}, {"error", s.toString()}, {"retries", retries_->numRequeues(*key)}});
-    } else {
-      retries_->forget(*key);
-      if (result->requeueAfter) {
-        queue_.addAfter(*key, *result->requeueAfter);
-        if (metrics_ != nullptr) metrics_->reconciles.labels({"requeue"}).inc();
-      } else if (metrics_ != nullptr) {
-        metrics_->reconciles.labels({"success"}).inc();
-      }
+            {{"task", *key}, {"error", s.toString()}, {"retries", requeue_.failures(*key)}});
+    } else if (metrics_ != nullptr) {
+      metrics_->reconciles.labels({result->requeueAfter ? "requeue" : "success"}).inc();
     }
     queue_.done(*key);
   }
-}
-
-void Controller::requeueAtDeadline(const std::string& key) {
-  kube::ObjectPtr task = view_.task(kube::ObjectKey::parse(key));
-  if (!task) return;
-  const Phase phase = parsePhase(stringAt(*task, {"status", "phase"}));
-  if (isTerminal(phase)) return;
-  auto deadline = parseRfc3339(stringAt(*task, {"status", "expiresAt"}));
-  if (!deadline.ok()) return;
-  // Of the backoff and this, the earlier wins.
-  queue_.addAfter(
-      key,
-      std::max(std::chrono::nanoseconds(0),
-               std::chrono::duration_cast<std::chrono::nanoseconds>(*deadline - options_.now())));
 }
 
 void Controller::sweepOnce() {
@@ -196,15 +202,26 @@ void Controller::sweepLoop(const std::stop_token& stop) {
 void Controller::updateGauges() {
   if (metrics_ == nullptr) return;
   std::map<std::string, int> byPhase;
-  for (Phase p : {Phase::kPending, Phase::kDenied, Phase::kActive, Phase::kSucceeded,
-                  Phase::kFailed, Phase::kExpired}) {
+  for (Phase p : {Phase::kPending, Phase::kDenied, Phase::kActive, Phase::kRevoking,
+                  Phase::kSucceeded, Phase::kFailed, Phase::kExpired}) {
     byPhase[phaseName(p)] = 0;
   }
+  // Every kind a revocation deletes has a series, 0 when nothing holds one (alerts need it).
+  std::map<std::string, int> heldByKind = {
+      {"RoleBinding", 0}, {"Secret", 0}, {"ServiceAccount", 0}, {"Role", 0}};
   for (const auto& task : view_.tasks()) {
     const std::string phase = stringAt(*task, {"status", "phase"});
     ++byPhase[phase.empty() ? std::string("Pending") : phase];
+    if (parsePhase(phase) != Phase::kRevoking) continue;
+    std::set<std::string> kinds;  // a task counts once per kind
+    for (const Json& held :
+         objectAt(*task, {"status", "revocation"}).value("held", Json::array())) {
+      if (held.is_object()) kinds.insert(held.value("kind", std::string()));
+    }
+    for (const std::string& kind : kinds) ++heldByKind[kind];
   }
   for (const auto& [phase, n] : byPhase) metrics_->tasks.labels({phase}).set(n);
+  for (const auto& [kind, n] : heldByKind) metrics_->revocationsHeld.labels({kind}).set(n);
   metrics_->queueDepth.labels({}).set(static_cast<double>(queue_.len()));
   metrics_->queueDelayed.labels({}).set(static_cast<double>(queue_.delayedLen()));
 }

@@ -12,7 +12,9 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <stop_token>
+#include <string>
 
 #include "common/status.h"
 #include "kube/workqueue.h"
@@ -38,6 +40,34 @@ struct ControllerOptions {
   std::function<Status()> upkeep;
   // The operator's clock, the reconciler's: a failing task is still looked at on its deadline.
   std::function<TimePoint()> now = [] { return std::chrono::system_clock::now(); };
+  // The retry token bucket's clock (null: the steady clock); a test's fake clock.
+  kube::Clock* retryClock = nullptr;
+};
+
+// When a key is reconciled again after a pass: the retry discipline of the work queue.
+//  - a failed pass comes back after the key's backoff (retryBaseDelay doubling per failure up
+//    to retryMaxDelay, under the shared token bucket), or at the task's deadline if that is
+//    sooner and the deadline still matters (undecided, Pending, Active);
+//  - a pass that handed the task to the revocation lanes (ReconcileResult::waiting) is neither:
+//    the lanes queue the key again, and its backoff is kept, so a revocation that keeps failing
+//    slows down instead of being retried at once for ever;
+//  - any other successful pass resets the backoff and comes back at requeueAfter, if any.
+//
+//   RequeuePolicy requeue(options);
+//   if (auto after = requeue.after(key, result, cachedTask.get())) queue.addAfter(key, *after);
+class RequeuePolicy {
+ public:
+  explicit RequeuePolicy(const ControllerOptions& options);
+  // nullopt: only an event (or the revocation lanes) brings the key back.
+  std::optional<std::chrono::nanoseconds> after(const std::string& key,
+                                                const StatusOr<ReconcileResult>& result,
+                                                const Json* task);
+  // Failures in a row of the key (0 after a success).
+  int failures(const std::string& key) { return retries_->numRequeues(key); }
+
+ private:
+  const std::function<TimePoint()> now_;
+  const std::unique_ptr<kube::WorkQueueRateLimiter> retries_;
 };
 
 class Controller {
@@ -60,17 +90,15 @@ class Controller {
   void work(const std::stop_token& stop);
   void sweepLoop(const std::stop_token& stop);
   void sweepOnce();
-  // Schedules the task for its deadline (status.expiresAt), however long its backoff has grown.
-  void requeueAtDeadline(const std::string& key);
 
   InformerClusterView& view_;
   Reconciler& reconciler_;
   Sweeper& sweeper_;
   OperatorMetrics* metrics_;
   const ControllerOptions options_;
-  // Retry delays per key (per-key exponential backoff under a shared token bucket), applied
-  // through queue_.addAfter.
-  const std::unique_ptr<kube::WorkQueueRateLimiter> retries_;
+  // When each key comes back (per-key exponential backoff under a shared token bucket, the
+  // deadline), applied through queue_.addAfter.
+  RequeuePolicy requeue_;
   kube::WorkQueue queue_;
   std::atomic<bool> synced_{false};
 };

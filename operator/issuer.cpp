@@ -174,7 +174,7 @@ StatusOr<IssuedCredential> X509SvidIssuer::issue(const IssueContext& ctx) {
                         cas->issuerOf(*pem) != nullptr && info->notAfter == ctx.deadline &&
                         info->notAfter > ctx.now;
       if (good) {
-        return IssuedCredential{info->fingerprint, "",  info->serialHex, info->notBefore,
+        return IssuedCredential{info->fingerprint, "",  info->serialHex, spiffeId, info->notBefore,
                                 info->notAfter,    true};
       }
     }
@@ -198,8 +198,9 @@ StatusOr<IssuedCredential> X509SvidIssuer::issue(const IssueContext& ctx) {
     // Not stored, the key is gone with this call: the certificate can never be used.
     return written.status().annotate("storing the certificate in " + where);
   }
-  return IssuedCredential{leaf->summary.fingerprint, "",   leaf->summary.serialHex, ctx.now,
-                          leaf->summary.notAfter,    false};
+  return IssuedCredential{
+      leaf->summary.fingerprint, "",   leaf->summary.serialHex, spiffeId, ctx.now,
+      leaf->summary.notAfter,    false};
 }
 
 Status X509SvidIssuer::beforeRevoke(const std::vector<RevokeContext>& contexts) {

@@ -42,6 +42,7 @@ struct IssuedCredential {
   std::string fingerprint;  // sha256: of the token or of the certificate's DER
   std::string tokenId;      // the token's jti (ServiceAccountToken)
   std::string serial;       // lower-case hex (X509SVID)
+  std::string spiffeId;     // the certificate's URI SAN (X509SVID)
   TimePoint issuedAt;
   TimePoint expiresAt;   // when it stops working: the deadline at the latest
   bool adopted = false;  // found in the Secret, written by an earlier run

@@ -35,6 +35,11 @@ OperatorMetrics::OperatorMetrics(MetricsRegistry& registry)
                                   "Keys waiting for a later time (deadline, backoff).")),
       transitions(registry.counter("tasklease_operator_transitions_total",
                                    "Tasks that entered a phase.", {"phase"})),
+      revocationsHeld(registry.gauge(
+          "tasklease_operator_revocations_blocked",
+          "Revoking AgentTasks whose revocation is held up by an object of this kind that is "
+          "still present after its deletion (a finalizer holds it).",
+          {"kind"})),
       sweptObjects(registry.counter("tasklease_operator_swept_objects_total",
                                     "Objects the orphan sweep deleted.")),
       sweepErrors(registry.counter("tasklease_operator_sweep_errors_total",

@@ -23,6 +23,7 @@ struct OperatorMetrics {
   GaugeFamily& queueDepth;         // {}: keys ready in the work queue
   GaugeFamily& queueDelayed;       // {}: keys waiting for a later time (expiry, backoff)
   CounterFamily& transitions;      // {phase}: tasks that entered a phase
+  GaugeFamily& revocationsHeld;    // {kind}: Revoking tasks whose object of that kind is held
   CounterFamily& sweptObjects;     // {}: objects the orphan sweep deleted
   CounterFamily& sweepErrors;      // {}: sweeps or sweep groups that failed
   CounterFamily& evidenceErrors;   // {}: evidence records that could not be written

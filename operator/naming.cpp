@@ -27,7 +27,8 @@ Json taskOwnerReference(const TaskRef& task) {
 }
 
 std::string spiffeIdOf(std::string_view trustDomain, const TaskRef& task) {
-  return "spiffe://" + std::string(trustDomain) + "/ns/" + task.ns + "/task/" + task.name;
+  return "spiffe://" + std::string(trustDomain) + "/ns/" + task.ns + "/task/" + task.name +
+         "/uid/" + task.uid;
 }
 
 }  // namespace tasklease::op

@@ -37,7 +37,10 @@ Json taskLabels(const TaskRef& task);
 // sweep might miss.
 Json taskOwnerReference(const TaskRef& task);
 
-// The SPIFFE ID of a task: spiffe://<trust domain>/ns/<namespace>/task/<name>.
+// The SPIFFE ID of a task: spiffe://<trust domain>/ns/<namespace>/task/<name>/uid/<uid>. The uid
+// keeps two tasks of one name apart (one deleted, the next created under its name), so a relying
+// party that allowed the first never mistakes the second for it (docs/decisions.md); authorize a
+// task name whatever its incarnation by the prefix up to "/uid/".
 std::string spiffeIdOf(std::string_view trustDomain, const TaskRef& task);
 
 }  // namespace tasklease::op

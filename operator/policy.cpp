@@ -8,6 +8,8 @@ namespace tasklease::op {
 namespace {
 
 constexpr size_t kMaxVerdictsInReason = 8;
+// Fields of a workload template named in one policy's verdict; the rest are counted.
+constexpr size_t kMaxWorkloadViolationsInReason = 8;
 
 StatusOr<std::vector<std::string>> globList(const Json& match, const char* key) {
   std::vector<std::string> out;
@@ -100,6 +102,28 @@ std::string shortfalls(const AgentPolicy& p, const PolicyRequest& r) {
   }
   if (auto uncovered = firstUncoveredPermission(r.spec.rules, p.rules)) {
     why.push_back(*uncovered + " is not within the policy's rules");
+  }
+  if (r.spec.workloadTemplate) {
+    if (!p.workload) {
+      why.push_back(
+          "spec.workload: the policy allows no workload (it has no allow.workload): the "
+          "operator would run the template's pod with its own rights");
+    } else {
+      const auto violations = checkWorkload(*r.spec.workloadTemplate, *p.workload);
+      if (!violations.empty()) {
+        std::string list;
+        for (size_t i = 0; i < violations.size() && i < kMaxWorkloadViolationsInReason; ++i) {
+          list += (list.empty() ? "" : "; ") + violations[i].text();
+        }
+        if (violations.size() > kMaxWorkloadViolationsInReason) {
+          list += "; and " + std::to_string(violations.size() - kMaxWorkloadViolationsInReason) +
+                  " more";
+        }
+        why.push_back(std::string("spec.workload is not within the policy's workload bound (Pod "
+                                  "Security ") +
+                      podSecurityLevelName(p.workload->level) + "): " + list);
+      }
+    }
   }
   if (p.requireVerifiedDelegation && !r.delegation.verified) {
     std::string unverified = "requireVerifiedDelegation: the delegation by \"" +
@@ -232,6 +256,42 @@ StatusOr<AgentPolicy> parseAgentPolicy(const Json& object) {
       p.credentialTypes.push_back(*type);
     }
   }
+  const auto workloadIt = allow.find("workload");
+  if (workloadIt != allow.end() && !workloadIt->is_null()) {
+    if (!workloadIt->is_object()) return invalidArgument("spec.allow.workload: must be an object");
+    WorkloadBound bound;
+    // The CRD defaults podSecurity to restricted; a policy written without the CRD's defaulting
+    // gets the same.
+    const auto levelIt = workloadIt->find("podSecurity");
+    if (levelIt != workloadIt->end() && !levelIt->is_null()) {
+      const auto level =
+          parsePodSecurityLevel(levelIt->is_string() ? levelIt->get<std::string>() : "");
+      if (!level) {
+        return invalidArgument("spec.allow.workload.podSecurity: " + levelIt->dump() +
+                               " is not baseline or restricted");
+      }
+      bound.level = *level;
+    }
+    const auto capsIt = workloadIt->find("allowedCapabilities");
+    if (capsIt != workloadIt->end() && !capsIt->is_null()) {
+      if (!capsIt->is_array()) {
+        return invalidArgument("spec.allow.workload.allowedCapabilities: must be a list");
+      }
+      const auto& addable = addableCapabilities(bound.level);
+      for (size_t i = 0; i < capsIt->size(); ++i) {
+        const Json& cap = (*capsIt)[i];
+        const std::string name = cap.is_string() ? cap.get<std::string>() : std::string();
+        if (std::find(addable.begin(), addable.end(), name) == addable.end()) {
+          return invalidArgument("spec.allow.workload.allowedCapabilities[" + std::to_string(i) +
+                                 "]: " + cap.dump() + " is not one the " +
+                                 podSecurityLevelName(bound.level) +
+                                 " level lets a container add (" + joined(addable) + ")");
+        }
+        bound.allowedCapabilities.push_back(name);
+      }
+    }
+    p.workload = std::move(bound);
+  }
   const auto verifiedIt = spec.find("requireVerifiedDelegation");
   p.requireVerifiedDelegation =
       verifiedIt == spec.end() || !verifiedIt->is_boolean() || verifiedIt->get<bool>();
@@ -268,6 +328,11 @@ PolicyDecision evaluatePolicies(const PolicyRequest& request, const std::vector<
           " within maxTTL " + formatDuration(policy->maxTTL) + ", " +
           credentialTypeName(request.spec.credentialType) + " allowed, " +
           std::to_string(request.spec.rules.size()) + " requested rule(s) within its rules";
+      if (request.spec.workloadTemplate) {
+        decision.workload = policy->workload;
+        decision.reason += std::string(", workload within Pod Security ") +
+                           podSecurityLevelName(policy->workload->level);
+      }
     }
     decision.verdicts.push_back(std::move(v));
   }

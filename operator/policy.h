@@ -3,8 +3,11 @@
 // to a decision. Deny by default: a task is authorized only when some policy matches it (agent,
 // namespace, tool, environment and data sensitivity, each a list of globs) and allows all of
 // it: every requested permission within the policy's rules (resourceNames included), the TTL
-// within maxTTL, the credential type allowed and, when the policy requires it, a verified
-// delegation. The decision names the policy that allowed it, or says for each policy why not.
+// within maxTTL, the credential type allowed, a workload (spec.workload) only when the policy
+// allows workloads and its pod template within the policy's bound (a Pod Security Standards
+// level, pod_security.h) and, when the policy requires it, a verified delegation. The decision
+// names the policy that allowed it, or says for each policy why not (for a workload, each field
+// of the template that breaks which control).
 //
 //   PolicyDecision d = evaluatePolicies({.ns = "team-a", .spec = spec, .delegation = who},
 //                                       policyObjects);
@@ -18,6 +21,7 @@
 
 #include "common/json.h"
 #include "common/status.h"
+#include "operator/pod_security.h"
 #include "operator/task.h"
 
 namespace tasklease::op {
@@ -46,6 +50,8 @@ struct AgentPolicy {
   std::vector<PolicyRule> rules;  // the ceiling
   std::chrono::seconds maxTTL{0};
   std::vector<CredentialType> credentialTypes;  // absent in the object: ServiceAccountToken only
+  // spec.allow.workload: absent, the policy allows no task with a workload.
+  std::optional<WorkloadBound> workload;
   bool requireVerifiedDelegation = true;
 };
 
@@ -70,6 +76,8 @@ struct PolicyDecision {
   bool allowed = false;
   std::string policy;  // the policy that allowed it; empty when denied
   std::string reason;  // one sentence for status.policy.reason and the evidence record
+  // The allowing policy's bound on the task's workload, when the task has one.
+  std::optional<WorkloadBound> workload;
   std::vector<PolicyVerdict> verdicts;  // every policy, in name order
 };
 

@@ -16,6 +16,11 @@ constexpr std::chrono::minutes kRecordedMemory{10};
 // How long a pass trusts that the cache will catch up with the status write naming the Job it
 // just created (it takes milliseconds; after this, a create answered AlreadyExists is harmless).
 constexpr std::chrono::seconds kWorkloadExpectation{30};
+// How long after issuance an admission refusal of the workload Job is taken as the webhook not
+// having seen the task Active yet (its informer trails the API server by a watch event), and
+// how soon the Job is tried again meanwhile.
+constexpr std::chrono::seconds kWebhookCatchUp{10};
+constexpr std::chrono::milliseconds kWebhookCatchUpRetry{500};
 
 std::string keyText(const TaskRef& t) {
   return t.ns + "/" + t.name;
@@ -43,6 +48,14 @@ Json ruleList(const std::vector<PolicyRule>& rules) {
   return out;
 }
 
+// The metric label of an ending, from its reason (also read back from status.revocation).
+std::string triggerOf(const std::string& reason) {
+  if (reason == "Completed") return "completed";
+  if (reason == "Expired") return "deadline";
+  if (reason == "TaskDeleted") return "deletion";
+  return "workload";
+}
+
 std::string joinDeleted(const std::vector<std::string>& deleted) {
   std::string out;
   for (const auto& d : deleted) out += (out.empty() ? "" : ", ") + d;
@@ -67,7 +80,8 @@ StatusOr<ReconcileResult> Reconciler::reconcile(const std::string& key) {
     if (!s.ok()) return s;
   }
   const Phase phase = parsePhase(stringAt(task, {"status", "phase"}));
-  if (phase == Phase::kActive) return active(task);
+  if (phase == Phase::kActive) return active(task, WorkloadStart::kNow);
+  if (phase == Phase::kRevoking) return revoking(task);
   if (isTerminal(phase)) return ReconcileResult{};
   {
     std::lock_guard lock(mu_);
@@ -127,6 +141,21 @@ StatusOr<ReconcileResult> Reconciler::finalize(Json& task) {
   auto spec = parseTaskSpec(task);
   RevocationReport report;
   if (phase != Phase::kDenied) {
+    if (phase == Phase::kPending || phase == Phase::kActive) {
+      // As for any ending: the task is not Active while its credential is taken away.
+      const TimePoint since =
+          parseRfc3339(stringAt(task, {"metadata", "deletionTimestamp"})).valueOr(now);
+      Status s = writeStatus(task, [&](Json& st) {
+        st["phase"] = phaseName(Phase::kRevoking);
+        st["revocation"] = revocationStatus(
+            {Phase::kNone, "deletion", "TaskDeleted", "the task is being deleted", since});
+        setCondition(st, kConditionReady, false, "Deleting",
+                     "the task is being deleted; its credential is being revoked",
+                     generationOf(task), now);
+      });
+      if (!s.ok() && !s.isNotFound()) return s;
+      countTransition(Phase::kRevoking);
+    }
     Status stopped = stopWorkload(task);
     if (!stopped.ok()) return stopped;
     const Json credential = objectAt(task, {"status", "credential"});
@@ -134,8 +163,11 @@ StatusOr<ReconcileResult> Reconciler::finalize(Json& task) {
         revoke({ref, taskNames(ref.name, ref.uid),
                 spec.ok() ? std::optional<CredentialType>(spec->credentialType) : std::nullopt,
                 credential});
-    if (!revoked) return ReconcileResult{};  // queued: back when it has run
+    if (!revoked)
+      return ReconcileResult{.requeueAfter = std::nullopt,
+                             .waiting = true};  // queued: back when it has run
     if (!revoked->ok()) return revoked->status();
+    if (!(*revoked)->complete()) return held(task, **revoked);
     report = **revoked;
   }
   const bool issued = !stringAt(task, {"status", "credential", "issuedAt"}).empty();
@@ -148,6 +180,7 @@ StatusOr<ReconcileResult> Reconciler::finalize(Json& task) {
     const std::string message = "task deleted: " + joinDeleted(report.deleted);
     Status s = writeStatus(task, [&](Json& st) {
       st["credential"]["revokedAt"] = formatRfc3339(now);
+      if (st.contains("revocation")) st["revocation"]["held"] = Json::array();
       setCondition(st, kConditionRevoked, true, "TaskDeleted", message, generationOf(task), now);
       setCondition(st, kConditionReady, false, "Deleting", message, generationOf(task), now);
     });
@@ -245,6 +278,11 @@ Status Reconciler::decide(Json& task) {
     details["ttl"] = formatDuration(spec->ttl);
     details["credentialType"] = credentialTypeName(spec->credentialType);
     details["rules"] = ruleList(spec->rules);
+    if (decision.workload) {
+      // What the workload was held to (a denial's reason says what in it broke which bound).
+      details["workload"] = {{"podSecurity", podSecurityLevelName(decision.workload->level)},
+                             {"allowedCapabilities", decision.workload->allowedCapabilities}};
+    }
   }
   recordOnce(decision.allowed ? EvidenceKind::kAuthorized : EvidenceKind::kDenied, ref,
              kOperatorActor, details);
@@ -322,15 +360,13 @@ StatusOr<ReconcileResult> Reconciler::issue(Json& task) {
   if (!deadline.ok()) return deadline.status();
   const TimePoint now = deps_.now();
   if (spec->completed) {
-    return finish(task, *spec,
-                  {Phase::kSucceeded, "completed", "Completed",
-                   "spec.completed was set before a credential was issued", now});
+    return end(task, {Phase::kSucceeded, "completed", "Completed",
+                      "spec.completed was set before a credential was issued", now});
   }
   if (now >= *deadline) {
-    return finish(
-        task, *spec,
-        {Phase::kExpired, "deadline", "Expired",
-         "the deadline " + formatRfc3339(*deadline) + " passed before issuance", *deadline});
+    return end(task,
+               {Phase::kExpired, "deadline", "Expired",
+                "the deadline " + formatRfc3339(*deadline) + " passed before issuance", *deadline});
   }
   const auto issuer = deps_.issuers.find(spec->credentialType);
   if (issuer == deps_.issuers.end()) {
@@ -372,6 +408,7 @@ StatusOr<ReconcileResult> Reconciler::issue(Json& task) {
                   {"adopted", credential->adopted}};
   if (!credential->tokenId.empty()) details["tokenID"] = credential->tokenId;
   if (!credential->serial.empty()) details["serial"] = credential->serial;
+  if (!credential->spiffeId.empty()) details["spiffeID"] = credential->spiffeId;
   recordOnce(EvidenceKind::kIssued, ref, kOperatorActor, details);
 
   const std::string message = std::string(type) + " for ServiceAccount " + names.serviceAccount() +
@@ -388,6 +425,7 @@ StatusOr<ReconcileResult> Reconciler::issue(Json& task) {
               {"fingerprint", credential->fingerprint}};
     if (!credential->tokenId.empty()) c["tokenID"] = credential->tokenId;
     if (!credential->serial.empty()) c["serial"] = credential->serial;
+    if (!credential->spiffeId.empty()) c["spiffeID"] = credential->spiffeId;
     st["credential"] = c;
     setCondition(st, kConditionIssued, true, "Issued", message, generation, now);
     setCondition(st, kConditionRevoked, false, "NotRevoked", "the credential is in use", generation,
@@ -407,12 +445,15 @@ StatusOr<ReconcileResult> Reconciler::issue(Json& task) {
     }
   }
   if (deps_.metrics != nullptr) deps_.metrics->issuance.labels({type}).observe(issuance);
-  return active(task);
+  // The workload Job waits for the pass that the status write's watch event brings: the
+  // webhook's informer learns that the task is Active from the same watch, so by then it admits
+  // the Job's pods instead of refusing them as made for a task that is not Active yet.
+  return active(task, WorkloadStart::kNextPass);
 }
 
 // ---- Active ----
 
-StatusOr<ReconcileResult> Reconciler::active(Json& task) {
+StatusOr<ReconcileResult> Reconciler::active(Json& task, WorkloadStart start) {
   auto spec = parseTaskSpec(task);
   if (!spec.ok()) return spec.status();
   auto deadline = taskDeadline(task, spec->ttl);
@@ -421,9 +462,8 @@ StatusOr<ReconcileResult> Reconciler::active(Json& task) {
   const TaskRef ref = taskRefOf(task);
 
   if (spec->completed) {
-    return finish(task, *spec,
-                  {Phase::kSucceeded, "completed", "Completed", "spec.completed is true",
-                   endingSince(ref.uid, now)});
+    return end(task, {Phase::kSucceeded, "completed", "Completed", "spec.completed is true",
+                      endingSince(ref.uid, now)});
   }
   const std::string jobName = stringAt(task, {"status", "workload", "jobName"});
   if (spec->workloadTemplate && !jobName.empty()) {
@@ -436,36 +476,34 @@ StatusOr<ReconcileResult> Reconciler::active(Json& task) {
       if (read.ok()) found = *read;
     }
     if (!found) {
-      return finish(task, *spec,
-                    {Phase::kFailed, "workload", "WorkloadDeleted",
-                     "the workload Job " + jobName + " was deleted", endingSince(ref.uid, now)});
+      return end(task, {Phase::kFailed, "workload", "WorkloadDeleted",
+                        "the workload Job " + jobName + " was deleted", endingSince(ref.uid, now)});
     }
     const JobOutcome outcome = jobOutcome(*found);
     if (outcome == JobOutcome::kSucceeded) {
-      return finish(task, *spec,
-                    {Phase::kSucceeded, "workload", "WorkloadSucceeded",
-                     "the workload Job " + jobName + " completed", endingSince(ref.uid, now)});
+      return end(task, {Phase::kSucceeded, "workload", "WorkloadSucceeded",
+                        "the workload Job " + jobName + " completed", endingSince(ref.uid, now)});
     }
     if (outcome == JobOutcome::kFailed) {
-      return finish(task, *spec,
-                    {Phase::kFailed, "workload", "WorkloadFailed",
-                     "the workload Job " + jobName + " failed", endingSince(ref.uid, now)});
+      return end(task, {Phase::kFailed, "workload", "WorkloadFailed",
+                        "the workload Job " + jobName + " failed", endingSince(ref.uid, now)});
     }
   }
   if (now >= *deadline) {
-    return finish(task, *spec,
-                  {Phase::kExpired, "deadline", "Expired",
-                   "the deadline " + formatRfc3339(*deadline) + " passed", *deadline});
+    return end(task, {Phase::kExpired, "deadline", "Expired",
+                      "the deadline " + formatRfc3339(*deadline) + " passed", *deadline});
   }
-  if (spec->workloadTemplate && jobName.empty() && !workloadJustStarted(ref.uid)) {
-    Status s = startWorkload(task, *spec, *deadline);
-    if (!s.ok()) return s;
+  if (spec->workloadTemplate && jobName.empty() && start == WorkloadStart::kNow &&
+      !workloadJustStarted(ref.uid)) {
+    auto started = startWorkload(task, *spec, *deadline);
+    if (!started.ok()) return started.status();
+    if (!*started) return ReconcileResult{kWebhookCatchUpRetry};
   }
   const auto left = std::chrono::duration_cast<milliseconds>(*deadline - now);
   return ReconcileResult{std::max(left, milliseconds(1))};
 }
 
-Status Reconciler::startWorkload(Json& task, const TaskSpec& spec, TimePoint deadline) {
+StatusOr<bool> Reconciler::startWorkload(Json& task, const TaskSpec& spec, TimePoint deadline) {
   const TaskRef ref = taskRefOf(task);
   const TaskNames names = taskNames(ref.name, ref.uid);
   const TimePoint now = deps_.now();
@@ -474,8 +512,17 @@ Status Reconciler::startWorkload(Json& task, const TaskSpec& spec, TimePoint dea
   if (!job.ok()) return job.status();
   auto created = deps_.client.create(kube::resources::kJobs, *job);
   if (!created.ok() && !created.status().isAlreadyExists()) {
-    // An admission webhook that has not yet seen the task Active refuses the Job once; any
-    // refusal is retried with backoff, never taken as the task's failure.
+    // An admission webhook that has not yet seen the task Active refuses the Job: just after
+    // issuance that is the webhook catching up, tried again shortly and quietly. Any other
+    // refusal is a Warning and retried with backoff, never taken as the task's failure.
+    auto issuedAt = parseRfc3339(stringAt(task, {"status", "credential", "issuedAt"}));
+    if (created.status().httpCode() == 403 &&
+        created.status().message().find("admission webhook") != std::string::npos &&
+        issuedAt.ok() && now - *issuedAt < kWebhookCatchUp) {
+      logInfo("workload Job refused by admission just after issuance; trying again",
+                {{"task", ref.ns + "/" + ref.name}, {"job", names.job()}});
+      return false;
+    }
     event(task, kube::EventType::kWarning, "WorkloadRefused",
           "creating Job " + names.job() + ": " + created.status().message());
     return created.status().annotate("creating the workload Job " + names.job());
@@ -491,7 +538,7 @@ Status Reconciler::startWorkload(Json& task, const TaskSpec& spec, TimePoint dea
   }
   event(task, kube::EventType::kNormal, "WorkloadStarted",
         "Job " + names.job() + " runs under ServiceAccount " + names.serviceAccount());
-  return {};
+  return true;
 }
 
 bool Reconciler::workloadJustStarted(const std::string& uid) {
@@ -515,10 +562,8 @@ Status Reconciler::stopWorkload(const Json& task) {
   return {};
 }
 
-StatusOr<ReconcileResult> Reconciler::finish(Json& task, const TaskSpec& spec,
-                                             const Ending& ending) {
+StatusOr<ReconcileResult> Reconciler::end(Json& task, const Ending& ending) {
   const TaskRef ref = taskRefOf(task);
-  const TaskNames names = taskNames(ref.name, ref.uid);
   const bool issued = !stringAt(task, {"status", "credential", "issuedAt"}).empty();
   recordOnce(ending.phase == Phase::kExpired ? EvidenceKind::kExpired : EvidenceKind::kCompleted,
              ref, kOperatorActor,
@@ -529,29 +574,63 @@ StatusOr<ReconcileResult> Reconciler::finish(Json& task, const TaskSpec& spec,
     Status stopped = stopWorkload(task);
     if (!stopped.ok()) return stopped;
   }
+  // The task leaves Active before anything is revoked, so that nothing relies on the credential
+  // from now on (the webhook's TL008 admits pods only under an Active task) however long a
+  // finalizer holds one of its objects.
+  const TimePoint now = deps_.now();
+  const int64_t generation = generationOf(task);
+  Status s = writeStatus(task, [&](Json& st) {
+    st["phase"] = phaseName(Phase::kRevoking);
+    st["revocation"] = revocationStatus(ending);
+    setCondition(st, kConditionReady, false, ending.reason, ending.message, generation, now);
+    if (issued) {
+      setCondition(st, kConditionRevoked, false, "Revoking",
+                   ending.message + "; the credential is being revoked", generation, now);
+    }
+  });
+  if (!s.ok()) return s;
+  event(task,
+        ending.phase == Phase::kSucceeded ? kube::EventType::kNormal : kube::EventType::kWarning,
+        ending.reason, ending.message);
+  countTransition(Phase::kRevoking);
+  return revoking(task);
+}
+
+StatusOr<ReconcileResult> Reconciler::revoking(Json& task) {
+  const TaskRef ref = taskRefOf(task);
+  const TimePoint started = deps_.now();
+  const Ending ending = endingOf(task, started);
+  auto spec = parseTaskSpec(task);
+  const std::optional<CredentialType> type =
+      spec.ok() ? std::optional<CredentialType>(spec->credentialType) : std::nullopt;
   const Json credential = objectAt(task, {"status", "credential"});
-  auto revoked = revoke({ref, names, spec.credentialType, credential});
-  if (!revoked) return ReconcileResult{};  // queued: back when it has run
+  auto revoked = revoke({ref, taskNames(ref.name, ref.uid), type, credential});
+  if (!revoked)
+    return ReconcileResult{.requeueAfter = std::nullopt,
+                           .waiting = true};  // queued: back when it has run
   if (!revoked->ok()) return revoked->status();
-  const RevocationReport* report = &**revoked;
+  const RevocationReport& report = **revoked;
+  if (!report.complete()) return held(task, report);
   {
     std::lock_guard lock(mu_);
     firstSeen_.erase(ref.uid);
     endingSeen_.erase(ref.uid);
     workloadsStarted_.erase(ref.uid);
   }
+  const bool issued = !stringAt(credential, {"issuedAt"}).empty();
   const TimePoint now = deps_.now();
-  const std::string message = ending.message + "; " + joinDeleted(report->deleted);
-  if (issued || report->anything()) {
+  const std::string message = ending.message + "; " + joinDeleted(report.deleted);
+  if (issued || report.anything()) {
     recordOnce(EvidenceKind::kRevoked, ref, kOperatorActor,
                {{"reason", ending.reason},
-                {"deleted", report->deleted},
+                {"deleted", report.deleted},
                 {"fingerprint", stringAt(credential, {"fingerprint"})},
                 {"latencyMs", millisBetween(ending.since, now)}});
   }
   const int64_t generation = generationOf(task);
   Status s = writeStatus(task, [&](Json& st) {
     st["phase"] = phaseName(ending.phase);
+    st["revocation"]["held"] = Json::array();
     if (issued) {
       st["credential"]["revokedAt"] = formatRfc3339(now);
       setCondition(st, kConditionRevoked, true, "Revoked", message, generation, now);
@@ -561,19 +640,64 @@ StatusOr<ReconcileResult> Reconciler::finish(Json& task, const TaskSpec& spec,
     setCondition(st, kConditionReady, false, ending.reason, message, generation, now);
   });
   if (!s.ok()) return s;
-  event(task,
-        ending.phase == Phase::kSucceeded ? kube::EventType::kNormal : kube::EventType::kWarning,
-        ending.reason, message);
   if (issued) event(task, kube::EventType::kNormal, "CredentialRevoked", message);
   countTransition(ending.phase);
-  if (deps_.metrics != nullptr && issued) {
-    deps_.metrics->revocation.labels({credentialTypeName(spec.credentialType), ending.trigger})
+  if (deps_.metrics != nullptr && issued && type) {
+    deps_.metrics->revocation.labels({credentialTypeName(*type), ending.trigger})
         .observe(secondsBetween(ending.since, now));
   }
   return ReconcileResult{};
 }
 
+StatusOr<ReconcileResult> Reconciler::held(Json& task, const RevocationReport& report) {
+  std::string objects;
+  Json heldObjects = Json::array();
+  std::vector<std::string> gone = report.deleted;  // what went, the held objects aside
+  for (const HeldObject& h : report.held) {
+    objects += (objects.empty() ? "" : "; ") + h.describe();
+    heldObjects.push_back(h.toJson());
+    std::erase(gone, h.kind + "/" + h.name);
+  }
+  const std::string message =
+      "revocation held up: still present after its deletion: " + objects +
+      ". Everything else went ahead (" + joinDeleted(gone) +
+      "); the deletion is retried with backoff and the revocation finishes once it is gone";
+  const TimePoint now = deps_.now();
+  const int64_t generation = generationOf(task);
+  Status s = writeStatus(task, [&](Json& st) {
+    st["revocation"]["held"] = heldObjects;
+    setCondition(st, kConditionRevoked, false, "RevocationBlocked", message, generation, now);
+  });
+  if (!s.ok() && !s.isNotFound()) return s;
+  event(task, kube::EventType::kWarning, "RevocationBlocked", message);
+  return unavailable(message);
+}
+
 // ---- helpers ----
+
+Json Reconciler::revocationStatus(const Ending& ending) {
+  Json out = {{"reason", ending.reason},
+              {"message", ending.message},
+              {"startedAt", formatRfc3339(ending.since, /*millis=*/true)},
+              {"held", Json::array()}};
+  if (ending.phase != Phase::kNone) out["outcome"] = phaseName(ending.phase);
+  return out;
+}
+
+Reconciler::Ending Reconciler::endingOf(const Json& task, TimePoint now) {
+  const Json& revocation = objectAt(task, {"status", "revocation"});
+  Ending ending{parsePhase(stringAt(revocation, {"outcome"})), "", stringAt(revocation, {"reason"}),
+                stringAt(revocation, {"message"}),
+                parseRfc3339(stringAt(revocation, {"startedAt"})).valueOr(now)};
+  if (ending.reason.empty()) {
+    // Revoking without a recorded ending (a status written by hand): it ends as failed.
+    ending = {Phase::kFailed, "", "Revoked",
+              "the task was Revoking without status.revocation saying why", now};
+  }
+  if (ending.phase == Phase::kNone && !isBeingDeleted(task)) ending.phase = Phase::kFailed;
+  ending.trigger = triggerOf(ending.reason);
+  return ending;
+}
 
 Status Reconciler::writeStatus(Json& task, const std::function<void(Json& status)>& change) {
   Json next = task;

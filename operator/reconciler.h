@@ -10,7 +10,9 @@
 //   undecided   -> evaluate policy; write the decision (Denied is terminal)
 //   authorized  -> ServiceAccount, Role, RoleBinding, credential Secret, then mint; Active
 //   Active      -> run the workload Job; end on spec.completed, the Job's end or the deadline:
-//                  revoke (RoleBinding, Secret, ServiceAccount, Role) and record the outcome
+//                  Revoking at once, then revoke (RoleBinding, Secret, ServiceAccount, Role)
+//   Revoking    -> revoke; a finalizer holding one object delays only that object (status,
+//                  Event, retry with backoff); once all are gone, record the outcome
 //
 // An error means "retry with backoff"; requeueAfter means "look again then" (the deadline).
 // Evidence is written before the status that reflects it, so a crash may repeat a record but
@@ -46,6 +48,10 @@ inline constexpr char kOperatorActor[] = "tasklease-operator";
 
 struct ReconcileResult {
   std::optional<std::chrono::milliseconds> requeueAfter;
+  // The pass handed the task to the revocation lanes, which queue its key again when they are
+  // done: neither a success nor a failure, so the key's retry backoff is kept, not reset (a
+  // revocation that fails again and again must slow down, not be retried at once forever).
+  bool waiting = false;
 };
 
 struct ReconcilerDeps {
@@ -76,24 +82,37 @@ class Reconciler {
   void onRevocationDone(std::function<void(const std::string& key)> done);
 
  private:
-  // How an Active task ended.
+  // How a task ended; kept in status.revocation while it is Revoking.
   struct Ending {
-    Phase phase;
+    Phase phase;          // Succeeded, Failed or Expired once revoked; kNone for a deletion
     std::string trigger;  // completed, workload, deadline, deletion
-    std::string reason;   // condition reason: Completed, WorkloadSucceeded, ...
+    std::string reason;   // condition reason: Completed, WorkloadSucceeded, ..., TaskDeleted
     std::string message;
     TimePoint since;  // when the ending began, for the revocation latency
   };
+  // status.revocation: {outcome, reason, message, startedAt, held}, and back.
+  static Json revocationStatus(const Ending& ending);
+  static Ending endingOf(const Json& task, TimePoint now);
 
   StatusOr<ReconcileResult> gone(const kube::ObjectKey& key);
   StatusOr<ReconcileResult> finalize(Json& task);
   Status addFinalizer(Json& task);
   Status decide(Json& task);
   StatusOr<ReconcileResult> issue(Json& task);
-  StatusOr<ReconcileResult> active(Json& task);
-  // Revokes and records an ending; `issued` says whether a credential was ever recorded.
-  StatusOr<ReconcileResult> finish(Json& task, const TaskSpec& spec, const Ending& ending);
-  Status startWorkload(Json& task, const TaskSpec& spec, TimePoint deadline);
+  // kNextPass: the pass that made the task Active leaves starting its workload Job to the next.
+  enum class WorkloadStart { kNow, kNextPass };
+  StatusOr<ReconcileResult> active(Json& task, WorkloadStart start);
+  // Records an ending, moves the task to Revoking (status.revocation says why), then revokes.
+  StatusOr<ReconcileResult> end(Json& task, const Ending& ending);
+  // Revokes a Revoking task's credential; once every object is verified gone, records the
+  // revocation and writes the phase the ending named.
+  StatusOr<ReconcileResult> revoking(Json& task);
+  // A revocation that a finalizer holds up: names the held objects in status.revocation.held,
+  // the CredentialRevoked condition and a Warning Event, and fails the pass (retry, backoff).
+  StatusOr<ReconcileResult> held(Json& task, const RevocationReport& report);
+  // Creates the task's Job and names it in status: false when an admission webhook refused it
+  // just after issuance (kWebhookCatchUp), to be tried again shortly.
+  StatusOr<bool> startWorkload(Json& task, const TaskSpec& spec, TimePoint deadline);
   // Whether this process started the task's Job moments ago (the cache has not caught up).
   bool workloadJustStarted(const std::string& uid);
   // The outcome of the task's revocation; nullopt while the batcher has it queued.

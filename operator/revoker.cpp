@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <iterator>
 #include <map>
 #include <set>
 
@@ -30,6 +31,16 @@ std::string describe(const std::vector<RevocationTarget>& targets, const std::ve
 }
 
 }  // namespace
+
+std::string HeldObject::describe() const {
+  std::string out = kind + " " + ns + "/" + name + " (finalizers: ";
+  for (size_t i = 0; i < finalizers.size(); ++i) out += (i == 0 ? "" : ", ") + finalizers[i];
+  return out + (finalizers.empty() ? "none; it is deleted again on the next pass)" : ")");
+}
+
+Json HeldObject::toJson() const {
+  return {{"kind", kind}, {"name", name}, {"finalizers", finalizers}};
+}
 
 struct Revoker::Pending {
   RevocationTarget target;
@@ -140,63 +151,67 @@ std::vector<StatusOr<RevocationReport>> Revoker::revokeAll(
 void Revoker::revokeGroup(const std::vector<RevocationTarget>& targets, const std::string& ns,
                           const std::vector<size_t>& group, TimePoint now,
                           std::vector<StatusOr<RevocationReport>>& results) {
-  std::vector<size_t> going = group;
-  // What this pass asked the API server to delete, per target, whether or not the target gets
-  // through every step (merged with earlier passes' at the end).
+  // What this pass asked the API server to delete, per target, whether or not the target's
+  // revocation finishes (merged with earlier passes' at the end).
   std::map<size_t, std::vector<std::string>> requested;
-  const auto fail = [&](const Status& s) {
-    for (size_t i : going) results[i] = s;
-    going.clear();
+  std::map<size_t, std::vector<HeldObject>> held;
+  std::map<size_t, Status> failed;  // the first error of each target; its other steps still run
+  const auto failAll = [&](const std::vector<size_t>& which, const Status& s) {
+    for (size_t i : which) failed.emplace(i, s);
   };
-  // Deletes the kind's objects of the tasks still going, then lists what is left: a task with
-  // an object left goes no further.
-  const auto step = [&](const kube::ResourceRef& kind) {
-    if (going.empty()) return;
+  // Deletes the kind's objects of `which`, then lists what is left: a task with an object left
+  // has it held, and goes on with the next kind all the same.
+  const auto step = [&](const kube::ResourceRef& kind, const std::vector<size_t>& which) {
+    if (which.empty()) return;
     kube::ListOptions selection;
-    selection.labelSelector = taskUidSelector(uidsOf(targets, going));
+    selection.labelSelector = taskUidSelector(uidsOf(targets, which));
     kube::DeleteOptions options;
     options.propagation = kube::PropagationPolicy::kBackground;
-    const std::string whose = describe(targets, going, ns);
+    const std::string whose = describe(targets, which, ns);
     auto deleted = client_.removeCollection(kind, ns, selection, options);
-    if (!deleted.ok())
-      return fail(deleted.status().annotate("deleting the " + kind.kind + " of " + whose));
+    if (!deleted.ok()) {
+      return failAll(which,
+                     deleted.status().annotate("deleting the " + kind.kind + " of " + whose));
+    }
     std::map<std::string, std::vector<std::string>> gone;  // uid -> "Kind/name"
     for (const Json& item : deleted->value("items", Json::array())) {
       gone[uidLabelOf(item)].push_back(kind.kind + "/" + stringAt(item, {"metadata", "name"}));
     }
-    for (size_t i : going) {
+    for (size_t i : which) {
       const auto& names = gone[targets[i].task.uid];
       requested[i].insert(requested[i].end(), names.begin(), names.end());
     }
     auto left = client_.list(kind, ns, selection);
     if (!left.ok()) {
-      return fail(
-          left.status().annotate("verifying the deletion of the " + kind.kind + " of " + whose));
+      return failAll(which, left.status().annotate("verifying the deletion of the " + kind.kind +
+                                                   " of " + whose));
     }
-    std::map<std::string, std::string> stillThere;  // uid -> why
     for (const Json& item : left->value("items", Json::array())) {
-      const Json finalizers = objectAt(item, {"metadata"}).value("finalizers", Json::array());
-      stillThere.emplace(uidLabelOf(item),
-                         kind.kind + " " + ns + "/" + stringAt(item, {"metadata", "name"}) +
-                             " is still present after its deletion (finalizers: " +
-                             finalizers.dump() + "); will check again");
-    }
-    std::vector<size_t> next;
-    for (size_t i : going) {
-      if (const auto why = stillThere.find(targets[i].task.uid); why != stillThere.end()) {
-        results[i] = unavailable(why->second);
-        continue;
+      HeldObject object{kind.kind, ns, stringAt(item, {"metadata", "name"}), {}};
+      for (const Json& f : objectAt(item, {"metadata"}).value("finalizers", Json::array())) {
+        if (f.is_string()) object.finalizers.push_back(f.get<std::string>());
       }
-      next.push_back(i);
+      const std::string uid = uidLabelOf(item);
+      for (size_t i : which) {
+        if (targets[i].task.uid == uid) held[i].push_back(object);
+      }
     }
-    going = std::move(next);
   };
 
-  step(kube::resources::kRoleBindings);
-  beforeSecrets(targets, ns, going, now, results);
-  step(kube::resources::kSecrets);
-  step(kube::resources::kServiceAccounts);
-  step(kube::resources::kRoles);
+  step(kube::resources::kRoleBindings, group);
+  std::vector<size_t> secrets = group;
+  beforeSecrets(targets, ns, secrets, now, failed);
+  step(kube::resources::kSecrets, secrets);
+  step(kube::resources::kServiceAccounts, group);
+  step(kube::resources::kRoles, group);
+  for (size_t i : group) {
+    if (const auto error = failed.find(i); error != failed.end()) {
+      results[i] = error->second;
+      continue;
+    }
+    results[i] = RevocationReport{};
+    if (const auto h = held.find(i); h != held.end()) results[i]->held = std::move(h->second);
+  }
   report(targets, group, requested, results);
 }
 
@@ -225,50 +240,56 @@ void Revoker::report(const std::vector<RevocationTarget>& targets, const std::ve
         if (std::find(all.begin(), all.end(), name) == all.end()) all.push_back(name);
       }
     }
-    const bool done =
-        std::any_of(which.begin(), which.end(), [&](size_t i) { return results[i].ok(); });
-    if (done) {
-      for (size_t i : which) {
-        if (!results[i].ok()) continue;
-        results[i]->deleted = all;
-        results[i]->deletedByThisPass.assign(all.begin() + fromEarlier, all.end());
-      }
-    } else if (!all.empty()) {
-      unfinished_[uid] = {std::move(all), now};  // kept for the pass that finishes
+    // Every report says what the revocation deleted so far, a finished one or one held up.
+    for (size_t i : which) {
+      if (!results[i].ok()) continue;
+      results[i]->deleted = all;
+      results[i]->deletedByThisPass.assign(all.begin() + fromEarlier, all.end());
     }
+    const bool done = std::any_of(which.begin(), which.end(), [&](size_t i) {
+      return results[i].ok() && results[i]->complete();
+    });
+    if (!done && !all.empty())
+      unfinished_[uid] = {std::move(all), now};  // for the pass that finishes
   }
 }
 
 void Revoker::beforeSecrets(const std::vector<RevocationTarget>& targets, const std::string& ns,
-                            std::vector<size_t>& going, TimePoint now,
-                            std::vector<StatusOr<RevocationReport>>& results) {
+                            std::vector<size_t>& which, TimePoint now,
+                            std::map<size_t, Status>& failed) {
   // A token dies with its Secret; only other types (or an unknown one) need the Secret read
   // first, for what must outlive it.
-  const bool needSecrets = std::any_of(going.begin(), going.end(), [&](size_t i) {
+  const auto needsSecret = [&](size_t i) {
     return targets[i].type != CredentialType::kServiceAccountToken;
-  });
+  };
+  std::set<size_t> keep;                // targets whose Secret must stay for the next pass
   std::map<std::string, Json> secrets;  // uid -> its credential Secret
-  if (needSecrets) {
+  if (std::any_of(which.begin(), which.end(), needsSecret)) {
+    std::vector<size_t> reading;
+    std::copy_if(which.begin(), which.end(), std::back_inserter(reading), needsSecret);
     kube::ListOptions selection;
-    selection.labelSelector = taskUidSelector(uidsOf(targets, going));
+    selection.labelSelector = taskUidSelector(uidsOf(targets, reading));
     auto listed = client_.list(kube::resources::kSecrets, ns, selection);
     if (!listed.ok()) {
       const Status s = listed.status().annotate("reading the credential Secrets of " +
-                                                describe(targets, going, ns));
-      for (size_t i : going) results[i] = s;
-      going.clear();
-      return;
-    }
-    std::map<std::string, std::string> expectedName;  // uid -> the credential Secret's name
-    for (size_t i : going) expectedName[targets[i].task.uid] = targets[i].names.secret();
-    for (Json& item : (*listed)["items"]) {
-      const std::string uid = uidLabelOf(item);
-      const bool named = stringAt(item, {"metadata", "name"}) == expectedName[uid];
-      if (named || secrets.count(uid) == 0) secrets[uid] = std::move(item);
+                                                describe(targets, reading, ns));
+      for (size_t i : reading) {
+        failed.emplace(i, s);
+        keep.insert(i);
+      }
+    } else {
+      std::map<std::string, std::string> expectedName;  // uid -> the credential Secret's name
+      for (size_t i : reading) expectedName[targets[i].task.uid] = targets[i].names.secret();
+      for (Json& item : (*listed)["items"]) {
+        const std::string uid = uidLabelOf(item);
+        const bool named = stringAt(item, {"metadata", "name"}) == expectedName[uid];
+        if (named || secrets.count(uid) == 0) secrets[uid] = std::move(item);
+      }
     }
   }
   std::map<CredentialType, std::vector<size_t>> byType;
-  for (size_t i : going) {
+  for (size_t i : which) {
+    if (keep.count(i) != 0) continue;
     std::optional<CredentialType> type = targets[i].type;
     const auto secret = secrets.find(targets[i].task.uid);
     if (!type && secret != secrets.end()) {
@@ -277,12 +298,11 @@ void Revoker::beforeSecrets(const std::vector<RevocationTarget>& targets, const 
     }
     if (type) byType[*type].push_back(i);
   }
-  std::set<size_t> failed;
-  for (const auto& [type, which] : byType) {
+  for (const auto& [type, ofType] : byType) {
     const auto issuer = issuers_.find(type);
     if (issuer == issuers_.end()) continue;
     std::vector<RevokeContext> contexts;
-    for (size_t i : which) {
+    for (size_t i : ofType) {
       const auto secret = secrets.find(targets[i].task.uid);
       contexts.push_back(
           {targets[i].task,
@@ -291,13 +311,13 @@ void Revoker::beforeSecrets(const std::vector<RevocationTarget>& targets, const 
     }
     Status s = issuer->second->beforeRevoke(contexts);
     if (s.ok()) continue;
-    for (size_t i : which) {
-      results[i] = s.annotate("revoking the credential of " + targets[i].task.ns + "/" +
-                              targets[i].task.name);
-      failed.insert(i);
+    for (size_t i : ofType) {
+      failed.emplace(i, s.annotate("revoking the credential of " + targets[i].task.ns + "/" +
+                                   targets[i].task.name));
+      keep.insert(i);
     }
   }
-  std::erase_if(going, [&](size_t i) { return failed.count(i) != 0; });
+  std::erase_if(which, [&](size_t i) { return keep.count(i) != 0; });
 }
 
 // ---- RevocationBatcher ----

@@ -8,12 +8,16 @@
 // (group commit: a task alone is revoked at once, with no waiting), and revokeAll() takes a
 // batch as given. Per namespace and kind, one DELETE of the collection selected by
 //   app.kubernetes.io/managed-by=tasklease,tasklease.io/task-uid in (<uid>,...)
-// deletes every task's object of that kind, and one LIST with the same selector verifies it:
-// an object still listed (a foreign finalizer holds it) fails its task, which goes no further
-// in the order and is retried by the caller; the other tasks of the batch go on. So objects
-// not labelled with a task's uid are never touched, and a revocation is never reported that
-// did not happen. Before the Secrets go, each issuer's beforeRevoke runs once for the batch
-// (X509SVID: every serial onto the CRL in one ConfigMap write).
+// deletes every task's object of that kind, and one LIST with the same selector verifies it.
+// An object still listed (a foreign finalizer holds it) is reported as held, and its task's
+// revocation as unfinished (the caller retries it), but nothing waits for it: every other
+// deletion of the task, and the CRL entry, go ahead in the same pass, as do the other tasks of
+// the batch. So a finalizer can delay the deletion of the object it holds, never the rest of
+// the revocation; objects not labelled with a task's uid are never touched; and a revocation is
+// never reported finished that did not happen. Before the Secrets go, each issuer's
+// beforeRevoke runs once for the batch (X509SVID: every serial onto the CRL in one ConfigMap
+// write); a task whose beforeRevoke fails keeps its Secret for the next pass (the certificate
+// in it is what the CRL entry is read from).
 //
 //   Revoker revoker(client, issuers);
 //   auto report = revoker.revoke({.task = ref, .names = names, .statusCredential = cred}, now);
@@ -50,6 +54,17 @@ struct RevocationTarget {
   Json statusCredential = Json::object();
 };
 
+// An object a revocation deleted that is still there: a finalizer holds it.
+struct HeldObject {
+  std::string kind;  // "RoleBinding", "Secret", "ServiceAccount", "Role"
+  std::string ns;
+  std::string name;
+  std::vector<std::string> finalizers;
+  // "RoleBinding team-a/tl-t1-1a2b3c4d (finalizers: example.com/hold)"
+  std::string describe() const;
+  Json toJson() const;  // {"kind", "name", "finalizers"}
+};
+
 struct RevocationReport {
   // "RoleBinding/tl-x-1a2b3c4d", in the order deleted, including what earlier passes of this
   // process deleted for the task before one of them failed (a Secret held by a finalizer, an
@@ -59,7 +74,11 @@ struct RevocationReport {
   // What this pass deleted that no earlier pass had (the end of `deleted`): what a count of
   // deletions, such as the sweep's, adds.
   std::vector<std::string> deletedByThisPass;
+  // Objects still present after their deletion, in the order above. Everything else was
+  // deleted; the revocation is finished only when this is empty, and is retried until then.
+  std::vector<HeldObject> held;
   bool anything() const { return !deleted.empty(); }
+  bool complete() const { return held.empty(); }
 };
 
 struct RevokerOptions {
@@ -90,14 +109,14 @@ class Revoker {
                    const std::vector<size_t>& group, TimePoint now,
                    std::vector<StatusOr<RevocationReport>>& results);
   // Merges what this pass asked to delete for each target with what earlier, unfinished passes
-  // did, into the reports of the targets that finished; remembers it for the others.
+  // did, into the reports; remembers it for the targets that did not finish.
   void report(const std::vector<RevocationTarget>& targets, const std::vector<size_t>& group,
               const std::map<size_t, std::vector<std::string>>& requested,
               std::vector<StatusOr<RevocationReport>>& results);
-  // Runs the issuers' beforeRevoke for the targets still going; fails those whose issuer fails.
+  // Runs the issuers' beforeRevoke for `targets[which]`, and takes out of `which` the targets
+  // whose issuer failed (their Secret must stay), noting the error in `failed`.
   void beforeSecrets(const std::vector<RevocationTarget>& targets, const std::string& ns,
-                     std::vector<size_t>& going, TimePoint now,
-                     std::vector<StatusOr<RevocationReport>>& results);
+                     std::vector<size_t>& which, TimePoint now, std::map<size_t, Status>& failed);
 
   kube::ApiClient& client_;
   const IssuerSet& issuers_;

@@ -82,11 +82,16 @@ StatusOr<SweepReport> Sweeper::sweep(const std::string& ns, const std::string& s
         report.errors.push_back(label + ": " + revoked.status().message());
         continue;
       }
-      if (revoked->anything()) {
+      // Not what an unfinished revocation deleted before the sweep took it over.
+      report.deleted.insert(report.deleted.end(), revoked->deletedByThisPass.begin(),
+                            revoked->deletedByThisPass.end());
+      if (!revoked->complete()) {
+        // Everything else is gone; the held object is tried again by the next sweep.
+        std::string error = label + ": still present after its deletion:";
+        for (const HeldObject& h : revoked->held) error += " " + h.describe();
+        report.errors.push_back(std::move(error));
+      } else if (revoked->anything()) {
         report.revokedTasks.push_back(label);
-        // Not what an unfinished revocation deleted before the sweep took it over.
-        report.deleted.insert(report.deleted.end(), revoked->deletedByThisPass.begin(),
-                              revoked->deletedByThisPass.end());
         logInfo(
             "sweep revoked leftover credential objects",
             {{"task", task}, {"uid", uid}, {"finished", finished}, {"deleted", revoked->deleted}});

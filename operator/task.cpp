@@ -66,6 +66,8 @@ const char* phaseName(Phase phase) {
       return "Denied";
     case Phase::kActive:
       return "Active";
+    case Phase::kRevoking:
+      return "Revoking";
     case Phase::kSucceeded:
       return "Succeeded";
     case Phase::kFailed:
@@ -77,8 +79,8 @@ const char* phaseName(Phase phase) {
 }
 
 Phase parsePhase(std::string_view name) {
-  for (Phase p : {Phase::kPending, Phase::kDenied, Phase::kActive, Phase::kSucceeded,
-                  Phase::kFailed, Phase::kExpired}) {
+  for (Phase p : {Phase::kPending, Phase::kDenied, Phase::kActive, Phase::kRevoking,
+                  Phase::kSucceeded, Phase::kFailed, Phase::kExpired}) {
     if (name == phaseName(p)) return p;
   }
   return Phase::kNone;
@@ -87,6 +89,10 @@ Phase parsePhase(std::string_view name) {
 bool isTerminal(Phase phase) {
   return phase == Phase::kDenied || phase == Phase::kSucceeded || phase == Phase::kFailed ||
          phase == Phase::kExpired;
+}
+
+bool deadlineMatters(Phase phase) {
+  return phase == Phase::kNone || phase == Phase::kPending || phase == Phase::kActive;
 }
 
 StatusOr<PolicyRule> parsePolicyRule(const Json& rule, const std::string& field) {

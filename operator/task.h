@@ -51,11 +51,17 @@ enum class CredentialType { kServiceAccountToken, kX509Svid };
 const char* credentialTypeName(CredentialType type);
 std::optional<CredentialType> parseCredentialType(std::string_view name);
 
-enum class Phase { kNone, kPending, kDenied, kActive, kSucceeded, kFailed, kExpired };
+// Revoking: the task ended (completed, its Job finished, its deadline passed) or is being
+// deleted, and its credential is being taken away; it stays Revoking while a finalizer holds one
+// of its objects, and is never Active again. The webhook's TL008 admits pods only under Active.
+enum class Phase { kNone, kPending, kDenied, kActive, kRevoking, kSucceeded, kFailed, kExpired };
 const char* phaseName(Phase phase);  // "" for kNone
 Phase parsePhase(std::string_view name);
 // Denied, Succeeded, Failed, Expired: nothing more happens to the task but its deletion.
 bool isTerminal(Phase phase);
+// Whether the task's deadline still changes anything: it does until the task ends (undecided,
+// Pending, Active); once Revoking, only the revocation is left.
+bool deadlineMatters(Phase phase);
 
 // One RBAC PolicyRule (resource rules only: non-resource URLs are cluster-scoped).
 struct PolicyRule {

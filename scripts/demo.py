@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """`make demo`: tasklease end to end against kubesim, told as a story in the terminal.
 
-Starts kubesim, installs the Helm chart's rendered manifests (e2e/install.py), runs the webhook
-and the operator under the chart's ServiceAccounts, then: a pod carrying a static secret is
+Starts kubesim, installs the Helm chart with helm (e2e/install.py), runs the webhook and the
+operator under the chart's ServiceAccounts, then: a pod carrying a static secret is
 refused (TL001); a policy and an AgentTask are created by a team member; the task's credential is
 issued; the agent's Job is admitted and runs; the task completes when the Job does and everything
 issued for it is revoked; `kubectl get agenttasks` and `kubectl tasklease explain` show what
@@ -10,6 +10,12 @@ happened. Everything it started is stopped at the end, also on failure or Ctrl-C
 
 `--up` (make demo-up) installs the same control plane, prints how to point kubectl at it and
 keeps it running until Ctrl-C.
+
+`--real` (make demo-real) tells the same story on the real control plane (kube-apiserver, etcd,
+the controller manager and the scheduler built by `make deps`, with KWOK as the node:
+e2e/realcluster.py), with its own kubectl: the chart's pods are scheduled on KWOK's node, the
+webhook's process serves them and is reached through the chart's Service, the agent's Job runs
+on that node.
 """
 
 import argparse
@@ -98,7 +104,9 @@ class Story:
                     "rules": [{"apiGroups": ["tasklease.io"], "resources": ["agenttasks"],
                                "verbs": ["get", "list", "watch", "create", "patch"]},
                               {"apiGroups": [""], "resources": ["configmaps"],
-                               "verbs": ["get", "update"]}]}, show_manifest=False)
+                               "verbs": ["get", "update"]},
+                              {"apiGroups": ["batch"], "resources": ["jobs"],
+                               "verbs": ["create"]}]}, show_manifest=False)
         self.apply({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
                     "metadata": {"name": "alice-agent-operators", "namespace": TEAM},
                     "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
@@ -118,17 +126,20 @@ class Story:
                    expect_fail=True)
 
         say("3. The platform team allows refactoring agents, in this namespace, to read and update "
-            "one ConfigMap for at most an hour.")
+            "one ConfigMap for at most an hour, and to run as a Job whose pod meets the "
+            "restricted Pod Security Standard.")
         self.apply({"apiVersion": "tasklease.io/v1alpha1", "kind": "AgentPolicy",
                     "metadata": {"name": "refactoring-agents"},
                     "spec": {"match": {"namespaces": [TEAM], "agents": ["refactor-*"]},
                              "allow": {"maxTTL": "1h", "credentialTypes": ["ServiceAccountToken"],
                                        "rules": [{"apiGroups": [""], "resources": ["configmaps"],
                                                   "resourceNames": ["billing-config"],
-                                                  "verbs": ["get", "update"]}]}}})
+                                                  "verbs": ["get", "update"]}],
+                                       "workload": {"podSecurity": "restricted"}}}})
 
         say("4. Alice asks for an agent task: what the agent may do, for how long, and the Job "
-            "that runs it. She holds these permissions herself, so she may delegate them.")
+            "that runs it. She holds these permissions herself, and may create Jobs, so she may "
+            "delegate them.")
         self.apply({"apiVersion": "tasklease.io/v1alpha1", "kind": "AgentTask",
                     "metadata": {"name": TASK, "namespace": TEAM},
                     "spec": {"agent": "refactor-bot", "purpose": "move billing config to v2",
@@ -142,9 +153,17 @@ class Story:
                              "workload": {"template": {
                                  "metadata": {"annotations": {
                                      "kubesim.tasklease.io/run-seconds": "4"}},
-                                 "spec": {"containers": [{
-                                     "name": "agent", "image": "registry.example.com/refactor-bot:2.1",
-                                     "args": ["--repo", "billing"]}]}}}}},
+                                 "spec": {
+                                     "securityContext": {
+                                         "runAsNonRoot": True,
+                                         "seccompProfile": {"type": "RuntimeDefault"}},
+                                     "containers": [{
+                                         "name": "agent",
+                                         "image": "registry.example.com/refactor-bot:2.1",
+                                         "args": ["--repo", "billing"],
+                                         "securityContext": {
+                                             "allowPrivilegeEscalation": False,
+                                             "capabilities": {"drop": ["ALL"]}}}]}}}}},
                    user="alice")
         self.run("kubectl", "get", "agenttask", TASK, "-n", TEAM, "-o",
                  "jsonpath={.metadata.annotations.tasklease\\.io/requested-by}{\"\\n\"}")
@@ -184,11 +203,14 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
     ap.add_argument("--up", action="store_true", help="keep the control plane running")
+    ap.add_argument("--real", action="store_true",
+                    help="on the real control plane (make deps builds it) instead of kubesim")
     ap.add_argument("--workdir", default=None)
     args = ap.parse_args()
     os.environ["TASKLEASE_BUILD_DIR"] = os.path.abspath(args.build)
     from harness import Cluster
     from install import Installation
+    import realcluster
 
     workdir = args.workdir or tempfile.mkdtemp(prefix="tasklease-demo-")
     os.makedirs(workdir, exist_ok=True)
@@ -197,22 +219,38 @@ def main():
     # Ctrl-C and SIGTERM end the demo through the finally below.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(130))
     try:
-        say("Starting kubesim (the local Kubernetes API) and installing tasklease from its Helm "
-            "chart: CRDs, RBAC, webhook configurations, Services; the webhook and the operator "
-            "run as local processes under the chart's ServiceAccounts.")
-        cluster = Cluster.start()
-        inst = Installation(cluster, workdir).install()
         plugin_dir = os.path.join(os.path.abspath(args.build), "bin")
+        tools = [os.path.join(ROOT, ".tools", "bin")]
+        if args.real:
+            say("Starting a real Kubernetes control plane (kube-apiserver, etcd, controller "
+                "manager, scheduler; KWOK as its node) and installing tasklease with `helm "
+                "install`: its pods are scheduled on the node, and the webhook and the operator "
+                "run as local processes for them, under the chart's ServiceAccounts.")
+            if not realcluster.built():
+                raise SystemExit(f"{RED}demo: the control plane is not built: run `make deps`"
+                                 f"{RESET}")
+            cp = realcluster.ControlPlane.up(os.path.join(workdir, "cluster"),
+                                             die_with_parent=True)
+            cluster = Cluster(cp.kubeconfig, workdir, control_plane=cp, owns_control_plane=True)
+            # The kubectl of the control plane's own release.
+            tools.insert(0, os.path.dirname(realcluster.binary("kubectl")))
+            where = f"Kubernetes {cp.info['kubernetes']} at {cp.server}"
+        else:
+            say("Starting kubesim (the local Kubernetes API) and installing tasklease from its "
+                "Helm chart: CRDs, RBAC, webhook configurations, Services; the webhook and the "
+                "operator run as local processes under the chart's ServiceAccounts.")
+            cluster = Cluster.start()
+            where = f"kubesim at {cluster.url}"
+        inst = Installation(cluster, workdir).install()
         env = dict(os.environ)
-        env["PATH"] = os.pathsep.join([plugin_dir, os.path.join(ROOT, ".tools", "bin"),
-                                       env.get("PATH", "")])
+        env["PATH"] = os.pathsep.join([plugin_dir, *tools, env.get("PATH", "")])
         env["KUBECONFIG"] = cluster.kubeconfig
-        print(f"  kubesim at {cluster.url}; webhook on :{inst.webhook_port}, operator metrics on "
+        print(f"  {where}; webhook on :{inst.webhook_port}, operator metrics on "
               f":{inst.operator_port}; logs and evidence in {workdir}")
         if args.up:
             print(f"\n{BOLD}The control plane is up. In another terminal:{RESET}\n"
                   f"  export KUBECONFIG={cluster.kubeconfig}\n"
-                  f"  export PATH={plugin_dir}:{os.path.join(ROOT, '.tools', 'bin')}:$PATH\n"
+                  f"  export PATH={os.pathsep.join([plugin_dir, *tools])}:$PATH\n"
                   f"  kubectl get crds; kubectl tasklease --help\n"
                   f"Press Ctrl-C to stop it.", flush=True)
             while True:
@@ -228,8 +266,9 @@ def main():
         if cluster is not None:
             cluster.stop()
         # The workdir keeps the logs and the evidence the story refers to, but not the webhook's
-        # private key.
-        shutil.rmtree(os.path.join(workdir, "pod", "run"), ignore_errors=True)
+        # private key, nor the real control plane's keys and data.
+        for d in (("pod", "run"), ("cluster", "pki"), ("cluster", "etcd"), ("cluster", "users")):
+            shutil.rmtree(os.path.join(workdir, *d), ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@
 #include "common/duration.h"
 #include "webhook/identity_exception.h"
 #include "webhook/json_access.h"
+#include "webhook/pod_references.h"
+#include "webhook/rules.h"
 
 namespace tasklease::webhook {
 namespace {
@@ -66,6 +68,28 @@ void ttlProblems(const Json& spec, std::vector<std::string>& problems) {
                        "\" is below 10m, the shortest ServiceAccountToken the API server issues "
                        "(TokenRequest minimum); ask for at least 10m, or use credential type "
                        "X509SVID");
+  }
+}
+
+// The operator renders spec.workload.template into a Job (operator/objects.h); what it cannot
+// render is refused here, where the requester sees it, rather than left to fail later.
+void workloadProblems(const Json& spec, std::vector<std::string>& problems) {
+  const Json* workload = member(spec, "workload");
+  if (workload == nullptr || workload->is_null()) return;
+  const Json* tmpl = member(*workload, "template");
+  if (tmpl == nullptr || !tmpl->is_object()) {
+    problems.emplace_back("spec.workload.template: required, a PodTemplateSpec object");
+    return;
+  }
+  const Json* podSpec = member(*tmpl, "spec");
+  if (podSpec == nullptr || !podSpec->is_object()) {
+    problems.emplace_back("spec.workload.template.spec: required, a PodSpec object");
+    return;
+  }
+  const Json* containers = member(*podSpec, "containers");
+  if (containers == nullptr || !containers->is_array() || containers->empty()) {
+    problems.emplace_back(
+        "spec.workload.template.spec.containers: required, at least one container");
   }
 }
 
@@ -169,6 +193,7 @@ std::vector<std::string> agentTaskSpecProblems(const Json& spec) {
   if (!spec.is_object()) return {"spec: required, an object"};
   ttlProblems(spec, problems);
   credentialProblems(spec, problems);
+  workloadProblems(spec, problems);
   const Json* scope = member(spec, "scope");
   if (scope != nullptr && !scope->is_null() && !scope->is_object()) {
     problems.emplace_back("spec.scope: must be an object with rules");
@@ -245,11 +270,26 @@ std::vector<PermissionCheck> planPermissionChecks(const Json& spec) {
       }
     }
   }
+  for (WorkloadAccess& a : workloadAccess(spec)) {
+    if (seen.insert(a.check).second) out.push_back(std::move(a.check));
+  }
   return out;
 }
 
-Requester requesterOf(const UserInfo& user) {
-  return {user.username, user.uid, user.groups};
+std::vector<WorkloadAccess> workloadAccess(const Json& spec) {
+  std::vector<WorkloadAccess> out;
+  const Json* workload = member(spec, "workload");
+  if (workload == nullptr || !workload->is_object()) return out;
+  out.push_back({{"create", "batch", "jobs", "", ""}, "the Job that runs spec.workload"});
+  const JsonView podSpec = JsonView(objectMember(objectMember(*workload, "template"), "spec"));
+  std::set<PermissionCheck> seen;
+  for (const PodReference& r : podReferences(podSpec, kWorkloadTemplateSpecPath)) {
+    if (r.volumeName == kCredentialVolumeName) continue;  // replaced by the operator
+    PermissionCheck c{"get", "", r.kind == ReferencedKind::kSecret ? "secrets" : "configmaps", "",
+                      r.name};
+    if (seen.insert(c).second) out.push_back({std::move(c), "read by " + r.path});
+  }
+  return out;
 }
 
 AdmissionResponse stampAgentTask(const AdmissionRequest& req, const SigningKey& key,

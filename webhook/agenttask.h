@@ -41,7 +41,8 @@ std::string describePermission(const PermissionCheck& check);
 // What the spec may not hold, each "field: what is wrong and what to do": wildcards in
 // verbs, resources or apiGroups; the verbs escalate, bind and impersonate; a ttl that does not
 // parse, is outside 1m..24h, or is under 10m for a ServiceAccountToken (the TokenRequest
-// minimum); an unknown credential type; lists of the wrong type. Empty when the spec is fine.
+// minimum); an unknown credential type; lists of the wrong type; a workload without a pod
+// template that has containers. Empty when the spec is fine.
 std::vector<std::string> agentTaskSpecProblems(const Json& spec);
 
 // What an UPDATE may not do: change the spec other than `completed` from false to true, or
@@ -50,12 +51,28 @@ std::vector<std::string> agentTaskUpdateProblems(const Json& oldObject, const Js
 
 // The SubjectAccessReviews that show the requester holds every permission the task asks for:
 // one per apiGroup x resource x verb x resourceName of each rule (a rule without apiGroups is
-// the core group), duplicates dropped, in the order the rules give them. Entries the spec
-// check refuses (wildcards, forbidden verbs) are left out.
+// the core group), duplicates dropped, in the order the rules give them, then those of
+// workloadAccess(spec). Entries the spec check refuses (wildcards, forbidden verbs) are left out.
 std::vector<PermissionCheck> planPermissionChecks(const Json& spec);
 
+// What the requester must hold for the task's spec.workload, and why: `create` on jobs.batch
+// (the operator creates the Job with its own rights, on the requester's behalf) and `get` on
+// every Secret and ConfigMap the template reads (pod_references.h: volumes of every kind,
+// env, envFrom, imagePullSecrets), but the volume the operator replaces with the credential.
+// Empty without a workload.
+struct WorkloadAccess {
+  PermissionCheck check;
+  std::string purpose;  // "the Job that runs spec.workload", "read by spec.workload...volumes[0]"
+};
+std::vector<WorkloadAccess> workloadAccess(const Json& spec);
+
+// Where the workload's pod spec is, for paths in messages and evidence.
+inline constexpr char kWorkloadTemplateSpecPath[] = "spec.workload.template.spec";
+
 // The requester as the stamp records it.
-Requester requesterOf(const UserInfo& user);
+inline Requester requesterOf(const UserInfo& user) {
+  return {user.username, user.uid, user.groups};
+}
 
 // /mutate for an AgentTask CREATE: a JSONPatch adding tasklease.io/requested-by and its
 // signature; a refusal (403) when the object already carries either annotation (only the

@@ -72,7 +72,52 @@ Json extraJson(const UserInfo& user) {
   return out;
 }
 
+// " (the Job that runs spec.workload)" when the workload needs the permission, else "".
+std::string purposeOf(const PermissionCheck& check, const std::vector<WorkloadAccess>& workload) {
+  for (const WorkloadAccess& a : workload) {
+    if (a.check == check) return " (" + a.purpose + ")";
+  }
+  return "";
+}
+
+Json ruleCodes(const std::vector<RuleId>& rules) {
+  Json out = Json::array();
+  for (RuleId r : rules) out.push_back(ruleCode(r));
+  return out;
+}
+
+// What the `delegated` record says was checked for spec.workload (docs/delegation.md).
+Json workloadEvidence(const std::vector<WorkloadAccess>& workload) {
+  Json permissions = Json::array();
+  for (const WorkloadAccess& a : workload) {
+    permissions.push_back({{"permission", describePermission(a.check)}, {"why", a.purpose}});
+  }
+  return {{"rules", ruleCodes(taskWorkloadTemplateRules())},
+          {"rulesSetByTheOperator", ruleCodes(rulesTheOperatorMakesTrue())},
+          {"permissions", std::move(permissions)}};
+}
+
 }  // namespace
+
+std::vector<Violation> AgentTaskReviewer::judgeWorkloadTemplate(const AdmissionRequest& req,
+                                                                const Json& spec,
+                                                                TimePoint now) const {
+  const Json* workload = member(spec, "workload");
+  if (workload == nullptr || !workload->is_object()) return {};
+  const Json& tmpl = objectMember(*workload, "template");
+  PodUnderReview pod;
+  pod.ns = req.ns;
+  pod.specPath = kWorkloadTemplateSpecPath;
+  pod.labelsPath = "spec.workload.template.metadata.labels";
+  pod.spec = JsonView(objectMember(tmpl, "spec"));
+  pod.labels = JsonView(objectMember(objectMember(tmpl, "metadata"), "labels"));
+  pod.taskWorkloadTemplate = true;
+  // The rules a template is judged by read no cluster state (TL005, TL006 and TL008, which do,
+  // are the operator's to make true), and no IdentityException applies: an exception is for
+  // workloads that cannot run under a task yet, and this one is a task's.
+  const ObjectSetClusterState none(LookupState::kUnknown);
+  return checkPod(pod, none, config_.rules, now).violations;
+}
 
 std::vector<AccessAnswer> SarAccessReviewer::review(const UserInfo& user, const std::string& ns,
                                                     const std::vector<PermissionCheck>& checks,
@@ -135,13 +180,13 @@ ReviewOutcome AgentTaskReviewer::mutate(const AdmissionRequest& req, TimePoint n
   return out;
 }
 
-ReviewOutcome AgentTaskReviewer::validate(const AdmissionRequest& req, TimePoint) const {
+ReviewOutcome AgentTaskReviewer::validate(const AdmissionRequest& req, TimePoint now) const {
   ReviewOutcome out;
   out.kind = req.kind;
   out.response.uid = req.uid;
   if (!isAgentTaskRequest(req)) return skip(std::move(out));
   out.mode = EnforcementMode::kEnforce;
-  if (req.operation == "CREATE") return validateCreate(req, std::move(out));
+  if (req.operation == "CREATE") return validateCreate(req, std::move(out), now);
   if (req.operation != "UPDATE") return skip(std::move(out));
   std::vector<std::string> problems = agentTaskUpdateProblems(req.oldObject, req.object);
   if (problems.empty()) {
@@ -154,15 +199,16 @@ ReviewOutcome AgentTaskReviewer::validate(const AdmissionRequest& req, TimePoint
       "immutable", problems);
 }
 
-ReviewOutcome AgentTaskReviewer::validateCreate(const AdmissionRequest& req,
-                                                ReviewOutcome out) const {
+ReviewOutcome AgentTaskReviewer::validateCreate(const AdmissionRequest& req, ReviewOutcome out,
+                                                TimePoint now) const {
   const Json* specMember = member(req.object, "spec");
   const Json spec = specMember != nullptr ? *specMember : Json();
   std::vector<std::string> problems = agentTaskSpecProblems(spec);
   const std::vector<PermissionCheck> checks = planPermissionChecks(spec);
   if (checks.size() > config_.maxPermissionChecks) {
     problems.push_back("spec.scope.rules: ask for " + std::to_string(checks.size()) +
-                       " permissions (apiGroup x resource x verb x resourceName); at most " +
+                       " permissions (apiGroup x resource x verb x resourceName, and what "
+                       "spec.workload needs); at most " +
                        std::to_string(config_.maxPermissionChecks) +
                        " are allowed in one task: split the work into several tasks");
   }
@@ -196,8 +242,26 @@ ReviewOutcome AgentTaskReviewer::validateCreate(const AdmissionRequest& req,
                 "tasklease: AgentTask " + taskText(req) + ": " + why, "stamp", Json::array({why}));
   }
 
+  // The workload template is judged as the pods it will make are, in every namespace: the
+  // operator creates its Job with the operator's rights, so the task's admission is the only
+  // place where the requester's template meets the rules.
+  const std::vector<Violation> workloadViolations = judgeWorkloadTemplate(req, spec, now);
+  if (!workloadViolations.empty()) {
+    std::vector<std::string> lines;
+    for (const Violation& v : workloadViolations) {
+      lines.push_back("[" + std::string(ruleCode(v.rule)) + "] " + v.path + ": " + v.message);
+      out.violatedRules.push_back(v.rule);
+    }
+    return deny(req, std::move(out), 403, "Forbidden",
+                "tasklease: AgentTask " + taskText(req) + ": its workload template violates " +
+                    std::to_string(lines.size()) + (lines.size() == 1 ? " rule" : " rules") +
+                    ", refused whatever the namespace's enforcement mode: " + joined(lines),
+                "workload", lines);
+  }
+
   const std::vector<AccessAnswer> answers =
       access_.review(req.userInfo, req.ns, checks, config_.accessDeadline);
+  const std::vector<WorkloadAccess> workload = workloadAccess(spec);
   std::vector<std::string> missing;
   size_t unanswered = 0;
   std::string firstError;
@@ -206,7 +270,7 @@ ReviewOutcome AgentTaskReviewer::validateCreate(const AdmissionRequest& req,
     if (!a.answered) {
       if (unanswered++ == 0) firstError = a.error;
     } else if (!a.allowed) {
-      missing.push_back(describePermission(checks[i]));
+      missing.push_back(describePermission(checks[i]) + purposeOf(checks[i], workload));
     }
   }
   const std::string who = "\"" + req.userInfo.username + "\"";
@@ -237,6 +301,7 @@ ReviewOutcome AgentTaskReviewer::validateCreate(const AdmissionRequest& req,
     details["groups"] = req.userInfo.groups;
     details["keyId"] = stamp->keyId;
     details["permissionsChecked"] = checks.size();
+    if (member(spec, "workload") != nullptr) details["workload"] = workloadEvidence(workload);
     out.evidence.push_back(
         {EvidenceKind::kDelegated, evidenceTaskOf(req), actorOf(req), std::move(details)});
   }

@@ -20,6 +20,7 @@
 #include "kube/delegation_keys.h"
 #include "webhook/agenttask.h"
 #include "webhook/review.h"
+#include "webhook/rules.h"
 
 namespace tasklease::webhook {
 
@@ -61,6 +62,8 @@ struct AgentTaskReviewConfig {
   // More checks than this are refused: a task asking for that much is a mistake or an attack
   // on the API server.
   size_t maxPermissionChecks = 256;
+  // The pod rules a workload template is judged by (TL007's limit).
+  RuleConfig rules;
 };
 
 class AgentTaskReviewer {
@@ -71,13 +74,19 @@ class AgentTaskReviewer {
 
   // /mutate: stamps an AgentTask CREATE; anything else passes unchanged.
   ReviewOutcome mutate(const AdmissionRequest& request, TimePoint now) const;
-  // /validate for AgentTasks (isAgentTaskRequest): CREATE checks the spec, the stamp and the
-  // requester's permissions; UPDATE checks that the spec (but completed) and the stamp did not
-  // change. Records `delegated` for an admitted CREATE and `rejected` for each denial.
+  // /validate for AgentTasks (isAgentTaskRequest): CREATE checks the spec, the stamp, the
+  // workload template against the pod rules (whatever the namespace's enforcement mode) and the
+  // requester's permissions, the workload's included; UPDATE checks that the spec (but
+  // completed) and the stamp did not change. Records `delegated` for an admitted CREATE and
+  // `rejected` for each denial.
   ReviewOutcome validate(const AdmissionRequest& request, TimePoint now) const;
 
  private:
-  ReviewOutcome validateCreate(const AdmissionRequest& request, ReviewOutcome out) const;
+  ReviewOutcome validateCreate(const AdmissionRequest& request, ReviewOutcome out,
+                               TimePoint now) const;
+  // The violations of spec.workload.template, judged as the operator will render it.
+  std::vector<Violation> judgeWorkloadTemplate(const AdmissionRequest& request, const Json& spec,
+                                               TimePoint now) const;
 
   const SigningKey& signer_;
   kube::StampVerifier& stamps_;

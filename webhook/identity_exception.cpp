@@ -16,10 +16,30 @@ FieldProblem selectorProblem(const Status& status) {
   return {"spec.podSelector." + m.substr(0, colon), m.substr(colon + 2)};
 }
 
-bool nonEmptySelector(const Json& selector) {
-  return !objectMember(selector, "matchLabels").empty() ||
-         !arrayMember(selector, "matchExpressions").empty();
+// A selector names the pods it selects when it requires some label to have a given value: a
+// matchLabels entry, or an In expression with values. NotIn, Exists and DoesNotExist only say
+// what pods lack or carry in any value, so a selector made of them alone (or an empty one) can
+// match every pod of the namespace.
+bool selectorNamesPods(const Json& selector) {
+  if (!objectMember(selector, "matchLabels").empty()) return true;
+  for (const Json& e : arrayMember(selector, "matchExpressions")) {
+    if (stringMember(e, "operator") == "In" && !arrayMember(e, "values").empty()) return true;
+  }
+  return false;
 }
+
+// Service account names name the pods they cover unless one is "default", which every pod that
+// names no ServiceAccount runs under.
+bool serviceAccountsNamePods(const std::vector<std::string>& names) {
+  return !names.empty() && std::find(names.begin(), names.end(), "default") == names.end();
+}
+
+constexpr char kNameTheWorkloads[] =
+    "name the workloads it covers: serviceAccountNames (other than \"default\", which every pod "
+    "without a ServiceAccount shares) and/or a podSelector with at least one matchLabels entry "
+    "or In expression. A selector made only of NotIn, Exists or DoesNotExist expressions (or an "
+    "empty one) can match every pod of the namespace, and an exception never covers a whole "
+    "namespace";
 
 }  // namespace
 
@@ -73,30 +93,37 @@ std::vector<FieldProblem> validateIdentityException(const Json& object, TimePoin
     }
   }
   const Json* sas = member(*spec, "serviceAccountNames");
-  bool hasSas = false;
+  std::vector<std::string> saNames;
   if (sas != nullptr) {
     if (!sas->is_array() || !std::all_of(sas->begin(), sas->end(), [](const Json& v) {
           return v.is_string() && !v.get_ref<const std::string&>().empty();
         })) {
       problems.push_back({"spec.serviceAccountNames", "must be a list of ServiceAccount names"});
     } else {
-      hasSas = !sas->empty();
+      for (size_t i = 0; i < sas->size(); ++i) {
+        const std::string& name = (*sas)[i].get_ref<const std::string&>();
+        if (name.find('*') != std::string::npos) {
+          problems.push_back(
+              {indexPath("spec.serviceAccountNames", i),
+               "\"" + name + "\": wildcards are not allowed; name each ServiceAccount"});
+        } else {
+          saNames.push_back(name);
+        }
+      }
     }
   }
   const Json* selector = member(*spec, "podSelector");
-  bool hasSelector = false;
+  bool selectorNames = false;
   if (selector != nullptr && !selector->is_null()) {
     auto parsed = kube::LabelSelector::fromJson(*selector);
     if (!parsed.ok()) {
       problems.push_back(selectorProblem(parsed.status()));
     } else {
-      hasSelector = nonEmptySelector(*selector);
+      selectorNames = selectorNamesPods(*selector);
     }
   }
-  if (!hasSas && !hasSelector) {
-    problems.push_back({"spec",
-                        "name the pods it covers: serviceAccountNames and/or a non-empty "
-                        "podSelector (an exception never covers a whole namespace)"});
+  if (!serviceAccountsNamePods(saNames) && !selectorNames) {
+    problems.push_back({"spec", kNameTheWorkloads});
   }
   return problems;
 }
@@ -129,19 +156,24 @@ StatusOr<IdentityException> parseIdentityException(const Json& object) {
     if (auto id = parseRuleId(r.get_ref<const std::string&>())) e.rules.push_back(*id);
   }
   for (const Json& sa : arrayMember(spec, "serviceAccountNames")) {
-    if (sa.is_string() && !sa.get_ref<const std::string&>().empty()) {
-      e.serviceAccountNames.push_back(sa.get<std::string>());
+    if (!sa.is_string() || sa.get_ref<const std::string&>().empty()) continue;
+    if (sa.get_ref<const std::string&>().find('*') != std::string::npos) {
+      return invalidArgument(where + "spec.serviceAccountNames: wildcards are not allowed");
     }
+    e.serviceAccountNames.push_back(sa.get<std::string>());
   }
+  bool selectorNames = false;
   if (const Json* sel = member(spec, "podSelector"); sel != nullptr && !sel->is_null()) {
     auto parsed = kube::LabelSelector::fromJson(*sel);
     if (!parsed.ok()) {
       return invalidArgument(where + "spec.podSelector: " + parsed.status().message());
     }
-    if (nonEmptySelector(*sel)) e.podSelector = std::move(*parsed);
+    selectorNames = selectorNamesPods(*sel);
+    e.podSelector = std::move(*parsed);
   }
-  if (e.serviceAccountNames.empty() && !e.podSelector) {
-    return invalidArgument(where + "names no pods (serviceAccountNames or podSelector)");
+  // Stored before the webhook could refuse it: it covers nothing (docs/rules.md).
+  if (!serviceAccountsNamePods(e.serviceAccountNames) && !selectorNames) {
+    return invalidArgument(where + "it does not " + kNameTheWorkloads);
   }
   return e;
 }

@@ -10,8 +10,10 @@
 //     serviceAccountNames: [billing-legacy] # which pods: by ServiceAccount,
 //     podSelector: {matchLabels: {app: billing}}  # and/or by pod labels (both must match)
 //
-// At least one of serviceAccountNames and podSelector is required, so an exception never
-// silently covers a whole namespace.
+// It must name the workloads it covers, so it never covers a whole namespace: ServiceAccount
+// names (not "default", no wildcards), or a podSelector with a matchLabels entry or an In
+// expression (docs/rules.md, "What an exception may select"). One stored without (before the
+// webhook refused it) covers nothing: parseIdentityException refuses it.
 
 #include <optional>
 #include <string>
@@ -60,8 +62,9 @@ struct FieldProblem {
 std::vector<FieldProblem> validateIdentityException(const Json& object, TimePoint now,
                                                     TimePoint createdAt);
 
-// Reads an exception for matching. Objects that fail validation's structural checks (and
-// could only exist if created before the webhook ran) are refused with an error.
+// Reads an exception for matching. Objects that fail validation's structural checks, or name
+// no workloads (and could only exist if created before the webhook ran or checked them), are
+// refused with an error that says why.
 StatusOr<IdentityException> parseIdentityException(const Json& object);
 
 }  // namespace tasklease::webhook

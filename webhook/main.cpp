@@ -72,6 +72,8 @@ int main(int argc, char** argv) {
   std::string signingKeySecret = "tasklease-delegation-signing-key";
   std::string delegationKeysConfigMap = "tasklease-delegation-keys";
   std::chrono::nanoseconds accessDeadline = std::chrono::seconds(3);
+  std::vector<std::string> jobControllerUsernames = RuleConfig{}.jobControllerUsernames;
+  std::vector<std::string> operatorUsernames;
 
   FlagSet flags("tasklease-webhook");
   flags.addString("tls-cert-file", &certFile,
@@ -93,6 +95,13 @@ int main(int argc, char** argv) {
   flags.addDuration("max-token-expiration", &maxTokenExpiration,
                     "TL007: longest projected ServiceAccount token lifetime allowed");
   flags.addStrings("exempt-namespace", &exempt, "namespace never evaluated (repeatable)");
+  flags.addStrings("job-controller-username", &jobControllerUsernames,
+                   "TL008: the user the Job controller creates pods as; pods of a task's workload "
+                   "Job are admitted under the task's ServiceAccount only from it (repeatable)");
+  flags.addStrings("operator-username", &operatorUsernames,
+                   "TL008: the user the tasklease operator acts as; a task's workload Job is "
+                   "admitted under the task's ServiceAccount only from it (repeatable; default "
+                   "system:serviceaccount:<--namespace>:tasklease-operator)");
   flags.addDuration("cert-reload-interval", &certReload,
                     "how often to check the certificate files");
   flags.addDuration("shutdown-grace", &shutdownGrace, "how long to let reviews in flight finish");
@@ -157,6 +166,13 @@ int main(int argc, char** argv) {
     return 2;
   }
   initLogging("tasklease-webhook", level);
+  // An empty value ("--operator-username=") leaves the list empty.
+  for (auto* names : {&jobControllerUsernames, &operatorUsernames}) {
+    names->erase(std::remove(names->begin(), names->end(), ""), names->end());
+  }
+  if (!flags.wasSet("operator-username") && !ownNamespace(ownNs).empty()) {
+    operatorUsernames = {"system:serviceaccount:" + ownNamespace(ownNs) + ":tasklease-operator"};
+  }
   CertManagerOptions certOptions;
   if (manageCerts) {
     if (!certFile.empty() || !keyFile.empty()) {
@@ -261,6 +277,8 @@ int main(int argc, char** argv) {
     AgentTaskReviewConfig taskConfig;
     taskConfig.accessDeadline =
         std::chrono::duration_cast<std::chrono::milliseconds>(accessDeadline);
+    taskConfig.rules.maxTokenExpirationSeconds =
+        std::chrono::duration_cast<std::chrono::seconds>(maxTokenExpiration).count();
     agentTasks =
         std::make_unique<AgentTaskReviewer>(*signingKey, *stampKeys, *accessReviewer, taskConfig);
     logInfo("delegation stamps signed", {{"keyId", signingKey->keyId()},
@@ -310,6 +328,8 @@ int main(int argc, char** argv) {
   options.review.rules.maxTokenExpirationSeconds =
       std::chrono::duration_cast<std::chrono::seconds>(maxTokenExpiration).count();
   options.review.exemptNamespaces = exempt;
+  options.review.rules.jobControllerUsernames = jobControllerUsernames;
+  options.review.rules.operatorUsernames = operatorUsernames;
   auto server = WebhookServer::start(options, *state, chain.get(), nullptr, agentTasks.get());
   if (!server.ok()) return fail(server.status().message());
   if (certs) {

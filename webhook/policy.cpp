@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "webhook/identity_exception.h"
+#include "webhook/json_access.h"
 
 namespace tasklease::webhook {
 
@@ -18,13 +19,24 @@ WorkloadEvaluation evaluateWorkload(const Workload& workload, const ClusterState
     if (f.task) out.task = f.task;
     if (!f.violations.empty() && !exceptionsLoaded) {
       // Invalid exceptions can exist only if created while the webhook was away; they cover
-      // nothing. Sorted by name so that the same one is reported every time.
+      // nothing, and the review says so. Sorted by name so that the same one is reported every
+      // time.
       for (const ObjectRef& obj : state.identityExceptions(workload.ns)) {
-        if (auto e = parseIdentityException(*obj); e.ok()) exceptions.push_back(std::move(*e));
+        if (auto e = parseIdentityException(*obj); e.ok()) {
+          exceptions.push_back(std::move(*e));
+        } else {
+          out.ignoredExceptions.push_back(
+              {std::string(stringMember(objectMember(*obj, "metadata"), "name")),
+               e.status().message()});
+        }
       }
       std::sort(
           exceptions.begin(), exceptions.end(),
           [](const IdentityException& a, const IdentityException& b) { return a.name < b.name; });
+      std::sort(out.ignoredExceptions.begin(), out.ignoredExceptions.end(),
+                [](const IgnoredException& a, const IgnoredException& b) {
+                  return a.exception < b.exception;
+                });
       exceptionsLoaded = true;
     }
     const Json labels = exceptions.empty() ? Json() : pod.labels.toJson();

@@ -25,9 +25,19 @@ struct ExceptionUse {
   std::string expiresAt;
 };
 
+// A stored IdentityException that covers nothing, because it would not be admitted today (it
+// names no workloads, outlives 30 days, ...): it can exist only if created before the webhook
+// ran or checked it.
+struct IgnoredException {
+  std::string exception;  // its name
+  std::string why;
+};
+
 struct WorkloadEvaluation {
   std::vector<Violation> violations;  // not covered by any exception
   std::vector<ExceptionUse> excepted;
+  // Looked at only when there are violations to cover.
+  std::vector<IgnoredException> ignoredExceptions;
   std::vector<Note> notes;
   std::string serviceAccountName;
   std::optional<TaskBinding> task;

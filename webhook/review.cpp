@@ -21,6 +21,10 @@ std::string exceptionLine(const ExceptionUse& u) {
          u.violation.path;
 }
 
+std::string ignoredLine(const IgnoredException& i) {
+  return i.why + "; it allows nothing until it is replaced by one that would be admitted";
+}
+
 Json violationsJson(const std::vector<Violation>& violations) {
   Json out = Json::array();
   for (const auto& v : violations) out.push_back({{"rule", ruleCode(v.rule)}, {"path", v.path}});
@@ -114,6 +118,13 @@ void addEvidence(const AdmissionRequest& req, const Workload& workload,
                {"request", req.uid},
                {"mode", enforcementModeName(mode)},
                {"serviceAccount", eval.serviceAccountName}};
+  if (!eval.ignoredExceptions.empty()) {
+    Json ignored = Json::array();
+    for (const auto& i : eval.ignoredExceptions) {
+      ignored.push_back({{"exception", i.exception}, {"reason", i.why}});
+    }
+    base["ignoredExceptions"] = std::move(ignored);
+  }
   if (decision == Decision::kDenied) {
     Json details = base;
     details["violations"] = violationsJson(eval.violations);
@@ -253,6 +264,9 @@ ReviewOutcome reviewAdmission(const AdmissionRequest& req, const ClusterState& s
     workload->pods.front().onlyEphemeralContainers =
         newEphemeralContainers(workload->pods.front().spec, req.oldObjectView().member("spec"));
   }
+  for (PodUnderReview& pod : workload->pods) {
+    pod.requester = RequestUser{req.userInfo.username, req.userInfo.uid};
+  }
 
   WorkloadEvaluation eval = evaluateWorkload(*workload, state, config.rules, now);
   for (const auto& v : eval.violations) out.violatedRules.push_back(v.rule);
@@ -264,6 +278,7 @@ ReviewOutcome reviewAdmission(const AdmissionRequest& req, const ClusterState& s
     out.response.warnings.push_back("[" + std::string(ruleCode(n.rule)) +
                                     "] not evaluated: " + n.message);
   }
+  for (const auto& i : eval.ignoredExceptions) out.response.warnings.push_back(ignoredLine(i));
 
   if (eval.violations.empty()) {
     out.decision = eval.excepted.empty() ? Decision::kAllowed : Decision::kExcepted;

@@ -3,8 +3,13 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <limits>
 
+#include "common/delegation_stamp.h"
+#include "webhook/agenttask.h"
+#include "webhook/env_expansion.h"
 #include "webhook/json_access.h"
+#include "webhook/pod_references.h"
 #include "webhook/secret_detectors.h"
 
 namespace tasklease::webhook {
@@ -14,11 +19,13 @@ const std::vector<RuleInfo> kRules = {
     {RuleId::kTL001, "TL001", "secret-env", "env[].valueFrom.secretKeyRef"},
     {RuleId::kTL002, "TL002", "secret-envfrom", "envFrom[].secretRef"},
     {RuleId::kTL003, "TL003", "secret-volume",
-     "volumes[].secret and projected.sources[].secret, except the pod's own active task "
-     "credential"},
+     "a volume that reads a Secret (secret, projected.sources[].secret, csi.nodePublishSecretRef, "
+     "the secretRef of cephfs, cinder, flexVolume, iscsi, rbd, scaleIO, storageos, "
+     "azureFile.secretName), except the pod's own active task credential"},
     {RuleId::kTL004, "TL004", "literal-secret",
-     "an env[].value that is a secret (provider key formats, PEM private keys, JWTs, passwords in "
-     "URLs, high-entropy values under secret-like names)"},
+     "an env[].value, command or args element that is a secret once $(VAR) references are "
+     "expanded (provider key formats, PEM private keys, JWTs, passwords in URLs, high-entropy "
+     "values under secret-like names)"},
     {RuleId::kTL005, "TL005", "default-service-account", "no serviceAccountName, or default"},
     {RuleId::kTL006, "TL006", "shared-service-account",
      "a ServiceAccount neither issued for a task nor annotated tasklease.io/dedicated-to with the "
@@ -26,8 +33,9 @@ const std::vector<RuleInfo> kRules = {
     {RuleId::kTL007, "TL007", "long-lived-token",
      "a projected serviceAccountToken whose expirationSeconds exceeds the maximum"},
     {RuleId::kTL008, "TL008", "task-inactive",
-     "a pod under a task's ServiceAccount whose task is not Active, or without the label "
-     "tasklease.io/task naming that task"},
+     "a pod under a task's ServiceAccount whose task is not Active, without the label "
+     "tasklease.io/task naming that task, or not made for that task (by its delegator, or its "
+     "workload Job)"},
 };
 
 constexpr std::string_view kInstead =
@@ -58,17 +66,96 @@ bool isListed(const std::vector<std::string>& names, std::string_view name) {
   return std::find(names.begin(), names.end(), name) != names.end();
 }
 
+// TL004 on one literal as written and, when the kubelet's $(VAR) expansion changes it, as the
+// container will see it. *expandedHit says which one matched.
+std::optional<SecretMatch> detectLiteral(std::string_view name, std::string_view raw,
+                                         std::optional<std::string_view> seen, bool* expandedHit) {
+  *expandedHit = false;
+  if (auto hit = detectLiteralSecret(name, raw)) return hit;
+  if (!seen || *seen == raw) return std::nullopt;
+  auto hit = detectLiteralSecret(name, *seen);
+  *expandedHit = hit.has_value();
+  return hit;
+}
+
+// What a command or args element is called, for the detectors that need a name (a
+// high-entropy value under a secret-like name): "--api-key=v" and "API_KEY=v" name their own
+// value; a value after a lone flag ("--token", "v") takes the flag's name.
+std::pair<std::string_view, std::string_view> argumentNameAndValue(std::string_view arg,
+                                                                   std::string_view previous) {
+  const size_t eq = arg.find('=');
+  if (eq != std::string_view::npos && eq > 0) {
+    std::string_view name = arg.substr(0, eq);
+    const bool wordLike = std::all_of(name.begin(), name.end(), [](char c) {
+      return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+    });
+    if (wordLike) {
+      while (!name.empty() && name.front() == '-') name.remove_prefix(1);
+      return {name, arg.substr(eq + 1)};
+    }
+  }
+  if (previous.size() > 1 && previous.front() == '-' &&
+      previous.find('=') == std::string_view::npos) {
+    while (!previous.empty() && previous.front() == '-') previous.remove_prefix(1);
+    return {previous, arg};
+  }
+  return {std::string_view(), arg};
+}
+
+std::string literalMessage(std::string_view cname, const std::string& what, const SecretMatch& hit,
+                           bool expanded) {
+  return "container " + inQuotes(cname) + " " + what + " holds " + hit.description +
+         " as a literal value" +
+         (expanded ? " once the kubelet expands its $(VAR) references" : std::string()) +
+         " (detector " + hit.detector +
+         "; value not shown). Remove it, revoke it if it was real, and use a credential issued "
+         "for an AgentTask instead";
+}
+
+// TL004 once per pod when its values expand to more than tasklease judges (env_expansion.h).
+void overBudget(ExpansionBudget& budget, bool* reported, std::string path, PodFindings& out) {
+  if (!budget.exhausted() || *reported) return;
+  *reported = true;
+  out.violations.push_back(
+      {RuleId::kTL004, std::move(path),
+       "the pod's env values, command and args expand ($(VAR) references) to more than " +
+           std::to_string(kMaxExpandedBytesPerPod >> 20) +
+           " MiB, more than tasklease judges (what lies beyond could hide a secret); no working "
+           "pod needs that much: shorten them"});
+}
+
 // TL001, TL002 and TL004 over one container list.
 void checkContainerList(const PodUnderReview& pod, std::string_view list,
-                        const JsonView& containers, PodFindings& out) {
-  constexpr std::array<std::string_view, 3> kContainerKeys = {"name", "env", "envFrom"};
+                        const JsonView& containers, ExpansionBudget& budget, bool* budgetReported,
+                        PodFindings& out) {
+  constexpr std::array<std::string_view, 5> kContainerKeys = {"name", "env", "envFrom", "command",
+                                                              "args"};
   constexpr std::array<std::string_view, 3> kEnvKeys = {"name", "valueFrom", "value"};
   containers.forEach([&](size_t i, const JsonView& c) {
-    const auto [nameNode, envNode, envFromNode] = c.members(kContainerKeys);
+    const auto [nameNode, envNode, envFromNode, commandNode, argsNode] = c.members(kContainerKeys);
     std::string_view cname = nameNode.string();
     if (pod.onlyEphemeralContainers && !isListed(*pod.onlyEphemeralContainers, cname)) return;
     // Paths are built only for violations: most containers have none.
     auto cpath = [&] { return indexPath(pod.specPath + "." + std::string(list), i); };
+    // The kubelet's environment, built only at the first `$` (most containers have none, and
+    // without one expansion changes nothing), from the env entries declared before it.
+    std::optional<ContainerEnvironment> environment;
+    auto declare = [&](std::string_view name, const JsonView& valueFrom, std::string_view raw) {
+      // As the kubelet: a non-empty value is expanded, else valueFrom decides (unknown here).
+      if (raw.empty() && valueFrom.present()) {
+        environment->declareUnknown(name);
+        return std::optional<std::string_view>(raw);
+      }
+      return environment->declare(name, raw);
+    };
+    auto buildEnvironment = [&](size_t entries) {
+      environment.emplace(budget);
+      envNode.forEach([&](size_t j, const JsonView& e) {
+        if (j >= entries) return;
+        const auto [envName, valueFrom, value] = e.members(kEnvKeys);
+        declare(envName.string(), valueFrom, value.string());
+      });
+    };
     envNode.forEach([&](size_t j, const JsonView& e) {
       const auto [envName, valueFrom, value] = e.members(kEnvKeys);
       std::string_view name = envName.string();
@@ -80,15 +167,15 @@ void checkContainerList(const PodUnderReview& pod, std::string_view list,
                  " (secretKeyRef): a static secret outlives the task that uses it. " +
                  std::string(kInstead) + ", or approve an IdentityException for TL001"});
       }
-      if (value.isString()) {
-        if (auto hit = detectLiteralSecret(name, value.string())) {
-          out.violations.push_back(
-              {RuleId::kTL004, indexPath(cpath() + ".env", j),
-               "container " + inQuotes(cname) + " env " + inQuotes(name) + " holds " +
-                   hit->description + " as a literal value (detector " + hit->detector +
-                   "; value not shown). Remove it, revoke it if it was real, and use a "
-                   "credential issued for an AgentTask instead"});
-        }
+      const std::string_view raw = value.string();
+      if (!environment && raw.find('$') != std::string_view::npos) buildEnvironment(j);
+      std::optional<std::string_view> seen = raw;
+      if (environment) seen = declare(name, valueFrom, raw);
+      if (!seen) overBudget(budget, budgetReported, indexPath(cpath() + ".env", j), out);
+      bool expanded = false;
+      if (auto hit = detectLiteral(name, raw, seen, &expanded)) {
+        out.violations.push_back({RuleId::kTL004, indexPath(cpath() + ".env", j),
+                                  literalMessage(cname, "env " + inQuotes(name), *hit, expanded)});
       }
     });
     envFromNode.forEach([&](size_t j, const JsonView& from) {
@@ -100,13 +187,48 @@ void checkContainerList(const PodUnderReview& pod, std::string_view list,
                inQuotes(ref.member("name").string()) + " as environment (envFrom.secretRef). " +
                std::string(kInstead) + ", or approve an IdentityException for TL002"});
     });
+    // Tokens are passed on the command line as often as in env: the same detectors, after the
+    // same expansion (against every variable), and the same rule of never showing the value.
+    const std::array<std::pair<std::string_view, JsonView>, 2> lines = {
+        {{"command", commandNode}, {"args", argsNode}}};
+    for (const auto& [key, node] : lines) {
+      std::string_view previousRaw, previousSeen;
+      node.forEach([&](size_t k, const JsonView& a) {
+        const std::string_view raw = a.string();
+        std::optional<std::string_view> seen = raw;
+        if (raw.find('$') != std::string_view::npos) {
+          if (!environment) buildEnvironment(std::numeric_limits<size_t>::max());
+          seen = environment->expand(raw);
+        }
+        auto path = [&, key = key] { return indexPath(cpath() + "." + std::string(key), k); };
+        if (!seen) overBudget(budget, budgetReported, path(), out);
+        const auto [rawName, rawValue] = argumentNameAndValue(raw, previousRaw);
+        std::optional<SecretMatch> hit = detectLiteralSecret(rawName, rawValue);
+        bool expanded = false;
+        if (!hit && seen && *seen != raw) {
+          const auto [name, value] = argumentNameAndValue(*seen, previousSeen);
+          hit = detectLiteralSecret(name, value);
+          expanded = hit.has_value();
+        }
+        previousRaw = raw;
+        previousSeen = seen.value_or(raw);
+        if (hit) {
+          out.violations.push_back(
+              {RuleId::kTL004, path(),
+               literalMessage(cname, std::string(key) + "[" + std::to_string(k) + "]", *hit,
+                              expanded)});
+        }
+      });
+    }
   });
 }
 
 void checkContainers(const PodUnderReview& pod, PodFindings& out) {
+  ExpansionBudget budget;  // one for the whole pod: every container's expansions together
+  bool budgetReported = false;
   for (std::string_view list : {"containers", "initContainers", "ephemeralContainers"}) {
     if (pod.onlyEphemeralContainers && list != "ephemeralContainers") continue;
-    checkContainerList(pod, list, pod.spec.member(list), out);
+    checkContainerList(pod, list, pod.spec.member(list), budget, &budgetReported, out);
   }
 }
 
@@ -117,8 +239,53 @@ struct TaskCheck {
   std::string whyNot;  // why the credential may not be mounted
 };
 
+// Whether the object was made for the task whose ServiceAccount it runs under (docs/rules.md,
+// TL008): by the task's delegator (the stamped requester, username and uid); a Pod by the Job
+// controller for the task's workload Job; that Job by the operator. Empty when it was, else what
+// is wrong. Ephemeral containers are added by users only: only the delegator may add them.
+std::string notMadeForTask(const PodUnderReview& pod, const Json& task, const std::string& taskName,
+                           const std::string& sa, const RuleConfig& config) {
+  const RequestUser& who = *pod.requester;
+  const Json& meta = objectMember(task, "metadata");
+  auto delegator = parseRequestedBy(annotationOf(meta, kRequestedByAnnotation));
+  if (delegator.ok() && !delegator->username.empty() && delegator->username == who.username &&
+      delegator->uid == who.uid) {
+    return "";
+  }
+  const Json& status = objectMember(task, "status");
+  // The operator names the task's Job as its ServiceAccount (operator/naming.h) and records it
+  // in status.workload.jobName, which its informer may not show yet when the first pod comes.
+  std::string_view job = stringMember(objectMember(status, "workload"), "jobName");
+  if (job.empty()) job = stringMember(objectMember(status, "credential"), "serviceAccountName");
+  if (!pod.onlyEphemeralContainers && pod.controller) {
+    const OwnerReference& owner = *pod.controller;
+    if (pod.kind == "Pod" && owner.kind == "Job" && owner.apiVersion.starts_with("batch/") &&
+        !job.empty() && owner.name == job &&
+        isListed(config.jobControllerUsernames, who.username)) {
+      return "";
+    }
+    if (pod.kind == "Job" && owner.kind == kAgentTaskKind &&
+        owner.apiVersion.starts_with("tasklease.io/") && !owner.uid.empty() &&
+        owner.uid == stringMember(meta, "uid") &&
+        isListed(config.operatorUsernames, who.username)) {
+      return "";
+    }
+  }
+  const std::string delegatedBy =
+      delegator.ok() ? inQuotes(delegator->username) : std::string("an unknown user");
+  return std::string(pod.onlyEphemeralContainers ? "ephemeral containers are added to a pod"
+                                                 : pod.kind + " " + inQuotes(pod.name) + " runs") +
+         " under ServiceAccount " + inQuotes(sa) + " of AgentTask " + inQuotes(taskName) +
+         ", delegated by " + delegatedBy + ", by " + inQuotes(who.username) +
+         ": a task's credential serves only what is made for that task (pods its delegator "
+         "creates, the pods the Job controller creates for its workload Job " +
+         inQuotes(job) + ", and that Job, created by the tasklease operator). Create it as " +
+         delegatedBy + ", or run it through the task's spec.workload";
+}
+
 TaskCheck checkTask(const PodUnderReview& pod, const std::string& sa, const Json& saObject,
-                    const ClusterState& state, TimePoint now, PodFindings& out) {
+                    const ClusterState& state, const RuleConfig& config, TimePoint now,
+                    PodFindings& out) {
   TaskCheck result;
   const Json& saMeta = objectMember(saObject, "metadata");
   const std::string taskName(labelOf(saMeta, kTaskLabel));
@@ -178,6 +345,14 @@ TaskCheck checkTask(const PodUnderReview& pod, const std::string& sa, const Json
                         std::string(stringMember(credential, "expiresAt")) +
                         "; create a new AgentTask to continue");
   }
+  if (!pod.requester) {
+    out.notes.push_back({RuleId::kTL008, saPath,
+                         "who creates it is not known here, so whether it is made for AgentTask " +
+                             inQuotes(taskName) + " was not checked"});
+  } else if (std::string why = notMadeForTask(pod, task.get(), taskName, sa, config);
+             !why.empty()) {
+    violate(saPath, std::move(why));
+  }
   if (result.whyNot.empty()) {
     result.credentialSecret = std::string(stringMember(credential, "secretName"));
     result.credentialUsable = !result.credentialSecret.empty();
@@ -188,8 +363,9 @@ TaskCheck checkTask(const PodUnderReview& pod, const std::string& sa, const Json
   return result;
 }
 
-void checkServiceAccount(const PodUnderReview& pod, const ClusterState& state, TimePoint now,
-                         PodFindings& out, TaskCheck& task) {
+void checkServiceAccount(const PodUnderReview& pod, const ClusterState& state,
+                         const RuleConfig& config, TimePoint now, PodFindings& out,
+                         TaskCheck& task) {
   std::string_view sa = pod.spec.member("serviceAccountName").string();
   std::string path = pod.specPath + ".serviceAccountName";
   if (sa.empty()) {
@@ -228,7 +404,7 @@ void checkServiceAccount(const PodUnderReview& pod, const ClusterState& state, T
   }
   const Json& meta = objectMember(found.get(), "metadata");
   if (!labelOf(meta, kTaskLabel).empty() && labelOf(meta, kManagedByLabel) == kManagedByValue) {
-    task = checkTask(pod, std::string(sa), found.get(), state, now, out);
+    task = checkTask(pod, std::string(sa), found.get(), state, config, now, out);
     return;
   }
   task.whyNot = "ServiceAccount " + inQuotes(sa) + " was not issued for an AgentTask";
@@ -254,6 +430,26 @@ void checkServiceAccount(const PodUnderReview& pod, const ClusterState& state, T
   }
 }
 
+// Ephemeral containers run with the pod's volumes, the task credential included: on a pod under
+// a task's ServiceAccount only the task's delegator may add them (TL008).
+void checkEphemeralContainersUnderATask(const PodUnderReview& pod, const ClusterState& state,
+                                        const RuleConfig& config, PodFindings& out) {
+  std::string_view sa = pod.spec.member("serviceAccountName").string();
+  if (sa.empty()) sa = pod.spec.member("serviceAccount").string();
+  if (sa.empty() || !pod.requester) return;
+  const Json& saMeta = objectMember(state.serviceAccount(pod.ns, sa).get(), "metadata");
+  const std::string taskName(labelOf(saMeta, kTaskLabel));
+  if (taskName.empty() || labelOf(saMeta, kManagedByLabel) != kManagedByValue) return;
+  out.serviceAccountName = std::string(sa);
+  out.task = TaskBinding{taskName, std::string(labelOf(saMeta, kTaskUidLabel))};
+  Lookup task = state.agentTask(pod.ns, taskName);
+  if (!task.found()) return;  // the task is gone: its credential was revoked with it
+  if (std::string why = notMadeForTask(pod, task.get(), taskName, std::string(sa), config);
+      !why.empty()) {
+    out.violations.push_back({RuleId::kTL008, pod.specPath + ".ephemeralContainers", why});
+  }
+}
+
 // The API server's ServiceAccount admission adds a volume "kube-api-access-<random>" with a
 // token of 3607 s to every pod that automounts one, before validating webhooks run. It is not
 // the workload's own choice, and flagging it would reject every such pod; turning automount off
@@ -262,31 +458,36 @@ bool isApiServerTokenVolume(const JsonView& volume, int64_t seconds) {
   return seconds == 3607 && volume.member("name").string().starts_with("kube-api-access-");
 }
 
+// A task's workload template: the operator replaces its volume of this name with the credential.
+bool replacedByTheOperator(const PodUnderReview& pod, const JsonView& volume) {
+  return pod.taskWorkloadTemplate && volume.member("name").string() == kCredentialVolumeName;
+}
+
 void checkVolumes(const PodUnderReview& pod, const RuleConfig& config, const TaskCheck& task,
                   PodFindings& out) {
-  auto secretVolume = [&](std::string path, std::string_view secretName) {
-    if (task.credentialUsable && secretName == task.credentialSecret) return;
+  const JsonView volumes = pod.spec.member("volumes");
+  forEachVolumeReference(volumes, [&](const VolumeReference& r) {
+    if (r.kind != ReferencedKind::kSecret) return;
+    if (task.credentialUsable && r.name == task.credentialSecret) return;
+    if (replacedByTheOperator(pod, r.volumeNode)) return;
     std::string why =
         task.whyNot.empty() ? std::string() : " (not the task credential: " + task.whyNot + ")";
+    const bool wholeSecret = r.field.empty();
     out.violations.push_back(
-        {RuleId::kTL003, std::move(path),
-         "volume mounts Secret " + inQuotes(secretName) + why +
+        {RuleId::kTL003, r.path(pod.specPath),
+         "volume " + std::string(wholeSecret ? "mounts" : "reads") + " Secret " + inQuotes(r.name) +
+             (wholeSecret ? std::string() : " (" + std::string(r.field.substr(1)) + ")") + why +
              ": a static secret outlives the task that uses it. " + std::string(kInstead) +
              " (its credential Secret may be mounted while the task is Active), or approve an "
              "IdentityException for TL003"});
-  };
-  pod.spec.member("volumes").forEach([&](size_t k, const JsonView& v) {
+  });
+  volumes.forEach([&](size_t k, const JsonView& v) {
+    if (replacedByTheOperator(pod, v)) return;
     const auto vpath = [&] { return indexPath(pod.specPath + ".volumes", k); };
-    if (JsonView secret = v.member("secret"); secret.present()) {
-      secretVolume(vpath(), secret.member("secretName").string());
-    }
     v.member("projected").member("sources").forEach([&](size_t m, const JsonView& source) {
-      const auto spath = [&] { return indexPath(vpath() + ".projected.sources", m); };
-      if (JsonView secret = source.member("secret"); secret.present()) {
-        secretVolume(spath(), secret.member("name").string());
-      }
       JsonView token = source.member("serviceAccountToken");
       if (!token.present()) return;
+      const auto spath = [&] { return indexPath(vpath() + ".projected.sources", m); };
       JsonView exp = token.member("expirationSeconds");
       // The API server's default lifetime for a projected token is one hour.
       int64_t seconds = 3600;
@@ -320,10 +521,24 @@ struct Keep {
 };
 
 const Keep kAll{true, {}, nullptr};
-const Keep kContainer{false, {{"name", &kAll}, {"env", &kAll}, {"envFrom", &kAll}}, nullptr};
+const Keep kContainer{
+    false,
+    {{"name", &kAll}, {"env", &kAll}, {"envFrom", &kAll}, {"command", &kAll}, {"args", &kAll}},
+    nullptr};
 const Keep kContainers{false, {}, &kContainer};
-const Keep kVolume{false, {{"name", &kAll}, {"secret", &kAll}, {"projected", &kAll}}, nullptr};
-const Keep kVolumes{false, {}, &kVolume};
+// Every volume source that can name a Secret (pod_references.h), projected tokens (TL007)
+// among them.
+const Keep& volumeKeep() {
+  static const Keep kVolume = [] {
+    Keep k;
+    k.members.emplace_back("name", &kAll);
+    for (std::string_view source : volumeSourcesNamingObjects())
+      k.members.emplace_back(source, &kAll);
+    return k;
+  }();
+  return kVolume;
+}
+const Keep kVolumes{false, {}, &volumeKeep()};
 const Keep kPodSpec{false,
                     {{"serviceAccountName", &kAll},
                      {"serviceAccount", &kAll},
@@ -373,13 +588,28 @@ std::optional<RuleId> parseRuleId(std::string_view code) {
   return std::nullopt;
 }
 
+const std::vector<RuleId>& taskWorkloadTemplateRules() {
+  static const std::vector<RuleId> kRules = {RuleId::kTL001, RuleId::kTL002, RuleId::kTL003,
+                                             RuleId::kTL004, RuleId::kTL007};
+  return kRules;
+}
+
+const std::vector<RuleId>& rulesTheOperatorMakesTrue() {
+  static const std::vector<RuleId> kRules = {RuleId::kTL005, RuleId::kTL006, RuleId::kTL008};
+  return kRules;
+}
+
 PodFindings checkPod(const PodUnderReview& pod, const ClusterState& state, const RuleConfig& config,
                      TimePoint now) {
   PodFindings out;
   checkContainers(pod, out);
-  if (pod.onlyEphemeralContainers) return out;
+  if (pod.onlyEphemeralContainers) {
+    checkEphemeralContainersUnderATask(pod, state, config, out);
+    return out;
+  }
   TaskCheck task;
-  checkServiceAccount(pod, state, now, out, task);
+  // A task's workload template gets its ServiceAccount and task label from the operator.
+  if (!pod.taskWorkloadTemplate) checkServiceAccount(pod, state, config, now, out, task);
   checkVolumes(pod, config, task, out);
   std::stable_sort(out.violations.begin(), out.violations.end(),
                    [](const Violation& a, const Violation& b) { return a.rule < b.rule; });

@@ -26,6 +26,16 @@ inline constexpr std::string_view kTaskUidLabel = "tasklease.io/task-uid";
 inline constexpr std::string_view kManagedByLabel = "app.kubernetes.io/managed-by";
 inline constexpr std::string_view kManagedByValue = "tasklease";
 inline constexpr std::string_view kDedicatedToAnnotation = "tasklease.io/dedicated-to";
+// The volume through which the operator mounts a task's credential into its workload Job; it
+// replaces any volume of that name in spec.workload.template (operator/objects.h).
+inline constexpr std::string_view kCredentialVolumeName = "tasklease-credential";
+
+// Who creates the pods of a Job: kube-controller-manager's Job controller, under its own
+// ServiceAccount with --use-service-account-credentials (kubeadm's default), else as the
+// controller manager itself (docs/rules.md, TL008).
+inline constexpr std::string_view kJobControllerServiceAccountUser =
+    "system:serviceaccount:kube-system:job-controller";
+inline constexpr std::string_view kControllerManagerUser = "system:kube-controller-manager";
 
 enum class RuleId { kTL001, kTL002, kTL003, kTL004, kTL005, kTL006, kTL007, kTL008 };
 
@@ -57,6 +67,26 @@ struct Note {
 struct RuleConfig {
   // TL007: the longest projected serviceAccountToken lifetime allowed.
   int64_t maxTokenExpirationSeconds = 3600;
+  // TL008: who may create the pods of a task's workload Job (--job-controller-username).
+  std::vector<std::string> jobControllerUsernames = {std::string(kJobControllerServiceAccountUser),
+                                                     std::string(kControllerManagerUser)};
+  // TL008: who may create a task's workload Job (--operator-username: the operator's
+  // ServiceAccount, system:serviceaccount:<namespace>:<name>).
+  std::vector<std::string> operatorUsernames;
+};
+
+// Who asks for the object under review: the admission request's user (views into the request).
+struct RequestUser {
+  std::string_view username;
+  std::string_view uid;
+};
+
+// An ownerReference of the object under review.
+struct OwnerReference {
+  std::string apiVersion;
+  std::string kind;
+  std::string name;
+  std::string uid;
 };
 
 // One pod spec inside an admitted object.
@@ -68,6 +98,19 @@ struct PodUnderReview {
   JsonView labels;         // the pod's labels (likewise)
   // What tasklease.io/dedicated-to may name for this pod: "Deployment/web", "Pod/x", ...
   std::vector<std::string> identities;
+  // The admitted object's kind and name ("Pod", "Job", ...; a workload's own name for its
+  // template) and its controller ownerReference: TL008 asks whether it was made for its task.
+  std::string kind;
+  std::string name;
+  std::optional<OwnerReference> controller;
+  // Who creates (or changes) the object: the admission request's user. Unset in the offline
+  // check, where whether a pod is made for its task cannot be told (a note, not a violation).
+  std::optional<RequestUser> requester;
+  // The pod template of an AgentTask's spec.workload, judged when the task is admitted, as the
+  // operator will render it: the operator sets its ServiceAccount, its task labels and the
+  // credential volume, so TL005, TL006 and TL008 are not evaluated and a volume named
+  // tasklease-credential (which the operator replaces) is not judged (docs/delegation.md).
+  bool taskWorkloadTemplate = false;
   // pods/ephemeralcontainers: only these ephemeral containers are checked, and only by the
   // container rules (TL001, TL002, TL004); the rest of the pod was judged at its creation.
   std::optional<std::vector<std::string>> onlyEphemeralContainers;
@@ -88,6 +131,11 @@ struct PodFindings {
 
 PodFindings checkPod(const PodUnderReview& pod, const ClusterState& state, const RuleConfig& config,
                      TimePoint now);
+
+// The rules checkPod evaluates on a task's workload template (taskWorkloadTemplate), and those
+// it leaves to the operator, which makes them true when it renders the Job.
+const std::vector<RuleId>& taskWorkloadTemplateRules();
+const std::vector<RuleId>& rulesTheOperatorMakesTrue();
 
 // The parts of a pod spec the rules read, as Json: two specs with equal results are judged
 // alike (an UPDATE that changes nothing here is not judged again).

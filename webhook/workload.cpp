@@ -36,6 +36,19 @@ std::vector<std::string> identitiesOf(std::string_view kind, const JsonView& met
   return ids;
 }
 
+// The ownerReference marked controller: true, if any (the API server allows one).
+std::optional<OwnerReference> controllerOf(const JsonView& metadata) {
+  std::optional<OwnerReference> found;
+  metadata.member("ownerReferences").forEach([&](size_t, const JsonView& owner) {
+    if (found || owner.member("controller").boolean() != true) return;
+    found = OwnerReference{std::string(owner.member("apiVersion").string()),
+                           std::string(owner.member("kind").string()),
+                           std::string(owner.member("name").string()),
+                           std::string(owner.member("uid").string())};
+  });
+  return found;
+}
+
 struct TemplatePath {
   const char* group;  // the kind's API group: a custom resource reusing the name is not ours
   const char* kind;
@@ -123,6 +136,9 @@ StatusOr<Workload> workloadOf(const JsonView& object, std::string_view kind, std
   pod.spec = spec;
   pod.labels = podMeta.member("labels");
   pod.identities = identitiesOf(kind, metadata, pod.labels);
+  pod.kind = w.kind;
+  pod.name = w.name;
+  pod.controller = controllerOf(metadata);
   w.pods.push_back(std::move(pod));
   return w;
 }

@@ -10,7 +10,8 @@ import uuid
 from . import builtins, schema
 from .admission import AdmissionRequest
 from .copies import json_copy
-from .errors import ApiError, already_exists, bad_request, conflict, internal, invalid, not_found
+from .errors import (ApiError, already_exists, bad_request, conflict, internal, invalid, not_found,
+                     precondition_conflict)
 from .patch import PatchError, apply_patch, merge_patch, strategic_merge
 from .tables import now_rfc3339
 
@@ -446,12 +447,15 @@ class Api:
         pre = options.get("preconditions") or {}
         cmd = current["metadata"]
         if pre.get("uid") and pre["uid"] != cmd["uid"]:
-            raise conflict(rt, name, f"Precondition failed: UID in precondition: {pre['uid']}, "
-                                     f"UID in object meta: {cmd['uid']}")
+            raise precondition_conflict(
+                rt, name, f"the UID in the precondition ({pre['uid']}) does not match the UID in "
+                          f"record ({cmd['uid']}). The object might have been deleted and then "
+                          "recreated")
         if pre.get("resourceVersion") and pre["resourceVersion"] != cmd["resourceVersion"]:
-            raise conflict(rt, name, "Precondition failed: ResourceVersion in precondition: "
-                                     f"{pre['resourceVersion']}, ResourceVersion in object meta: "
-                                     f"{cmd['resourceVersion']}")
+            raise precondition_conflict(
+                rt, name, f"the ResourceVersion in the precondition ({pre['resourceVersion']}) "
+                          f"does not match the ResourceVersion in record "
+                          f"({cmd['resourceVersion']}). The object might have been modified")
         if not skip_admission:
             req = AdmissionRequest(rt, version, "DELETE", name, ns, user, None,
                                    self.present(current, rt, version), "", dry_run,

@@ -5,6 +5,7 @@ TokenRequest, and the review APIs (TokenReview, SubjectAccessReview and friends)
 import base64
 import binascii
 import datetime
+import ipaddress
 import random
 
 from . import schema
@@ -25,6 +26,19 @@ def _gen_suffix(n=5):
 
 # ---- defaulting ----
 
+# kube-apiserver's defaults of the v1 API (pkg/apis/core/v1/defaults.go and its peers), those
+# of the fields tests and tasklease read back.
+
+def _dicts(items):
+    return [i for i in items or [] if isinstance(i, dict)]
+
+
+def _default_field_ref(holder):
+    ref = (holder or {}).get("fieldRef") if isinstance(holder, dict) else None
+    if isinstance(ref, dict):
+        ref.setdefault("apiVersion", "v1")
+
+
 def _default_container(c):
     image = c.get("image", "")
     tag = image.rsplit(":", 1)[1] if ":" in image.rsplit("/", 1)[-1] else ""
@@ -33,19 +47,73 @@ def _default_container(c):
     c.setdefault("terminationMessagePath", "/dev/termination-log")
     c.setdefault("terminationMessagePolicy", "File")
     c.setdefault("resources", {})
+    for port in _dicts(c.get("ports")):
+        port.setdefault("protocol", "TCP")
+    for env in _dicts(c.get("env")):
+        source = env.get("valueFrom")
+        if isinstance(source, dict):
+            _default_field_ref(source)
+            if isinstance(source.get("resourceFieldRef"), dict):
+                source["resourceFieldRef"].setdefault("divisor", "0")
 
 
-def default_pod_spec(spec):
+def _default_volume(v):
+    # Files of Secret, ConfigMap, downward API and projected volumes: mode 0644.
+    for kind in ("secret", "configMap", "downwardAPI", "projected"):
+        if isinstance(v.get(kind), dict):
+            v[kind].setdefault("defaultMode", 420)
+    for item in _dicts((v.get("downwardAPI") or {}).get("items")):
+        _default_field_ref(item)
+    for source in _dicts((v.get("projected") or {}).get("sources")):
+        if isinstance(source.get("serviceAccountToken"), dict):
+            source["serviceAccountToken"].setdefault("expirationSeconds", 3600)
+        for item in _dicts((source.get("downwardAPI") or {}).get("items")):
+            _default_field_ref(item)
+    if isinstance(v.get("hostPath"), dict):
+        v["hostPath"].setdefault("type", "")
+
+
+def default_pod_spec(spec, pod=False):
+    """A pod's or a pod template's spec. Only a pod gets enableServiceLinks (SetDefaults_Pod)."""
     spec.setdefault("restartPolicy", "Always")
     spec.setdefault("terminationGracePeriodSeconds", 30)
     spec.setdefault("dnsPolicy", "ClusterFirst")
     spec.setdefault("schedulerName", "default-scheduler")
     spec.setdefault("securityContext", {})
-    spec.setdefault("enableServiceLinks", True)
+    if pod:
+        spec.setdefault("enableServiceLinks", True)
+    # The v1 API keeps the deprecated serviceAccount equal to serviceAccountName.
+    if spec.get("serviceAccountName"):
+        spec["serviceAccount"] = spec["serviceAccountName"]
     for key in ("containers", "initContainers", "ephemeralContainers"):
-        for c in spec.get(key) or []:
-            if isinstance(c, dict):
-                _default_container(c)
+        for c in _dicts(spec.get(key)):
+            _default_container(c)
+    for v in _dicts(spec.get("volumes")):
+        _default_volume(v)
+
+
+# The DefaultTolerationSeconds admission plugin: a pod tolerates a not-ready or unreachable node
+# for five minutes, unless it says otherwise.
+_DEFAULT_TOLERATIONS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
+
+
+def _admit_new_pod(spec):
+    """What kube-apiserver's mutating admission plugins add to a new pod before any webhook
+    sees it: Priority (no PriorityClass: priority 0) and DefaultTolerationSeconds."""
+    if not spec.get("priorityClassName"):
+        spec.setdefault("priority", 0)
+        spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
+    tolerations = spec.get("tolerations")
+    if tolerations is not None and not isinstance(tolerations, list):
+        return
+    tolerations = list(tolerations or [])
+    for key in _DEFAULT_TOLERATIONS:
+        if not any(isinstance(t, dict) and t.get("effect") in (None, "", "NoExecute") and
+                   (t.get("key") == key or (not t.get("key") and t.get("operator") == "Exists"))
+                   for t in tolerations):
+            tolerations.append({"key": key, "operator": "Exists", "effect": "NoExecute",
+                                "tolerationSeconds": 300})
+    spec["tolerations"] = tolerations
 
 
 def _template_spec(rt, obj):
@@ -67,7 +135,8 @@ def default_on_create(server, rt, obj):
         md.setdefault("labels", {})["kubernetes.io/metadata.name"] = md["name"]
     elif key == ("", "pods"):
         spec = obj.setdefault("spec", {})
-        default_pod_spec(spec)
+        default_pod_spec(spec, pod=True)
+        _admit_new_pod(spec)
         obj["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
     elif key == ("", "secrets"):
         obj.setdefault("type", "Opaque")
@@ -89,6 +158,9 @@ def default_on_create(server, rt, obj):
         spec.setdefault("backoffLimit", 6)
         spec.setdefault("completionMode", "NonIndexed")
         spec.setdefault("suspend", False)
+        spec.setdefault("manualSelector", False)
+        spec.setdefault("podReplacementPolicy",
+                        "Failed" if spec.get("podFailurePolicy") else "TerminatingOrFailed")
         uid = md["uid"]
         if not spec.get("manualSelector"):
             spec["selector"] = {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
@@ -336,6 +408,8 @@ def validate(server, rt, obj, old):
             if not r.get("nonResourceURLs") and not r.get("resources"):
                 causes.append(("FieldValueRequired", "Required value: resource rules must supply "
                                "at least one resource", f"rules[{i}].resources"))
+    elif key == ("", "endpoints"):
+        causes += _validate_endpoints(obj)
     elif key[1] in ("validatingwebhookconfigurations", "mutatingwebhookconfigurations"):
         causes += _validate_webhooks(obj)
     elif key == ("apiextensions.k8s.io", "customresourcedefinitions"):
@@ -385,6 +459,43 @@ def _validate_pod_spec(spec, where):
         elif n in vols:
             causes.append(("FieldValueDuplicate", f'Duplicate value: "{n}"', f"{where}.volumes[{i}].name"))
         vols.add(n)
+    return causes
+
+
+def _endpoint_ip_causes(ip, field):
+    """kube-apiserver's checks of an Endpoints address (validation.ValidateEndpointIP): a valid
+    IP that is not loopback, link-local, link-local multicast or unspecified. The API server
+    would otherwise proxy to itself or to the node's local services through an Endpoints."""
+    try:
+        a = ipaddress.ip_address(ip) if isinstance(ip, str) else None
+    except ValueError:
+        a = None
+    if a is None:
+        # kube-apiserver reports an address that does not parse twice, in these two forms.
+        return [("FieldValueInvalid", f'Invalid value: "{ip}": must be a valid IP address, (e.g. '
+                 '10.9.8.7 or 2001:db8::ffff)', field),
+                ("FieldValueInvalid", f'Invalid value: "{ip}": must be a valid IP address', field)]
+    if a.is_unspecified:
+        why = f"may not be unspecified ({'::' if a.version == 6 else '0.0.0.0'})"
+    elif a.is_loopback:
+        why = "may not be in the loopback range (127.0.0.0/8, ::1/128)"
+    elif a in ipaddress.ip_network("169.254.0.0/16") or a in ipaddress.ip_network("fe80::/10"):
+        why = "may not be in the link-local range (169.254.0.0/16, fe80::/10)"
+    elif a in ipaddress.ip_network("224.0.0.0/24") or \
+            (a.version == 6 and a.packed[0] == 0xFF and a.packed[1] & 0x0F == 0x02):
+        why = "may not be in the link-local multicast range (224.0.0.0/24, ff02::/10)"
+    else:
+        return []
+    return [("FieldValueInvalid", f'Invalid value: "{ip}": {why}', field)]
+
+
+def _validate_endpoints(obj):
+    causes = []
+    for i, subset in enumerate(obj.get("subsets") or []):
+        for kind in ("addresses", "notReadyAddresses"):
+            for j, addr in enumerate((subset or {}).get(kind) or []):
+                causes += _endpoint_ip_causes((addr or {}).get("ip"),
+                                              f"subsets[{i}].{kind}[{j}].ip")
     return causes
 
 
@@ -551,7 +662,8 @@ def token_request(server, namespace, sa_name, body):
             raise conflict(reg.types[("", plural)], ref["name"],
                            f"the UID in the bound object reference ({ref['uid']}) does not match "
                            "the UID in record. The object might have been deleted and then recreated")
-        spec["boundObjectRef"] = dict(ref, uid=bound["metadata"]["uid"])
+    # As sent (the bound object's uid is in the token's claims, not here), null when none.
+    spec["boundObjectRef"] = ref or None
     audiences = spec.get("audiences") or [DEFAULT_AUDIENCE]
     spec["audiences"] = audiences
     spec["expirationSeconds"] = exp

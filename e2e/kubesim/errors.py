@@ -59,6 +59,17 @@ def conflict(rt, name, why="the object has been modified; please apply your chan
                     _details(rt, name))
 
 
+def precondition_conflict(rt, name, why):
+    """A delete whose preconditions fail: kube-apiserver's check before the deletion
+    (rest.BeforeDelete) names the kind where other conflicts name the resource."""
+    d = {"name": name}
+    if rt.group:
+        d["group"] = rt.group
+    d["kind"] = rt.kind
+    target = f"{rt.kind}.{rt.group}" if rt.group else rt.kind
+    return ApiError(409, "Conflict", f'Operation cannot be fulfilled on {target} "{name}": {why}', d)
+
+
 def bad_request(message, causes=None):
     details = {"causes": causes} if causes else None
     return ApiError(400, "BadRequest", message, details)

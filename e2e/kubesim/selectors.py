@@ -124,39 +124,65 @@ def label_selector_matches(selector, labels):
 # ---- field selectors ----
 
 _COMMON_FIELDS = {"metadata.name", "metadata.namespace"}
-_TYPE_FIELDS = {
-    "pods": {"spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName",
-             "spec.hostNetwork", "status.phase", "status.podIP", "status.nominatedNodeName"},
-    "events": {"involvedObject.kind", "involvedObject.namespace", "involvedObject.name",
-               "involvedObject.uid", "involvedObject.apiVersion", "involvedObject.resourceVersion",
-               "involvedObject.fieldPath", "reason", "reportingComponent", "source", "type"},
-    "secrets": {"type"},
-    "namespaces": {"status.phase"},
-    "jobs": {"status.successful"},
-    "nodes": {"spec.unschedulable"},
-    "replicasets": {"status.replicas"},
+
+
+def _not_supported(field):
+    return f"field label not supported: {field}"
+
+
+# The field labels each kind accepts and kube-apiserver's message for another, as its field label
+# conversion functions (pkg/apis/*/v1/conversion.go) define them. A kind with none of its own
+# takes metadata.name and metadata.namespace only (runtime.DefaultMetaV1FieldSelectorConversion).
+_FIELD_LABELS = {
+    "pods": ({"metadata.name", "metadata.namespace", "spec.nodeName", "spec.restartPolicy",
+              "spec.schedulerName", "spec.serviceAccountName", "spec.hostNetwork",
+              "status.phase", "status.podIP", "status.podIPs", "status.nominatedNodeName",
+              "spec.host"}, _not_supported),
+    "nodes": ({"metadata.name", "spec.unschedulable"}, _not_supported),
+    "replicationcontrollers": ({"metadata.name", "metadata.namespace", "status.replicas"},
+                               _not_supported),
+    "events": ({"involvedObject.kind", "involvedObject.namespace", "involvedObject.name",
+                "involvedObject.uid", "involvedObject.apiVersion",
+                "involvedObject.resourceVersion", "involvedObject.fieldPath", "reason",
+                "reportingComponent", "source", "type", "metadata.namespace", "metadata.name"},
+               _not_supported),
+    "namespaces": ({"status.phase", "metadata.name"}, _not_supported),
+    "secrets": ({"type", "metadata.namespace", "metadata.name"}, _not_supported),
+    "services": ({"metadata.namespace", "metadata.name", "spec.clusterIP", "spec.type"},
+                 _not_supported),
+    "jobs": ({"metadata.name", "metadata.namespace", "status.successful"},
+             lambda f: f'field label "{f}" not supported for Job'),
 }
+_DEFAULT_FIELD_LABELS = (_COMMON_FIELDS, lambda f: f'"{f}" is not a known field selector: only '
+                                                   '"metadata.name", "metadata.namespace"')
+# Old clients' names for a field label.
+_FIELD_ALIASES = {("pods", "spec.host"): "spec.nodeName"}
 
 
 def parse_field_selector(text, rt):
-    """Parses 'metadata.name=x,status.phase!=Running' for a resource type; 400 on unsupported
-    fields, as kube-apiserver answers."""
+    """Parses 'metadata.name=x,status.phase!=Running' for a resource type; 400 on a field label
+    the kind does not have, with kube-apiserver's message for that kind."""
     reqs = []
     if not text:
         return reqs
-    allowed = _COMMON_FIELDS | (_TYPE_FIELDS.get(rt.plural, set()) if rt.crd is None else set())
+    if rt.crd is not None:
+        allowed, message = _COMMON_FIELDS, _not_supported
+    else:
+        allowed, message = _FIELD_LABELS.get(rt.plural, _DEFAULT_FIELD_LABELS)
     for part in _split_top(text):
         m = re.match(r"^([^=!]+?)\s*(==|!=|=)\s*(.*)$", part)
         if not m:
             raise bad_request(f'invalid selector: \'{text}\'; can\'t understand \'{part}\'')
         field, op, value = m.group(1).strip(), m.group(2), m.group(3).strip()
         if field not in allowed:
-            raise bad_request(f'field label not supported: {field}')
-        reqs.append((field, op, value))
+            raise bad_request(message(field))
+        reqs.append((_FIELD_ALIASES.get((rt.plural, field), field), op, value))
     return reqs
 
 
 def _field_value(obj, path):
+    if path == "status.podIPs":
+        return ""  # accepted, but not among a pod's selectable fields: always empty there too
     if path == "source":
         return ((obj.get("source") or {}).get("component")) or ""
     cur = obj

@@ -7,6 +7,7 @@ import uuid
 import pytest
 
 from fakewebhook import FakeWebhook, allow, deny
+from realcluster import host_ip
 
 ADM = "admissionregistration.k8s.io/v1"
 
@@ -79,11 +80,11 @@ def test_warnings_reach_kubectl(cluster, hook, scope):
     assert "Warning: this configmap is watched" in res.stderr
 
 
-@pytest.mark.kubesim_only
 def test_service_webhook_is_resolved_through_endpoints_and_certificate_checked(cluster, scope):
     ns, key, register = scope
-    good = FakeWebhook(dns_names=[f"hook.{ns}.svc"]).start()
-    wrong_name = FakeWebhook(dns_names=["somebody-else.svc"]).start()
+    # Endpoints name a non-loopback address of this machine: the API server refuses loopback.
+    good = FakeWebhook(dns_names=[f"hook.{ns}.svc"], host=host_ip()).start()
+    wrong_name = FakeWebhook(dns_names=["somebody-else.svc"], host=host_ip()).start()
     try:
         good.handlers["/v"] = deny("seen through the service")
         wrong_name.handlers["/v"] = deny("should never be reached")
@@ -92,7 +93,7 @@ def test_service_webhook_is_resolved_through_endpoints_and_certificate_checked(c
                 {"apiVersion": "v1", "kind": "Service", "metadata": {"name": svc, "namespace": ns},
                  "spec": {"ports": [{"port": 443, "targetPort": "https", "name": "https"}]}},
                 {"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": svc, "namespace": ns},
-                 "subsets": [{"addresses": [{"ip": "127.0.0.1"}],
+                 "subsets": [{"addresses": [{"ip": host_ip()}],
                               "ports": [{"name": "https", "port": h.port}]}]}])
         register("ValidatingWebhookConfiguration", f"svc-{key}", [webhook(
             "svc.tasklease.test", key,
@@ -119,14 +120,14 @@ def test_service_port_is_found_in_endpoints_by_the_service_ports_name(cluster, s
     """kube-apiserver takes the Endpoints port named like the Service port (not like its
     targetPort); the port number there is what it dials."""
     ns, key, register = scope
-    hook = FakeWebhook(dns_names=[f"named.{ns}.svc"]).start()
+    hook = FakeWebhook(dns_names=[f"named.{ns}.svc"], host=host_ip()).start()
     try:
         hook.handlers["/v"] = deny("reached by the service port's name")
         cluster.apply([
             {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "named", "namespace": ns},
              "spec": {"ports": [{"port": 443, "targetPort": "container-port", "name": "web"}]}},
             {"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "named", "namespace": ns},
-             "subsets": [{"addresses": [{"ip": "127.0.0.1"}],
+             "subsets": [{"addresses": [{"ip": host_ip()}],
                           "ports": [{"name": "other", "port": 1},
                                     {"name": "web", "port": hook.port}]}]}])
         register("ValidatingWebhookConfiguration", f"named-{key}", [webhook(

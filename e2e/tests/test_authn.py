@@ -1,18 +1,10 @@
-"""Identities kubesim accepts besides the admin token: static token-file users and groups,
-client certificates signed by the cluster CA, and anonymous requests."""
-
-import base64
-import os
+"""Identities the API server accepts besides the admin's: client certificates signed by the
+cluster CA, token users, anonymous requests (on kubesim and the real control plane alike); and
+kubesim's own token file and token cache."""
 
 import pytest
-import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
 from harness import Cluster
-from kubesim.certs import issue
-
-pytestmark = pytest.mark.kubesim_only
 
 
 def whoami(cluster, **kw):
@@ -20,6 +12,8 @@ def whoami(cluster, **kw):
     return out["status"]["userInfo"]
 
 
+@pytest.mark.kubesim_only(reason="kubesim's --token-file at start (test_a_declared_token_user... "
+                                  "runs token users on both)")
 def test_token_file_declares_users_and_groups(tmp_path):
     tf = tmp_path / "tokens.csv"
     tf.write_text('tok-alice,alice,uid-1,"dev,ops"\ntok-bob,bob,uid-2\n')
@@ -32,22 +26,25 @@ def test_token_file_declares_users_and_groups(tmp_path):
         assert res.returncode != 0 and "forbidden" in res.stderr
 
 
-def test_client_certificate_authenticates_as_cn_with_o_groups(cluster, tmp_path):
-    ca_cert = x509.load_pem_x509_certificate(open(os.path.join(cluster.cert_dir, "ca.crt"), "rb").read())
-    ca_key = serialization.load_pem_private_key(open(os.path.join(cluster.cert_dir, "ca.key"), "rb").read(), None)
-    cert, key = issue(ca_cert, ca_key, "carol", organizations=["team-a", "auditors"], client=True)
-    cfg = yaml.safe_load(open(cluster.kubeconfig))
-    cfg["users"] = [{"name": "carol", "user": {
-        "client-certificate-data": base64.b64encode(cert.public_bytes(serialization.Encoding.PEM)).decode(),
-        "client-key-data": base64.b64encode(key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption())).decode()}}]
-    cfg["contexts"][0]["context"]["user"] = "carol"
-    kc = tmp_path / "carol.kubeconfig"
-    kc.write_text(yaml.safe_dump(cfg))
-    info = whoami(cluster, kubeconfig=str(kc))
+def test_client_certificate_authenticates_as_cn_with_o_groups(cluster):
+    kc = cluster.certificate_kubeconfig("carol", ["team-a", "auditors"])
+    info = whoami(cluster, kubeconfig=kc)
     assert info["username"] == "carol"
     assert info["groups"] == ["team-a", "auditors", "system:authenticated"]
+
+
+def test_a_declared_token_user_has_its_groups_and_only_what_rbac_grants(cluster, ns):
+    token = cluster.add_user("dana", groups=["dev", "ops"])
+    info = whoami(cluster, token=token)
+    assert info["username"] == "dana"
+    assert info["groups"] == ["dev", "ops", "system:authenticated"]
+    res = cluster.kubectl("get", "pods", "-n", ns, token=token, check=False)
+    assert res.returncode != 0
+    assert f'User "dana" cannot list resource "pods" in API group "" in the namespace "{ns}"' \
+        in res.stderr
+    res = cluster.kubectl("get", "pods", "-n", ns, token="not-a-token-anyone-declared",
+                          check=False)
+    assert res.returncode != 0 and "Unauthorized" in res.stderr
 
 
 def test_anonymous_requests_are_system_anonymous(cluster):
@@ -57,6 +54,7 @@ def test_anonymous_requests_are_system_anonymous(cluster):
     assert cluster.request("GET", "/version", token="")[0] == 200
 
 
+@pytest.mark.kubesim_only(reason="a unit test of kubesim's token cache (kubesim.auth), no cluster")
 def test_a_token_verified_once_still_expires_and_still_dies_with_its_account(monkeypatch):
     """kubesim verifies a token's signature once (a cache); expiry and the account behind the
     token are still checked on every use."""

@@ -75,6 +75,10 @@ OPTIONS = {
                                      '{"kubernetes.io/metadata.name":"monitoring"}}}]'],
     "service-monitor": ["--set", "serviceMonitor.enabled=true",
                         "--set", "serviceMonitor.labels.release=prometheus"],
+    "prometheus-rule": ["--set", "serviceMonitor.enabled=true", "--set", "prometheusRule.enabled=true",
+                        "--set", "prometheusRule.labels.release=prometheus",
+                        "--set", "prometheusRule.revocationBlockedFor=30m",
+                        "--set", "prometheusRule.severity=warning"],
     "failure-policy-ignore": ["--set", "webhook.failurePolicy=Ignore"],
     "watch-namespace": ["--set", "operator.watchNamespace=team-a"],
     "exempt-and-timeouts": ["--set", "webhook.exemptNamespaces={monitoring,gatekeeper-system}",
@@ -378,6 +382,31 @@ def test_webhook_is_highly_available_and_ready_only_after_cache_sync(default_obj
     assert pdb["spec"]["selector"]["matchLabels"] == deploy["spec"]["selector"]["matchLabels"]
 
 
+@pytest.mark.parametrize("option", ["default", "fullname-override"])
+def test_the_webhook_trusts_the_operators_service_account_and_the_job_controller(option):
+    """TL008 admits a task's workload Job only from the operator, and its pods only from the Job
+    controller: the chart names the operator's own ServiceAccount, whatever the release's names."""
+    objects = render(*OPTIONS[option])
+
+    def deployment(component):
+        return next(o for o in objects if o["kind"] == "Deployment"
+                    and o["metadata"]["labels"]["app.kubernetes.io/component"] == component)
+
+    operator_sa = deployment("operator")["spec"]["template"]["spec"]["serviceAccountName"]
+    args = deployment("webhook")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert f"--operator-username=system:serviceaccount:{NS}:{operator_sa}" in args
+    assert [a for a in args if a.startswith("--job-controller-username=")] == [
+        "--job-controller-username=system:serviceaccount:kube-system:job-controller",
+        "--job-controller-username=system:kube-controller-manager"]
+    custom = find(render("--set", "webhook.jobControllerUsernames={system:serviceaccount:kube-system:jobs}"),
+                  "Deployment", "tasklease-webhook")[0]["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert [a for a in custom if a.startswith("--job-controller-username=")] == [
+        "--job-controller-username=system:serviceaccount:kube-system:jobs"]
+    res = helm("template", "tasklease", CHART, "--set-json", "webhook.jobControllerUsernames=[]",
+               check=False)
+    assert res.returncode != 0 and "jobControllerUsernames" in res.stderr, res.stderr
+
+
 def test_operator_runs_with_leader_election(default_objects):
     args = find(default_objects, "Deployment", "tasklease-operator")[0][
         "spec"]["template"]["spec"]["containers"][0]["args"]
@@ -467,11 +496,33 @@ def test_cert_manager_issues_the_certificate_and_injects_the_ca():
 
 
 def test_optional_network_policy_and_service_monitor():
-    assert not [o for o in render() if o["kind"] in ("NetworkPolicy", "ServiceMonitor")]
+    assert not [o for o in render() if o["kind"] in ("NetworkPolicy", "ServiceMonitor", "PrometheusRule")]
     policies = find(render(*OPTIONS["network-policy"]), "NetworkPolicy")
     assert {p["metadata"]["name"] for p in policies} == {"tasklease-webhook", "tasklease-operator"}
     monitor = find(render(*OPTIONS["service-monitor"]), "ServiceMonitor")[0]
     assert monitor["metadata"]["labels"]["release"] == "prometheus"
+
+
+def test_optional_prometheus_rule_alerts_on_a_held_revocation():
+    """docs/operations.md: the alert on tasklease_operator_revocations_blocked, per kind, in the
+    release's namespace, after prometheusRule.revocationBlockedFor."""
+    rule = find(render(*OPTIONS["prometheus-rule"]), "PrometheusRule", "tasklease")[0]
+    assert rule["metadata"]["namespace"] == NS
+    assert rule["metadata"]["labels"]["release"] == "prometheus"
+    [alert] = [r for g in rule["spec"]["groups"] for r in g["rules"]]
+    assert alert["alert"] == "TaskleaseRevocationBlocked"
+    assert alert["expr"] == ("max by (namespace, kind) (tasklease_operator_revocations_blocked"
+                             f'{{namespace="{NS}"}}) > 0')
+    assert alert["for"] == "30m" and alert["labels"] == {"severity": "warning"}
+    # Prometheus's template syntax reaches the rule as written, not eaten by Helm's.
+    assert "{{ $labels.kind }}" in alert["annotations"]["summary"]
+    assert "status.revocation.held" in alert["annotations"]["description"]
+    defaults = find(render("--set", "prometheusRule.enabled=true"), "PrometheusRule")[0]
+    [alert] = [r for g in defaults["spec"]["groups"] for r in g["rules"]]
+    assert alert["for"] == "10m" and alert["labels"] == {"severity": "critical"}
+    bad = helm("template", "tasklease", CHART, "--set", "prometheusRule.revocationBlockedFor=soon",
+               check=False)
+    assert bad.returncode != 0 and "revocationBlockedFor" in bad.stderr, bad.stderr
 
 
 def test_kubernetes_objects_in_values_reach_the_rendered_objects_unchanged():
@@ -514,7 +565,8 @@ def test_standard_labels_on_every_object(default_objects):
 
 # Just enough of cert-manager's and prometheus-operator's CRDs for their objects to be stored.
 FOREIGN_CRDS = [("cert-manager.io", "Issuer", "issuers"), ("cert-manager.io", "Certificate", "certificates"),
-                ("monitoring.coreos.com", "ServiceMonitor", "servicemonitors")]
+                ("monitoring.coreos.com", "ServiceMonitor", "servicemonitors"),
+                ("monitoring.coreos.com", "PrometheusRule", "prometheusrules")]
 
 
 def foreign_crd(group, kind, plural):
@@ -530,11 +582,10 @@ def foreign_crd(group, kind, plural):
 
 @pytest.fixture(scope="module")
 def sim():
-    """A kubesim of the module's own: the chart registers webhooks for every namespace, which
-    must not reach the shared cluster's other tests."""
-    if os.environ.get("E2E_KUBECONFIG"):
-        pytest.skip("installs cluster-wide webhooks; run against kubesim only")
-    c = Cluster.start()
+    """A cluster of the module's own (kubesim, or another real control plane): the chart
+    registers webhooks for every namespace, which must not reach the shared cluster's other
+    tests."""
+    c = Cluster.start_own()
     c.apply([foreign_crd(*f) for f in FOREIGN_CRDS])
     c.kubectl("wait", "--for=condition=Established", "--timeout=30s",
               *[f"crd/{p}.{g}" for g, _, p in FOREIGN_CRDS])
@@ -667,8 +718,15 @@ def test_object_names_passed_by_flag_are_the_ones_rbac_grants(default_objects):
 # The real binaries running with exactly what the chart gives them: tests/test_install.py.
 
 
-def test_helm_upgrade_keeps_the_ca_bundle_the_webhook_wrote(private_cluster):
-    c = private_cluster
+@pytest.fixture
+def own_cluster():
+    c = Cluster.start_own()
+    yield c
+    c.stop()
+
+
+def test_helm_upgrade_keeps_the_ca_bundle_the_webhook_wrote(own_cluster):
+    c = own_cluster
 
     def helm_on(*args):
         return helm(*args, "--kubeconfig", c.kubeconfig, "--namespace", NS)

@@ -108,6 +108,39 @@ def test_status_is_written_through_the_subresource(crds, ns):
     assert res.returncode != 0 and "Unsupported value" in res.stderr
 
 
+def test_revoking_and_what_holds_it_are_kept_in_status(crds, ns):
+    create(crds, ns, task())
+    held = {"kind": "RoleBinding", "name": "tl-t1-1a2b3c4d", "finalizers": ["example.com/hold"]}
+    revocation = {"outcome": "Succeeded", "reason": "Completed", "message": "spec.completed is true",
+                  "startedAt": "2030-01-01T00:00:00.125Z", "held": [held]}
+    crds.kubectl("patch", "agenttask", "t1", "-n", ns, "--subresource=status", "--type=merge",
+                 "-p", json.dumps({"status": {"phase": "Revoking", "revocation": revocation}}))
+    row = crds.kubectl("get", "at", "t1", "-n", ns, "--no-headers").stdout.split()
+    assert row[:2] == ["t1", "Revoking"]
+    stored = crds.kubectl_json("get", "agenttask", "t1", "-n", ns)["status"]["revocation"]
+    assert stored == revocation  # nothing pruned
+
+
+def test_agent_policy_workload_bound_defaults_to_restricted_and_checks_capabilities(crds):
+    name = f"pol-wl-{os.getpid()}"
+    body = {"apiVersion": "tasklease.io/v1alpha1", "kind": "AgentPolicy", "metadata": {"name": name},
+            "spec": {"match": {}, "allow": {"maxTTL": "1h", "workload": {}}}}
+    crds.kubectl("create", "-f", "-", input=json.dumps(body))
+    stored = crds.kubectl_json("get", "agentpolicy", name)["spec"]["allow"]["workload"]
+    assert stored == {"podSecurity": "restricted"}
+    crds.kubectl("delete", "agentpolicy", name)
+    for workload, says in (({"podSecurity": "privileged"}, "Unsupported value"),
+                           ({"podSecurity": "restricted", "allowedCapabilities": ["CHOWN"]},
+                            "a container may add only NET_BIND_SERVICE"),
+                           ({"allowedCapabilities": ["SYS_ADMIN"]}, "Unsupported value")):
+        body["spec"]["allow"]["workload"] = workload
+        res = crds.kubectl("create", "-f", "-", input=json.dumps(body), check=False)
+        assert res.returncode != 0 and says in res.stderr, (workload, res.stderr)
+    body["spec"]["allow"]["workload"] = {"podSecurity": "baseline", "allowedCapabilities": ["CHOWN"]}
+    assert crds.kubectl("create", "-f", "-", input=json.dumps(body), check=False).returncode == 0
+    crds.kubectl("delete", "agentpolicy", name)
+
+
 def test_agent_policy_defaults_to_verified_delegation(crds):
     name = f"pol-{os.getpid()}"
     crds.apply({"apiVersion": "tasklease.io/v1alpha1", "kind": "AgentPolicy",
@@ -127,13 +160,50 @@ def test_identity_exception_needs_a_selector_and_known_rules(crds, ns):
             "spec": {"reason": "legacy job", "approvedBy": "security@example.com",
                      "expiresAt": "2030-01-01T00:00:00Z", "rules": ["TL001"]}}
     res = create(crds, ns, base)
-    assert res.returncode != 0 and "set serviceAccountNames or podSelector" in res.stderr
+    assert res.returncode != 0 and "name the workloads it covers" in res.stderr, res.stderr
     base["spec"]["rules"] = ["TL999"]
     base["spec"]["serviceAccountNames"] = ["legacy"]
     res = create(crds, ns, base)
     assert res.returncode != 0 and "spec.rules[0]" in res.stderr
     base["spec"]["rules"] = ["TL001", "TL006"]
     assert create(crds, ns, base).returncode == 0
+
+
+@pytest.mark.parametrize("selector,accepted", [
+    ({"podSelector": {"matchExpressions": [{"key": "no-such-label", "operator": "DoesNotExist"}]}}, False),
+    ({"podSelector": {"matchExpressions": [{"key": "app", "operator": "NotIn", "values": ["db"]},
+                                           {"key": "app", "operator": "Exists"}]}}, False),
+    ({"podSelector": {}}, False),
+    ({"podSelector": {"matchExpressions": [{"key": "app", "operator": "In", "values": []}]}}, False),
+    ({"serviceAccountNames": ["default"]}, False),
+    ({"serviceAccountNames": ["default"], "podSelector": {"matchLabels": {"app": "billing"}}}, True),
+    ({"podSelector": {"matchExpressions": [{"key": "app", "operator": "In", "values": ["billing"]},
+                                           {"key": "canary", "operator": "DoesNotExist"}]}}, True),
+    ({"serviceAccountNames": ["billing"], "podSelector": {"matchExpressions": [
+        {"key": "canary", "operator": "DoesNotExist"}]}}, True),
+])
+def test_identity_exception_must_name_the_workloads_it_covers(crds, ns, selector, accepted):
+    """A selector that only says what pods lack (DoesNotExist on a label nobody sets) covered the
+    whole namespace: the CRD's CEL rule refuses it before any webhook is asked (docs/rules.md)."""
+    body = {"apiVersion": "tasklease.io/v1alpha1", "kind": "IdentityException",
+            "metadata": {"name": "legacy"},
+            "spec": {"reason": "legacy job", "approvedBy": "security@example.com",
+                     "expiresAt": "2030-01-01T00:00:00Z", "rules": ["TL001"], **selector}}
+    res = create(crds, ns, body)
+    if accepted:
+        assert res.returncode == 0, res.stderr
+    else:
+        assert res.returncode != 0 and "name the workloads it covers" in res.stderr, res.stderr
+
+
+def test_identity_exception_service_account_names_are_names_not_patterns(crds, ns):
+    body = {"apiVersion": "tasklease.io/v1alpha1", "kind": "IdentityException",
+            "metadata": {"name": "legacy"},
+            "spec": {"reason": "legacy job", "approvedBy": "security@example.com",
+                     "expiresAt": "2030-01-01T00:00:00Z", "rules": ["TL001"],
+                     "serviceAccountNames": ["billing", "team-*"]}}
+    res = create(crds, ns, body)
+    assert res.returncode != 0 and "spec.serviceAccountNames[1]" in res.stderr, res.stderr
 
 
 def test_task_names_must_fit_in_a_label_value(crds, ns):

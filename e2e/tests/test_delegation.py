@@ -2,9 +2,12 @@
 tasklease-webhook registered as mutating and validating webhook for AgentTasks and real kubectl:
 a task asking for more than its requester holds is refused naming each missing permission;
 granted it, the task is admitted and stamped with the requester; the stamp and the spec cannot
-be rewritten; the operator marks the stamped delegation verified, and pods under the task's
-ServiceAccount leave `admitted` records in the webhook's evidence; where no webhook is in the
-path, a forged stamp is not verified and a policy requiring verification denies the task."""
+be rewritten; a workload its requester could not run (no Jobs, objects they cannot read, a
+template breaking the pod rules) is refused in any namespace (issue 14); the operator marks the
+stamped delegation verified, pods the delegator makes under the task's ServiceAccount leave
+`admitted` records in the webhook's evidence, and anyone else's are refused; where no webhook is
+in the path, a forged stamp is not verified and a policy requiring verification denies the
+task."""
 
 import contextlib
 import json
@@ -95,6 +98,22 @@ def strict_operator(cluster, ns, keys_ns):
         cluster.kubectl("delete", "namespace", op.namespace, "--wait=false", check=False)
 
 
+def grant(cluster, ns, user, name, rules):
+    cluster.apply([
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+         "metadata": {"name": name, "namespace": ns}, "rules": rules},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+         "metadata": {"name": name, "namespace": ns},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+         "subjects": [{"kind": "User", "name": user}]}])
+
+
+def workload_manifest(name, template, rules=UPDATE_CONFIGMAPS):
+    body = json.loads(task_manifest(name, rules))
+    body["spec"]["workload"] = {"template": template}
+    return json.dumps(body)
+
+
 def create_as(cluster, ns, token, body):
     return cluster.kubectl("create", "-n", ns, "-f", "-", input=body, token=token, check=False)
 
@@ -180,19 +199,93 @@ def test_the_operator_verifies_the_stamp_and_pods_under_the_task_are_recorded(cl
         records = [r for r in op.evidence_records() if r["kind"] == "delegated"]
         assert records and records[-1]["details"]["verified"] is True and records[-1]["actor"] == user
 
-        # A pod under the task's ServiceAccount is admitted and recorded with the task.
+        # A pod its delegator creates under the task's ServiceAccount is admitted and recorded
+        # with the task.
+        grant(cluster, ns, user, "pod-author", [{"apiGroups": [""], "resources": ["pods"],
+                                                 "verbs": ["create"]}])
         sa = task["status"]["credential"]["serviceAccountName"]
         pod = {"apiVersion": "v1", "kind": "Pod",
                "metadata": {"name": "agent", "labels": {"tasklease.io/task": "verified"}},
                "spec": {"serviceAccountName": sa, "automountServiceAccountToken": False,
-                        "containers": [{"name": "agent", "image": "busybox"}]}}
-        res = cluster.kubectl("create", "-n", ns, "-f", "-", input=json.dumps(pod), check=False)
+                        "containers": [{"name": "agent", "image": "busybox"}],
+                        "volumes": [{"name": "credential", "secret": {
+                            "secretName": task["status"]["credential"]["secretName"]}}]}}
+        res = create_as(cluster, ns, token, json.dumps(pod))
         assert res.returncode == 0, res
         admitted = [r for r in evidence(wh) if r["kind"] == "admitted" and r["task"]["namespace"] == ns]
         assert admitted, evidence(wh)[-3:]
         assert admitted[-1]["task"]["name"] == "verified"
         assert admitted[-1]["task"]["uid"] == task["metadata"]["uid"]
         assert admitted[-1]["details"]["object"] == "Pod/agent"
+
+        # Anyone else who may create pods there, a cluster admin included, cannot borrow the
+        # task's credential: refused, however the pod is labelled.
+        pod["metadata"]["name"] = "borrowed"
+        res = cluster.kubectl("create", "-n", ns, "-f", "-", input=json.dumps(pod), check=False)
+        assert res.returncode != 0, res
+        assert "[TL008] spec.serviceAccountName" in res.stderr, res.stderr
+        assert f'delegated by "{user}"' in res.stderr, res.stderr
+        assert "[TL003] spec.volumes[0]" in res.stderr, res.stderr
+        assert cluster.kubectl("get", "pod", "borrowed", "-n", ns, check=False).returncode != 0
+
+
+def test_a_task_cannot_run_a_workload_its_requester_could_not(cluster, delegation):
+    """A user who may create AgentTasks but not Jobs got a privileged pod in the host's
+    namespaces with the node's / mounted, and, where no enforcement is on, pods reading Secrets
+    and ConfigMaps they could not read: the operator ran the workload with its own rights. The
+    workload is now checked as the scope is, in every namespace, whatever its mode."""
+    wh, _, selector = delegation
+    ns = cluster.namespace("deleg-open", labels=selector)  # no tasklease.io/enforcement label
+    user = f"dev-{uuid.uuid4().hex[:6]}"
+    token = cluster.add_user(user, groups=["e2e-developers"])
+    billing = [{"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["billing-config"],
+                "verbs": ["get", "update"]}]
+    grant(cluster, ns, user, "task-author",
+          [{"apiGroups": [GROUP], "resources": ["agenttasks"], "verbs": ["get", "create"]}, *billing])
+    agent = {"name": "agent", "image": "registry.example.com/agent:1"}
+
+    hostile = {"spec": {"hostPID": True, "hostNetwork": True,
+                        "containers": [{**agent, "securityContext": {"privileged": True},
+                                        "volumeMounts": [{"name": "host", "mountPath": "/host"}]}],
+                        "volumes": [{"name": "host", "hostPath": {"path": "/"}}]}}
+    res = create_as(cluster, ns, token, workload_manifest("hostile", hostile, billing))
+    assert res.returncode != 0, res
+    assert 'create on jobs (apiGroup "batch") (the Job that runs spec.workload)' in res.stderr, res.stderr
+    assert get_task(cluster, ns, "hostile") is None
+    rejected = [r for r in evidence(wh) if r["kind"] == "rejected" and r["task"]["namespace"] == ns]
+    assert rejected and rejected[-1]["details"]["reason"] == "permissions"
+
+    # Even one who may create Jobs lends a task nothing they cannot read themselves.
+    grant(cluster, ns, user, "job-author", [{"apiGroups": ["batch"], "resources": ["jobs"],
+                                              "verbs": ["create"]}])
+    reads = {"spec": {"containers": [{**agent, "envFrom": [{"configMapRef": {"name": "payroll"}}]}]}}
+    res = create_as(cluster, ns, token, workload_manifest("reads", reads, billing))
+    assert res.returncode != 0, res
+    assert ('get on configmaps (apiGroup "", resourceName "payroll") '
+            "(read by spec.workload.template.spec.containers[0].envFrom[0])") in res.stderr, res.stderr
+
+    # A static secret in the template is refused though this namespace enforces nothing.
+    static = {"spec": {"containers": [{**agent, "env": [
+        {"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}}]}],
+        "volumes": [{"name": "creds", "secret": {"secretName": "db"}}]}}
+    res = create_as(cluster, ns, token, workload_manifest("static", static, billing))
+    assert res.returncode != 0, res
+    assert "whatever the namespace's enforcement mode" in res.stderr, res.stderr
+    assert "[TL001] spec.workload.template.spec.containers[0].env[0]" in res.stderr, res.stderr
+    assert "[TL003] spec.workload.template.spec.volumes[0]" in res.stderr, res.stderr
+
+    # What the requester holds, the task may run; the record says what was checked for it.
+    clean = {"spec": {"containers": [{**agent, "volumeMounts": [{"name": "cfg", "mountPath": "/cfg"}]}],
+                      "volumes": [{"name": "cfg", "configMap": {"name": "billing-config"}}]}}
+    res = create_as(cluster, ns, token, workload_manifest("clean", clean, billing))
+    assert res.returncode == 0, res
+    delegated = [r for r in evidence(wh) if r["kind"] == "delegated" and r["task"]["namespace"] == ns]
+    assert delegated, evidence(wh)[-3:]
+    checked = delegated[-1]["details"]["workload"]
+    assert checked["rules"] == ["TL001", "TL002", "TL003", "TL004", "TL007"]
+    assert [p["permission"] for p in checked["permissions"]] == [
+        'create on jobs (apiGroup "batch")',
+        'get on configmaps (apiGroup "", resourceName "billing-config")']
 
 
 def test_without_the_webhook_a_forged_stamp_is_not_verified_and_a_strict_policy_denies(cluster, delegation):

@@ -6,7 +6,7 @@ import pytest
 from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
-pytestmark = pytest.mark.kubesim_only
+pytestmark = pytest.mark.kubesim_only(reason="kubesim's fault injection and its admin API")
 
 
 def cm(name):

@@ -1,6 +1,8 @@
 """Deletion semantics: finalizers hold deletion, ownerReferences cascade (background,
 foreground, orphan), and namespaces terminate with their content."""
 
+import json
+
 import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
@@ -85,10 +87,21 @@ def test_dependent_created_for_missing_owner_is_collected(cluster, ns):
 def test_delete_preconditions_are_enforced(cluster, ns):
     v1 = cluster.core()
     obj = v1.create_namespaced_config_map(ns, cm("pre"))
-    with pytest.raises(ApiException) as e:
-        v1.delete_namespaced_config_map("pre", ns, body=client.V1DeleteOptions(
-            preconditions=client.V1Preconditions(uid="not-the-uid")))
-    assert e.value.status == 409 and "Precondition failed" in e.value.body
+    # kube-apiserver's words, which name the kind (not the resource as other conflicts do).
+    for pre, why in (
+            (client.V1Preconditions(uid="not-the-uid"),
+             f"the UID in the precondition (not-the-uid) does not match the UID in record "
+             f"({obj.metadata.uid}). The object might have been deleted and then recreated"),
+            (client.V1Preconditions(resource_version="1"),
+             f"the ResourceVersion in the precondition (1) does not match the ResourceVersion in "
+             f"record ({obj.metadata.resource_version}). The object might have been modified")):
+        with pytest.raises(ApiException) as e:
+            v1.delete_namespaced_config_map("pre", ns,
+                                            body=client.V1DeleteOptions(preconditions=pre))
+        status = json.loads(e.value.body)
+        assert (e.value.status, status["reason"], status["details"]) == (
+            409, "Conflict", {"name": "pre", "kind": "ConfigMap"})
+        assert status["message"] == f'Operation cannot be fulfilled on ConfigMap "pre": {why}'
     v1.delete_namespaced_config_map("pre", ns, body=client.V1DeleteOptions(
         preconditions=client.V1Preconditions(uid=obj.metadata.uid)))
     assert gone(v1, "pre", ns)

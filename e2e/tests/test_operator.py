@@ -3,9 +3,9 @@ policy gets a credential that works exactly as granted and stops working when th
 X509SVIDs verify against the operator's CA and land on its CRL; tasks expire at their deadline
 with nobody touching them; denied tasks get nothing; deleting a task revokes before it goes.
 Each of those runs twice: against an operator process started by the test in the session's
-cluster, and against tasklease installed from its Helm chart (in a kubesim of its own: the
+cluster, and against tasklease installed from its Helm chart (in a cluster of its own: the
 chart's operator under the chart's ServiceAccount and RBAC, with the chart's webhook stamping
-and validating the tasks).
+and validating the tasks), on kubesim and on the real control plane alike.
 
 The helpers here (Operator, policies, tasks, reviews, the evidence check) serve
 test_operator_resilience.py too."""
@@ -119,10 +119,12 @@ class ChartOperator(Operator):
 @pytest.fixture(scope="module", params=["processes", "chart"])
 def deployment(request, shared_cluster):
     """(cluster, chart installation or None): the session's cluster, where each test starts its
-    own operator process, or a kubesim of its own with tasklease installed from the chart."""
+    own operator process, or a cluster of its own with tasklease installed from the chart."""
     if request.param == "chart":
+        # One operator replica: each test restarts it with flags of its own, and it alone must
+        # lead (test_install.py elects one of two).
         with installed_from_chart([f"operator.trustDomain={TRUST_DOMAIN}",
-                                   "operator.sweepInterval=2s"],
+                                   "operator.sweepInterval=2s", "operator.replicas=1"],
                                   prefix="operator-chart-e2e-") as installed:
             yield installed
         return
@@ -166,14 +168,18 @@ def operators(cluster, ns, deployment):
 # ---- policies and tasks ----
 
 def add_policy(cluster, ns, max_ttl="1h", types=("ServiceAccountToken", "X509SVID"), rules=None,
-               agents=("refactor-*",)):
+               agents=("refactor-*",), workload=None):
+    """workload: spec.allow.workload; None allows workloads within Pod Security baseline (what the
+    tests' plain templates meet), "none" allows no workload."""
     name = f"p-{ns}-{uuid.uuid4().hex[:6]}"
+    allow = {"maxTTL": max_ttl, "credentialTypes": list(types),
+             "rules": rules or [{"apiGroups": [""], "resources": ["configmaps"],
+                                 "verbs": ["get", "update", "list"]}]}
+    if workload != "none":
+        allow["workload"] = workload or {"podSecurity": "baseline"}
     cluster.custom().create_cluster_custom_object(GROUP, VERSION, "agentpolicies", {
         "apiVersion": f"{GROUP}/{VERSION}", "kind": "AgentPolicy", "metadata": {"name": name},
-        "spec": {"match": {"namespaces": [ns], "agents": list(agents)},
-                 "allow": {"maxTTL": max_ttl, "credentialTypes": list(types),
-                           "rules": rules or [{"apiGroups": [""], "resources": ["configmaps"],
-                                               "verbs": ["get", "update", "list"]}]},
+        "spec": {"match": {"namespaces": [ns], "agents": list(agents)}, "allow": allow,
                  "requireVerifiedDelegation": False}})
     return name
 
@@ -447,7 +453,8 @@ def test_an_x509_svid_verifies_against_the_ca_and_its_serial_goes_on_the_crl(clu
     assert signed_by(cert, operator_ca) and cert.issuer == operator_ca.subject
     sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert sans.get_values_for_type(x509.UniformResourceIdentifier) == [
-        f"spiffe://{TRUST_DOMAIN}/ns/{ns}/task/signer"]
+        f"spiffe://{TRUST_DOMAIN}/ns/{ns}/task/signer/uid/{uid}"]
+    assert cred["spiffeID"] == f"spiffe://{TRUST_DOMAIN}/ns/{ns}/task/signer/uid/{uid}"
     assert rfc3339(cert.not_valid_after) == task["status"]["expiresAt"]
     assert isinstance(cert.public_key(), ec.EllipticCurvePublicKey)
     assert cert.public_key().curve.name == "secp256r1"
@@ -517,6 +524,86 @@ def test_denied_tasks_never_get_any_object(cluster, ns, operators):
     assert sorted(r["kind"] for r in records) == sorted(op.lifecycle("denied") * len(cases))
 
 
+# What a user who may only create AgentTasks asked the operator to run (issue 14): a privileged
+# pod in the node's namespaces with the node's root filesystem mounted.
+HOST_TAKEOVER = {"spec": {
+    "hostPID": True, "hostNetwork": True, "hostIPC": True,
+    "containers": [{"name": "x", "image": "busybox", "command": ["sleep", "3600"],
+                    "securityContext": {"privileged": True},
+                    "volumeMounts": [{"name": "root", "mountPath": "/host"}]}],
+    "volumes": [{"name": "root", "hostPath": {"path": "/"}}]}}
+
+
+def test_a_privileged_host_workload_is_denied_naming_each_field_and_nothing_runs(cluster, ns, operators):
+    op = operators()
+    add_policy(cluster, ns)
+    create_task(cluster, ns, task_body("takeover", workload=HOST_TAKEOVER))
+    task = wait_phase(cluster, ns, "takeover", "Denied")
+    reason = task["status"]["policy"]["reason"]
+    for field in ("spec.workload.template.spec.hostPID: true", "spec.workload.template.spec.hostNetwork: true",
+                  "spec.workload.template.spec.hostIPC: true",
+                  "spec.workload.template.spec.containers[0].securityContext.privileged: true",
+                  "spec.workload.template.spec.volumes[0].hostPath: a hostPath volume"):
+        assert field in reason, reason
+    assert "(Pod Security baseline)" in reason, reason
+    assert issued_objects(cluster, ns, kinds=CREDENTIAL_KINDS + ("jobs",)) == {}
+    assert cluster.core().list_namespaced_pod(ns).items == []
+    [denied] = [r for r in verify_chain(op.evidence_records()) if r["kind"] == "denied"]
+    assert denied["details"]["reason"] == reason
+
+
+def test_a_policy_without_allow_workload_allows_no_workload(cluster, ns, operators):
+    operators()
+    add_policy(cluster, ns, workload="none")
+    plain = {"spec": {"containers": [{"name": "agent", "image": "registry.example/agent:1"}]}}
+    create_task(cluster, ns, task_body("with-job", workload=plain))
+    create_task(cluster, ns, task_body("without-job"))
+    task = wait_phase(cluster, ns, "with-job", "Denied")
+    assert "spec.workload: the policy allows no workload" in task["status"]["policy"]["reason"]
+    wait_phase(cluster, ns, "without-job", "Active")
+
+
+def test_a_finalizer_on_the_rolebinding_holds_only_itself_and_the_task_leaves_active(cluster, ns, operators):
+    """Issue 14: a finalizer on a task's RoleBinding held the whole revocation, with the task
+    Active meanwhile. Now the task is Revoking at once, everything else is revoked, the held
+    object is named, and the revocation finishes when the finalizer goes."""
+    op = operators()
+    add_policy(cluster, ns)
+    create_task(cluster, ns, task_body("held"))
+    task = wait_phase(cluster, ns, "held", "Active")
+    uid, name = task["metadata"]["uid"], task["status"]["credential"]["serviceAccountName"]
+    rbac = cluster.rbac()
+    retrying(lambda: rbac.patch_namespaced_role_binding(
+        name, ns, {"metadata": {"finalizers": ["example.com/hold"]}}))
+    complete_task(cluster, ns, "held")
+    task = wait_phase(cluster, ns, "held", "Revoking")
+    task = cluster.wait_for(lambda: (lambda t: t if (t["status"].get("revocation") or {}).get("held")
+                                     else None)(get_task(cluster, ns, "held")),
+                            timeout=30, what="the held RoleBinding in status.revocation.held")
+    assert task["status"]["revocation"]["held"] == [
+        {"kind": "RoleBinding", "name": name, "finalizers": ["example.com/hold"]}]
+    assert task["status"]["revocation"]["outcome"] == "Succeeded"
+    conditions = {c["type"]: c for c in task["status"]["conditions"]}
+    assert conditions["CredentialRevoked"]["reason"] == "RevocationBlocked"
+    assert f"RoleBinding {ns}/{name}" in conditions["CredentialRevoked"]["message"]
+    # Everything but the held RoleBinding is gone already.
+    assert issued_objects(cluster, ns, uid) == {"rolebindings": [name]}
+    cluster.wait_for(lambda: metric_value(op.metrics(), "tasklease_operator_revocations_blocked",
+                                          kind="RoleBinding") == 1,
+                     timeout=30, what="the blocked-revocation gauge")
+    reasons = {e.reason for e in cluster.core().list_namespaced_event(ns).items
+               if e.involved_object.name == "held"}
+    assert "RevocationBlocked" in reasons
+    retrying(lambda: rbac.patch_namespaced_role_binding(name, ns, {"metadata": {"finalizers": None}}))
+    task = wait_phase(cluster, ns, "held", "Succeeded", timeout=60)
+    assert task["status"]["credential"]["revokedAt"] and task["status"]["revocation"]["held"] == []
+    assert issued_objects(cluster, ns, uid) == {}
+    [revoked] = [r for r in verify_chain(op.evidence_records()) if r["kind"] == "revoked"]
+    # The RoleBinding went when its finalizer did (the API server's doing, after our deletion).
+    assert {f"{kind}/{name}" for kind in ("Secret", "ServiceAccount", "Role")} <= set(
+        revoked["details"]["deleted"]), revoked
+
+
 def test_deleting_an_active_task_revokes_before_the_task_disappears(cluster, ns, operators):
     operators()
     add_policy(cluster, ns)
@@ -554,7 +641,6 @@ def test_deleting_an_active_task_revokes_before_the_task_disappears(cluster, ns,
     assert "tasklease.io/revoke" in revoked[0]["metadata"]["finalizers"]
 
 
-@pytest.mark.kubesim_only
 def test_the_workload_job_runs_under_the_task_identity_and_its_end_ends_the_task(cluster, ns, operators):
     operators()
     add_policy(cluster, ns)
@@ -576,11 +662,10 @@ def test_the_workload_job_runs_under_the_task_identity_and_its_end_ends_the_task
         assert pod["serviceAccountName"] == task["status"]["credential"]["serviceAccountName"]
         assert pod["automountServiceAccountToken"] is False
         assert job["spec"]["template"]["metadata"]["labels"]["tasklease.io/task"] == name
-        assert pod["volumes"] == [{"name": "tasklease-credential",
-                                   "secret": {"secretName": task["status"]["credential"]["secretName"]}}]
+        assert pod["volumes"] == [{"name": "tasklease-credential", "secret": {
+            "secretName": task["status"]["credential"]["secretName"], "defaultMode": 420}}]
 
 
-@pytest.mark.kubesim_only
 def test_the_operator_works_with_only_its_documented_permissions(cluster, ns, deployment):
     # The documented permissions are the chart's RBAC (docs/operator.md). With the chart every
     # test above already runs under it; here a plain operator process gets it too.

@@ -53,7 +53,7 @@ def test_watch_with_label_selector_reports_objects_leaving_it_as_deleted(cluster
     assert seen == ["ADDED", "DELETED"]
 
 
-@pytest.mark.kubesim_only
+@pytest.mark.kubesim_only(reason="compaction on demand (kubesim's admin API)")
 def test_watch_from_compacted_resource_version_gets_410_expired(private_cluster):
     c = private_cluster
     v1 = c.core()
@@ -68,7 +68,7 @@ def test_watch_from_compacted_resource_version_gets_410_expired(private_cluster)
     assert e.value.status == 410
 
 
-@pytest.mark.kubesim_only
+@pytest.mark.kubesim_only(reason="kubesim's bounded watch history (--watch-history)")
 def test_bounded_history_expires_old_resource_versions_without_compaction(private_cluster):
     # private_cluster keeps 200 events per resource.
     c = private_cluster

@@ -15,6 +15,7 @@ import uuid
 
 import jwt
 import pytest
+import yaml
 from cryptography.hazmat.primitives import serialization
 
 import realcluster
@@ -271,6 +272,47 @@ def test_webhook_is_called_through_its_service(cp, real, rns):
         wh.stop()
 
 
+def test_token_users_are_declared_at_any_time_and_only_the_api_server_may_ask(cp, real, rns):
+    """The token webhook (tokenwebhook.py) answers kube-apiserver for tokens a test declares
+    (add_token_user, which writes only the token's hash), and nobody else: it wants the API
+    server's client certificate."""
+    token = cp.add_token_user("zoe", ["auditors"])
+    st = token_review(real, token)
+    assert st["authenticated"] is True
+    assert (st["user"]["username"], st["user"]["groups"]) == (
+        "zoe", ["auditors", "system:authenticated"])
+    assert token not in open(cp.pki.path("token-users")).read()
+    assert oct(os.stat(cp.pki.path("token-users")).st_mode & 0o777) == "0o600"
+    assert "authenticated" not in token_review(real, token + "x")
+    import http.client
+    import ssl
+    port = int(yaml.safe_load(open(cp.pki.path("token-webhook.kubeconfig")))[
+        "clusters"][0]["cluster"]["server"].rsplit(":", 1)[1].split("/")[0])
+    body = json.dumps({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
+                       "spec": {"token": token}})
+    # A user of the cluster (a certificate of the same CA) is refused...
+    cert, key = cp.pki.client_pair("mallory", ["system:masters"])
+    d = tempfile.mkdtemp(prefix="e2e-mallory-")
+    for name, data in (("tls.crt", cert), ("tls.key", key)):
+        with open(os.path.join(d, name), "wb") as f:
+            f.write(data)
+    ctx = ssl.create_default_context(cafile=cp.pki.path("ca.crt"))
+    ctx.load_cert_chain(os.path.join(d, "tls.crt"), os.path.join(d, "tls.key"))
+    conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=10)
+    conn.request("POST", "/authenticate", body=body)
+    r = conn.getresponse()
+    assert r.status == 403 and b"zoe" not in r.read()
+    conn.close()
+    # ...and a client without a certificate does not get past the handshake.
+    conn = http.client.HTTPSConnection(
+        "127.0.0.1", port, context=ssl.create_default_context(cafile=cp.pki.path("ca.crt")),
+        timeout=10)
+    with pytest.raises((ssl.SSLError, ConnectionError)):
+        conn.request("POST", "/authenticate", body=body)
+        conn.getresponse()
+    conn.close()
+
+
 def _processes_naming(directory):
     """Pids of every process whose command line names directory (whatever its executable)."""
     needle = os.path.realpath(directory).encode()
@@ -319,7 +361,7 @@ def test_cluster_up_and_down_leave_nothing_running(tmp_path):
         down = subprocess.run([PYTHON, script, "down", d], capture_output=True, text=True,
                               timeout=60, check=False)
         assert down.returncode == 0, down.stderr
-        assert "stopped 5 processes" in down.stdout
+        assert f"stopped {len(realcluster.COMPONENTS)} processes" in down.stdout
         assert _processes_naming(d) == []
         for pid in running.values():
             assert not os.path.exists(f"/proc/{pid}") or \

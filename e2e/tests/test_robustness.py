@@ -91,14 +91,68 @@ def test_oversized_body_is_413(cluster, ns):
     assert status == 413
 
 
+@pytest.mark.parametrize("ip,why", [
+    ("127.0.0.1", "may not be in the loopback range (127.0.0.0/8, ::1/128)"),
+    ("::1", "may not be in the loopback range (127.0.0.0/8, ::1/128)"),
+    ("169.254.1.1", "may not be in the link-local range (169.254.0.0/16, fe80::/10)"),
+    ("fe80::1", "may not be in the link-local range (169.254.0.0/16, fe80::/10)"),
+    ("224.0.0.5", "may not be in the link-local multicast range (224.0.0.0/24, ff02::/10)"),
+    ("0.0.0.0", "may not be unspecified (0.0.0.0)"),
+])
+def test_endpoints_refuse_addresses_of_the_api_servers_own_host(cluster, ns, ip, why):
+    """An Endpoints address must not lead the API server (which proxies to it, and calls webhooks
+    there) to itself or its node: kube-apiserver refuses these ranges, in ready and not-ready
+    addresses alike."""
+    body = {"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "e"},
+            "subsets": [{"addresses": [{"ip": "192.0.2.10"}], "notReadyAddresses": [{"ip": ip}],
+                         "ports": [{"port": 443}]}]}
+    status, _, out = cluster.request("POST", f"/api/v1/namespaces/{ns}/endpoints", body)
+    assert status == 422, out
+    assert out["details"]["causes"] == [{"reason": "FieldValueInvalid",
+                                         "message": f'Invalid value: "{ip}": {why}',
+                                         "field": "subsets[0].notReadyAddresses[0].ip"}]
+    assert out["message"] == f'Endpoints "e" is invalid: subsets[0].notReadyAddresses[0].ip: ' \
+                             f'Invalid value: "{ip}": {why}'
+    body["subsets"][0]["notReadyAddresses"] = [{"ip": "192.0.2.11"}]
+    assert cluster.request("POST", f"/api/v1/namespaces/{ns}/endpoints", body)[0] == 201
+
+
 def test_bad_label_selector_is_400(cluster, ns):
     status, _, out = cluster.request("GET", f"/api/v1/namespaces/{ns}/configmaps?labelSelector=%21%21bad")
     assert status == 400
 
 
-def test_unsupported_field_selector_is_400(cluster, ns):
-    status, _, out = cluster.request("GET", f"/api/v1/namespaces/{ns}/configmaps?fieldSelector=data.a%3Db")
-    assert status == 400 and out["message"] == "field label not supported: data.a"
+# kube-apiserver's answer to a field label the kind does not have: kinds with field labels of
+# their own say "not supported", in Job's words for Jobs, others name the two every kind has.
+OTHER_KINDS = '"{}" is not a known field selector: only "metadata.name", "metadata.namespace"'
+
+
+@pytest.mark.parametrize("path,field,message", [
+    ("/api/v1/namespaces/{ns}/configmaps", "data.a", OTHER_KINDS),
+    ("/apis/apps/v1/namespaces/{ns}/replicasets", "status.replicas", OTHER_KINDS),
+    ("/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/roles", "rules", OTHER_KINDS),
+    ("/api/v1/namespaces/{ns}/pods", "spec.containers", "field label not supported: {}"),
+    ("/api/v1/namespaces/{ns}/secrets", "data", "field label not supported: {}"),
+    ("/api/v1/nodes", "metadata.namespace", "field label not supported: {}"),
+    ("/api/v1/namespaces", "metadata.namespace", "field label not supported: {}"),
+    ("/apis/batch/v1/namespaces/{ns}/jobs", "spec.parallelism",
+     'field label "{}" not supported for Job'),
+])
+def test_unsupported_field_selector_is_400_with_the_kinds_message(cluster, ns, path, field, message):
+    status, _, out = cluster.request("GET", path.format(ns=ns) + f"?fieldSelector={field}%3Db")
+    assert (status, out["reason"], out["message"]) == (400, "BadRequest", message.format(field))
+
+
+def test_field_labels_of_other_kinds_and_old_names_select(cluster, ns):
+    cluster.apply({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s", "namespace": ns},
+                   "spec": {"type": "ClusterIP", "ports": [{"port": 80}]}})
+    status, _, out = cluster.request("GET", f"/api/v1/namespaces/{ns}/services?fieldSelector="
+                                            "spec.type%3DClusterIP")
+    assert status == 200 and [i["metadata"]["name"] for i in out["items"]] == ["s"]
+    # spec.host is what old clients call spec.nodeName.
+    status, _, out = cluster.request("GET", f"/api/v1/namespaces/{ns}/pods?fieldSelector="
+                                            "spec.host%3Dnowhere")
+    assert status == 200 and out["items"] == []
 
 
 @pytest.mark.parametrize("body", ["", "null", '"string"', "123", '{"metadata": 5}',

@@ -45,7 +45,11 @@ def test_token_request_returns_rs256_jwt_with_expiry_audiences_and_jti(cluster, 
     assert before + 900 <= c["exp"] <= int(time.time()) + 900
     assert c["jti"]
     assert c["kubernetes.io"]["secret"] == {"name": "agent-cred", "uid": sa_with_secret.metadata.uid}
-    assert out["spec"]["boundObjectRef"]["uid"] == sa_with_secret.metadata.uid
+    # The spec comes back as sent: the bound object's uid is in the claims only.
+    assert out["spec"]["boundObjectRef"] == {"kind": "Secret", "apiVersion": "v1",
+                                             "name": "agent-cred"}
+    unbound = sa_token(cluster, ns, "agent", seconds=900)
+    assert unbound["spec"]["boundObjectRef"] is None
 
 
 def test_token_request_below_ten_minutes_is_refused(cluster, ns, sa_with_secret):

@@ -1,11 +1,11 @@
 """Simulated workloads: Jobs create pods through admission, pods run and finish, Jobs complete
-or fail, and a pod waits for the Secret it mounts."""
+or fail, and a pod waits for the Secret it mounts. kubesim simulates the node itself; on the real
+control plane KWOK is the node, and our KWOK stage ends pods as kubesim's annotations say
+(e2e/controlplane/kwok/stages.yaml), so the same tests run on both but the one on volumes."""
 
 import json
 
 import pytest
-
-pytestmark = pytest.mark.kubesim_only
 
 
 def job(name, run_seconds="0.5", exit_code="0", backoff=0, secret=None):
@@ -35,7 +35,8 @@ def test_job_runs_a_pod_to_completion(cluster, ns):
     assert len(pods) == 1
     p = pods[0]
     assert p["status"]["phase"] == "Succeeded"
-    assert p["spec"]["nodeName"] == "kubesim-node"
+    assert p["spec"]["nodeName"] == (cluster.control_plane.info["node"] if cluster.control_plane
+                                     else "kubesim-node")
     assert p["metadata"]["ownerReferences"][0]["kind"] == "Job"
     obj = cluster.kubectl_json("get", "job", "ok", "-n", ns)
     assert obj["status"]["succeeded"] == 1
@@ -48,6 +49,8 @@ def test_job_fails_after_backoff_limit(cluster, ns):
     assert obj["status"]["failed"] == 2
 
 
+@pytest.mark.kubesim_only(reason="kubesim's simulated kubelet mounts volumes (FailedMount); "
+                                  "KWOK mounts none")
 def test_pod_waits_for_the_secret_it_mounts(cluster, ns):
     cluster.apply(job("needs", secret="late-secret"), namespace=ns)
     cluster.wait_for(lambda: any(e["reason"] == "FailedMount" for e in cluster.kubectl_json(
@@ -76,3 +79,71 @@ def test_running_pod_deletion_is_graceful_then_complete(cluster, ns):
     cluster.kubectl("delete", "pod", "srv", "-n", ns, "--timeout=20s")
     res = cluster.kubectl("get", "pod", "srv", "-n", ns, check=False)
     assert "NotFound" in res.stderr
+
+
+POD_SPEC = {
+    "serviceAccountName": "default",
+    "containers": [{"name": "c", "image": "busybox:1", "ports": [{"containerPort": 80}],
+                    "env": [{"name": "N", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                            {"name": "R", "valueFrom": {"resourceFieldRef": {
+                                "resource": "limits.cpu"}}}]}],
+    "volumes": [{"name": "s", "secret": {"secretName": "x"}},
+                {"name": "m", "configMap": {"name": "y"}},
+                {"name": "p", "projected": {"sources": [{"serviceAccountToken": {"path": "t"}},
+                                                        {"configMap": {"name": "y"}}]}},
+                {"name": "d", "downwardAPI": {"items": [
+                    {"path": "n", "fieldRef": {"fieldPath": "metadata.name"}}]}},
+                {"name": "e", "emptyDir": {}}, {"name": "h", "hostPath": {"path": "/tmp"}}]}
+# What kube-apiserver v1.37 stores for POD_SPEC in a pod template (a Job's), found by creating it
+# there: SetDefaults_PodSpec and its peers.
+TEMPLATE_DEFAULTS = {
+    "serviceAccountName": "default", "serviceAccount": "default", "dnsPolicy": "ClusterFirst",
+    "schedulerName": "default-scheduler", "securityContext": {},
+    "terminationGracePeriodSeconds": 30,
+    "containers": [{"name": "c", "image": "busybox:1", "imagePullPolicy": "IfNotPresent",
+                    "ports": [{"containerPort": 80, "protocol": "TCP"}],
+                    "env": [{"name": "N", "valueFrom": {"fieldRef": {
+                                "apiVersion": "v1", "fieldPath": "metadata.name"}}},
+                            {"name": "R", "valueFrom": {"resourceFieldRef": {
+                                "resource": "limits.cpu", "divisor": "0"}}}],
+                    "resources": {}, "terminationMessagePath": "/dev/termination-log",
+                    "terminationMessagePolicy": "File"}],
+    "volumes": [{"name": "s", "secret": {"secretName": "x", "defaultMode": 420}},
+                {"name": "m", "configMap": {"name": "y", "defaultMode": 420}},
+                {"name": "p", "projected": {"defaultMode": 420, "sources": [
+                    {"serviceAccountToken": {"path": "t", "expirationSeconds": 3600}},
+                    {"configMap": {"name": "y"}}]}},
+                {"name": "d", "downwardAPI": {"defaultMode": 420, "items": [
+                    {"path": "n", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.name"}}]}},
+                {"name": "e", "emptyDir": {}}, {"name": "h", "hostPath": {"path": "/tmp", "type": ""}}]}
+
+
+def test_pods_and_templates_are_defaulted_as_kube_apiserver_defaults_them(cluster, ns):
+    """The defaults tasklease's webhook rules see and its operator reads back (a credential
+    volume's mode, a projected token's lifetime); a pod also gets what the Priority and
+    DefaultTolerationSeconds admission plugins add, before any webhook sees it."""
+    job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "defaults"},
+           "spec": {"template": {"spec": dict(POD_SPEC, restartPolicy="Never")}}}
+    stored = cluster.kubectl_json("create", "-n", ns, "-f", "-", "--dry-run=server",
+                                  input=json.dumps(job))
+    assert stored["spec"]["template"]["spec"] == dict(TEMPLATE_DEFAULTS, restartPolicy="Never")
+    assert {k: v for k, v in stored["spec"].items() if k not in ("template", "selector")} == {
+        "backoffLimit": 6, "completionMode": "NonIndexed", "completions": 1,
+        "manualSelector": False, "parallelism": 1, "podReplacementPolicy": "TerminatingOrFailed",
+        "suspend": False}
+
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "defaults"}, "spec": POD_SPEC}
+    spec = cluster.kubectl_json("create", "-n", ns, "-f", "-", "--dry-run=server",
+                                input=json.dumps(pod))["spec"]
+    # The ServiceAccount admission plugin's token volume, checked elsewhere (test_admission).
+    token_volume = spec["volumes"].pop()
+    assert token_volume["name"].startswith("kube-api-access-")
+    for c in spec["containers"]:
+        c.pop("volumeMounts")
+    expected = dict(TEMPLATE_DEFAULTS, restartPolicy="Always", enableServiceLinks=True,
+                    priority=0, preemptionPolicy="PreemptLowerPriority",
+                    tolerations=[{"key": key, "operator": "Exists", "effect": "NoExecute",
+                                  "tolerationSeconds": 300}
+                                 for key in ("node.kubernetes.io/not-ready",
+                                             "node.kubernetes.io/unreachable")])
+    assert spec == expected

@@ -281,6 +281,61 @@ TEST_F(EvidenceVerifyTest, SwappingTwoRecordsIsReportedAsReorderedAtTheFirst) {
   EXPECT_EQ(j[0]["seq"], 2);
 }
 
+// A second, independent check of the prev link (the first is in evidence_test.cpp): a record
+// taken from another chain at the same seq carries a hash of its own that holds, so only its
+// prev, which names the other chain's record before it, gives it away.
+TEST_F(EvidenceVerifyTest, ARecordFromAnotherChainAtTheSameSeqIsFoundByItsPrevLink) {
+  const std::string other = (dir_ / "other.jsonl").string();
+  {
+    std::vector<EvidenceSinkPtr> sinks;
+    sinks.push_back(std::make_unique<FileEvidenceSink>(other));
+    auto chain = EvidenceChain::open(std::move(sinks), nullptr);
+    ASSERT_TRUE(chain.ok());
+    for (int i = 0; i < 5; ++i) {
+      ASSERT_TRUE(
+          (*chain)
+              ->append({EvidenceKind::kAdmitted, {"team-b", "t", "u"}, "mallory", {{"i", i}}})
+              .ok());
+    }
+  }
+  std::vector<std::string> foreign;
+  {
+    std::ifstream in(other);
+    for (std::string l; std::getline(in, l);) foreign.push_back(l);
+  }
+  ASSERT_EQ(foreign.size(), 5U);
+  // Records 1 to 4 of this chain, then the other chain's record 5: seq and hash both hold.
+  lines_.back() = foreign.back();
+  rewrite();
+  auto bad = run({"evidence", "verify", file_});
+  EXPECT_EQ(bad.code, 1) << bad.out;
+  EXPECT_THAT(bad.out, HasSubstr("altered at seq 4"));
+  EXPECT_THAT(bad.out, HasSubstr("record seq 5 does not chain to the record before it"));
+  Json j = Json::parse(run({"evidence", "verify", "-o", "json", file_}).out);
+  EXPECT_EQ(j[0]["problem"], "altered");
+  EXPECT_EQ(j[0]["line"], 5);
+}
+
+TEST_F(EvidenceVerifyTest, ALineWithAKeyGivenTwiceIsReportedAsAltered) {
+  // The hash covers the last "actor" (what the parser keeps); a reader keeping the first one
+  // would see "mallory".
+  ASSERT_EQ(lines_[2].rfind("{\"actor\":\"alice\",", 0), 0u) << lines_[2];
+  lines_[2] = "{\"actor\":\"mallory\"," + lines_[2].substr(1);
+  rewrite();
+  auto bad = run({"evidence", "verify", file_});
+  EXPECT_EQ(bad.code, 1) << bad.out;
+  EXPECT_THAT(bad.out, HasSubstr("altered at seq 3"));
+  EXPECT_THAT(bad.out, HasSubstr("canonical form"));
+}
+
+TEST_F(EvidenceVerifyTest, ALineWithWhitespaceTheWriterNeverWritesIsReportedAsAltered) {
+  lines_[1] = Json::parse(lines_[1]).dump(-1, ' ').insert(1, " ");
+  rewrite();
+  auto bad = run({"evidence", "verify", file_});
+  EXPECT_EQ(bad.code, 1) << bad.out;
+  EXPECT_THAT(bad.out, HasSubstr("altered at seq 2"));
+}
+
 TEST_F(EvidenceVerifyTest, OneBrokenFileAmongSeveralFailsTheRunAndIsNamed) {
   const std::string good = (dir_ / "good.jsonl").string();
   fs::copy_file(file_, good);

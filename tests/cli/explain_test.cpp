@@ -273,6 +273,41 @@ TEST_F(ExplainTest, BrokenEvidenceChainIsAProblemNamingTheSeq) {
   EXPECT_FALSE(t.evidence[0].verify.ok());
 }
 
+TEST_F(ExplainTest, AnX509TasksIssuedStepNamesItsSpiffeIdWithTheTaskUid) {
+  Json task = finishedTask();
+  const std::string id = "spiffe://example.org/ns/team-a/task/fix-billing/uid/uid-1";
+  task["status"]["credential"]["type"] = "X509SVID";
+  task["status"]["credential"].erase("tokenID");
+  task["status"]["credential"]["serial"] = "5f3a";
+  task["status"]["credential"]["spiffeID"] = id;
+  TaskTimeline t = explain(task, {}, {});
+  ASSERT_THAT(stepNames(t),
+              ElementsAre("requested", "authorized", "issued", "completed", "revoked"));
+  EXPECT_EQ(t.steps[2].details["spiffeID"], id);
+  EXPECT_THAT(t.steps[2].summary, HasSubstr("SPIFFE ID " + id));
+}
+
+TEST_F(ExplainTest, ARevokingTaskShowsItsEndingAndTheObjectThatHoldsItsRevocation) {
+  Json task = finishedTask();
+  task["status"]["phase"] = "Revoking";
+  task["status"]["credential"].erase("revokedAt");
+  task["status"]["revocation"] = {{"outcome", "Succeeded"},
+                                  {"reason", "Completed"},
+                                  {"message", "spec.completed is true"},
+                                  {"startedAt", "2026-03-01T12:05:01.900Z"},
+                                  {"held",
+                                   {{{"kind", "RoleBinding"},
+                                     {"name", "tl-fix-billing-1a2b"},
+                                     {"finalizers", {"example.com/hold"}}}}}};
+  TaskTimeline t = explain(task, {}, {});
+  EXPECT_THAT(stepNames(t), ElementsAre("requested", "authorized", "issued", "completed"));
+  EXPECT_THAT(t.steps[3].summary, HasSubstr("Succeeded: spec.completed is true (Completed)"));
+  ASSERT_EQ(t.problems.size(), 1U);
+  EXPECT_EQ(t.problems[0],
+            "the revocation is held up: RoleBinding team-a/tl-fix-billing-1a2b is still present "
+            "after its deletion (finalizers: example.com/hold)");
+}
+
 TEST_F(ExplainTest, EndedTaskWithoutARevocationIsAProblem) {
   Json task = finishedTask();
   task["status"]["credential"].erase("revokedAt");

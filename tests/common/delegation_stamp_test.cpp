@@ -97,6 +97,28 @@ TEST(DelegationStampTest, RewrittenRequesterBreaksTheSignature) {
   EXPECT_EQ(c.requester.username, "mallory");  // read, but not trusted
 }
 
+// The stamp speaks for the whole requester, not for a username: the API server authorizes by
+// groups and uid too, so the same name in system:masters (or another user of that name, with
+// another uid) is someone else.
+TEST(DelegationStampTest, TheSameUsernameWithOtherGroupsOrAnotherUidDoesNotVerify) {
+  Fixture f;
+  const std::vector<Requester> others = {
+      {"alice", "uid-alice", {"dev", "system:authenticated", "system:masters"}},
+      {"alice", "uid-alice", {"system:masters"}},
+      {"alice", "uid-alice", {"dev"}},                          // a group dropped
+      {"alice", "uid-alice", {"system:authenticated", "dev"}},  // the same groups reordered
+      {"alice", "uid-other", {"dev", "system:authenticated"}},
+      {"alice", "", {"dev", "system:authenticated"}},
+  };
+  for (const Requester& other : others) {
+    Json task = stampedTask(f.key);
+    task["metadata"]["annotations"][kRequestedByAnnotation] = requestedByValue(other);
+    StampCheck c = verifyStamp(task, f.keys);
+    EXPECT_EQ(c.result, StampResult::kBadSignature) << requestedByValue(other) << ": " << c.message;
+    EXPECT_FALSE(c.verified());
+  }
+}
+
 TEST(DelegationStampTest, StampCopiedToAnotherNamespaceDoesNotVerify) {
   Fixture f;
   Json task = stampedTask(f.key);

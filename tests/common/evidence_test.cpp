@@ -55,6 +55,17 @@ class EvidenceTest : public ::testing::Test {
     return out;
   }
 
+  // Writes these lines as the file, and opens a chain that continues it.
+  StatusOr<EvidenceChainPtr> reopenWith(const std::vector<std::string>& ls) {
+    {
+      std::ofstream out(file_, std::ios::trunc);
+      for (const auto& l : ls) out << l << '\n';
+    }
+    std::vector<EvidenceSinkPtr> sinks;
+    sinks.push_back(std::make_unique<FileEvidenceSink>(file_));
+    return EvidenceChain::open(std::move(sinks), nullptr, fixedTime);
+  }
+
   static VerifyResult verifyLines(const std::vector<std::string>& ls,
                                   const VerifyOptions& options = {}) {
     std::stringstream ss;
@@ -181,6 +192,76 @@ TEST_F(EvidenceTest, DeletingTheLastRecordIsDetectedAgainstThePersistedHead) {
   EXPECT_TRUE(verifyLines(lines(), options).ok());
 }
 
+TEST_F(EvidenceTest, RewritingTheLastRecordWithARecomputedHashIsDetectedAgainstThePersistedHead) {
+  FileChainHeadStore store((dir_ / "head.json").string());
+  auto chain = openChain(&store);
+  appendN(*chain, 4);
+  auto ls = lines();
+  // No record follows the last one, so no prev link can catch its rewrite: only the head can.
+  Json rec = Json::parse(ls.back());
+  rec["actor"] = "mallory";
+  rec["hash"] = *evidenceHash(rec);
+  ls.back() = rec.dump();
+  ASSERT_TRUE(verifyLines(ls).ok()) << "without the head the rewrite is undetectable";
+  auto head = store.load();
+  ASSERT_TRUE(head.ok() && head->has_value());
+  VerifyOptions options;
+  options.expectedHead = **head;
+  VerifyResult r = verifyLines(ls, options);
+  EXPECT_EQ(r.problem, EvidenceProblem::kAltered) << r.message;
+  EXPECT_EQ(r.seq, 4U);
+  EXPECT_NE(r.message.find("persisted chain head"), std::string::npos) << r.message;
+  EXPECT_TRUE(verifyLines(lines(), options).ok());
+}
+
+// A line whose record hashes correctly but which is not byte for byte its canonical form: the
+// writer never writes it, so someone edited the file.
+TEST_F(EvidenceTest, AKeyGivenTwiceIsDetectedAsAlteredThoughTheHashHolds) {
+  auto chain = openChain();
+  appendN(*chain, 3);
+  auto ls = lines();
+  // The parser keeps the last of two equal keys, so the hash still covers "tasklease-operator";
+  // a reader that keeps the first sees "mallory".
+  const std::string original = ls[1];
+  ASSERT_EQ(original.rfind("{\"actor\":", 0), 0u) << original;
+  ls[1] = "{\"actor\":\"mallory\"," + original.substr(1);
+  ASSERT_EQ(*evidenceHash(Json::parse(ls[1])), Json::parse(ls[1])["hash"]);
+  VerifyResult r = verifyLines(ls);
+  EXPECT_EQ(r.problem, EvidenceProblem::kAltered) << r.message;
+  EXPECT_EQ(r.seq, 2U);
+  EXPECT_EQ(r.line, 2U);
+  EXPECT_NE(r.message.find("canonical form"), std::string::npos) << r.message;
+}
+
+TEST_F(EvidenceTest, WhitespaceOrEscapesTheWriterNeverWritesAreDetectedAsAltered) {
+  auto chain = openChain();
+  appendN(*chain, 3);
+  const auto original = lines();
+  const std::vector<std::pair<std::string, std::string>> edits = {
+      {",\"kind\":", ", \"kind\":"},       // a space between members
+      {"\"kind\":", "\"kind\" :"},         // a space before a colon
+      {"\"issued\"", "\"\\u0069ssued\""},  // an escape for a plain letter
+  };
+  for (const auto& [from, to] : edits) {
+    auto ls = original;
+    const auto at = ls[2].find(from);
+    ASSERT_NE(at, std::string::npos) << from;
+    ls[2].replace(at, from.size(), to);
+    ASSERT_EQ(*evidenceHash(Json::parse(ls[2])), Json::parse(ls[2])["hash"]) << to;
+    VerifyResult r = verifyLines(ls);
+    EXPECT_EQ(r.problem, EvidenceProblem::kAltered) << to << ": " << r.message;
+    EXPECT_EQ(r.seq, 3U) << to;
+  }
+  // Trailing whitespace, and a line ending converted to CRLF.
+  for (const char* tail : {" ", "\r"}) {
+    auto ls = original;
+    ls[0] += tail;
+    VerifyResult r = verifyLines(ls);
+    EXPECT_EQ(r.problem, EvidenceProblem::kAltered) << r.message;
+    EXPECT_EQ(r.seq, 1U);
+  }
+}
+
 TEST_F(EvidenceTest, SwappingTwoRecordsIsDetectedAsReorderedAtTheFirst) {
   auto chain = openChain();
   appendN(*chain, 5);
@@ -300,15 +381,25 @@ TEST_F(EvidenceTest, ContinuingAFileWhoseLastRecordWasAlteredIsRefused) {
   Json rec = Json::parse(ls[1]);
   rec["actor"] = "mallory";
   ls[1] = rec.dump();
-  {
-    std::ofstream out(file_, std::ios::trunc);
-    for (const auto& l : ls) out << l << '\n';
-  }
-  std::vector<EvidenceSinkPtr> sinks;
-  sinks.push_back(std::make_unique<FileEvidenceSink>(file_));
-  auto chain = EvidenceChain::open(std::move(sinks), nullptr, fixedTime);
+  auto chain = reopenWith(ls);
   ASSERT_FALSE(chain.ok());
   EXPECT_NE(chain.status().message().find("seq 2"), std::string::npos);
+}
+
+TEST_F(EvidenceTest, ContinuingAFileWhoseLastLineIsNotCanonicalIsRefused) {
+  {
+    auto chain = openChain();
+    appendN(*chain, 2);
+  }
+  auto ls = lines();
+  // The same record with a space after a comma: its hash still holds.
+  const auto comma = ls[1].find(",\"kind\":");
+  ASSERT_NE(comma, std::string::npos);
+  ls[1].insert(comma + 1, " ");
+  auto chain = reopenWith(ls);
+  ASSERT_FALSE(chain.ok());
+  EXPECT_NE(chain.status().message().find("canonical form"), std::string::npos)
+      << chain.status().message();
 }
 
 TEST_F(EvidenceTest, AppendRefusesDetailsWithFractions) {

@@ -56,7 +56,8 @@ TEST(NamingTest, LabelsOwnerReferenceAndSpiffeId) {
   EXPECT_EQ(owner["apiVersion"], "tasklease.io/v1alpha1");
   EXPECT_EQ(owner["uid"], "uid-1");
   EXPECT_EQ(owner["controller"], true);
-  EXPECT_EQ(spiffeIdOf("example.org", kTask), "spiffe://example.org/ns/team-a/task/refactor");
+  EXPECT_EQ(spiffeIdOf("example.org", kTask),
+            "spiffe://example.org/ns/team-a/task/refactor/uid/uid-1");
 }
 
 TEST(TaskSpecTest, ParsesEveryFieldAndDefaultsTheCoreGroup) {

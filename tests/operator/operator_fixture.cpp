@@ -267,7 +267,8 @@ void OperatorHarness::addPolicy(const std::string& name, const Json& specPatch) 
                  {"credentialTypes", {"ServiceAccountToken", "X509SVID"}},
                  {"rules", Json::array({{{"apiGroups", {""}},
                                          {"resources", {"configmaps"}},
-                                         {"verbs", {"get", "update", "list"}}}})}}},
+                                         {"verbs", {"get", "update", "list"}}}})},
+                 {"workload", {{"podSecurity", "baseline"}}}}},
                {"requireVerifiedDelegation", false}};
   spec.merge_patch(specPatch);
   auto created = fake.create(kAgentPolicies, {{"apiVersion", "tasklease.io/v1alpha1"},
@@ -275,6 +276,12 @@ void OperatorHarness::addPolicy(const std::string& name, const Json& specPatch) 
                                               {"metadata", {{"name", name}}},
                                               {"spec", spec}});
   if (!created.ok()) throw std::runtime_error(created.status().toString());
+}
+
+Status OperatorHarness::setFinalizers(const kube::ResourceRef& kind, const std::string& name,
+                                      Json finalizers) {
+  return fake.patch(kind, {"team-a", name}, {{"metadata", {{"finalizers", std::move(finalizers)}}}})
+      .status();
 }
 
 StatusOr<ReconcileResult> OperatorHarness::reconcileUntilStable(const std::string& key) {

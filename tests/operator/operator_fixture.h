@@ -146,8 +146,13 @@ class OperatorHarness {
   std::string createTask(const std::string& name, const Json& spec,
                          const Json& annotations = Json::object());
   // A policy allowing agents refactor-*, every namespace, maxTTL 1h, both credential types,
-  // configmaps get/update/list; `spec` is merge-patched over it.
+  // configmaps get/update/list, workloads within Pod Security baseline; `spec` is merge-patched
+  // over it.
   void addPolicy(const std::string& name, const Json& specPatch);
+
+  // Sets the finalizers of the object `name` of that kind in namespace "team-a" (a foreign
+  // controller's, or an attacker's, on a task's object; [] removes them).
+  Status setFinalizers(const kube::ResourceRef& kind, const std::string& name, Json finalizers);
 
   // Reconciles until a pass fails or changes nothing in the store (at most 20 passes).
   StatusOr<ReconcileResult> reconcileUntilStable(const std::string& key);
@@ -165,7 +170,9 @@ class OperatorHarness {
   // The names of the objects issued for the task.
   TaskNames names(const std::string& key) const;
 
-  void advance(std::chrono::seconds by) { now_ += by; }
+  void advance(std::chrono::nanoseconds by) {
+    now_ += std::chrono::duration_cast<TimePoint::duration>(by);
+  }
   TimePoint now() const { return now_; }
 
   kube::FakeApiClient fake;

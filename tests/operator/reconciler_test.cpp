@@ -298,12 +298,16 @@ TEST_F(ReconcilerTest, DeletingAnActiveTaskRevokesBeforeTheFinalizerComesOff) {
   h.fake.clearActions();
   ASSERT_TRUE(h.reconcileUntilStable(key).ok());
   const auto log = h.writeLog();
+  const int firstDelete = indexOf(log, "deletecollection rolebindings");
   const int lastDelete = indexOf(log, "deletecollection roles");
-  const int status = indexOf(log, "update agenttasks/status");
+  // Status writes: Revoking (before anything is deleted), then revokedAt (after).
+  const int revoking = indexOf(log, "update agenttasks/status");
+  const int revoked = indexOf(log, "update agenttasks/status", 2);
   const int finalizer = indexOf(log, "update agenttasks t1");
   ASSERT_GE(lastDelete, 0);
-  EXPECT_LT(lastDelete, status);
-  EXPECT_LT(status, finalizer);
+  EXPECT_LT(revoking, firstDelete);
+  EXPECT_LT(lastDelete, revoked);
+  EXPECT_LT(revoked, finalizer);
   EXPECT_FALSE(h.fake.object(kAgentTasks, kube::ObjectKey::parse(key)).has_value());
   expectCredentialObjects(key, false);
   EXPECT_TRUE(contains(h.evidenceKinds(), "revoked"));
@@ -339,23 +343,26 @@ TEST_F(ReconcilerTest, ADeletionThatCannotBeVerifiedIsRetriedNotReported) {
   ASSERT_FALSE(result.ok());
   EXPECT_NE(result.status().message().find("still present after its deletion"), std::string::npos)
       << result.status().message();
-  EXPECT_EQ(h.phase(key), "Active");
-  EXPECT_FALSE(h.exists(res::kRoleBindings, "team-a", h.names(key).base));  // first step done
-  // The order holds: nothing after the Secret was touched.
-  EXPECT_TRUE(h.exists(res::kServiceAccounts, "team-a", h.names(key).base));
-  EXPECT_TRUE(h.exists(res::kRoles, "team-a", h.names(key).base));
+  EXPECT_EQ(h.phase(key), "Revoking");
+  EXPECT_TRUE(stringAt(h.task(key), {"status", "credential", "revokedAt"}).empty());
+  EXPECT_FALSE(contains(h.evidenceKinds(), "revoked"));
+  // Only the Secret waits: the kinds after it in the order went ahead.
+  EXPECT_TRUE(h.exists(res::kSecrets, "team-a", h.names(key).secret()));
+  EXPECT_FALSE(h.exists(res::kRoleBindings, "team-a", h.names(key).base));
+  EXPECT_FALSE(h.exists(res::kServiceAccounts, "team-a", h.names(key).base));
+  EXPECT_FALSE(h.exists(res::kRoles, "team-a", h.names(key).base));
   *stuck = false;
   ASSERT_TRUE(h.reconcileUntilStable(key).ok());
   EXPECT_EQ(h.phase(key), "Succeeded");
   expectCredentialObjects(key, false);
-  // The evidence names everything revoked, the RoleBinding of the first pass included.
+  // The evidence names everything revoked, what the first pass deleted included.
   const auto revoked = std::find_if(h.evidence->begin(), h.evidence->end(), [](const Json& r) {
     return r.value("kind", std::string()) == "revoked";
   });
   ASSERT_NE(revoked, h.evidence->end());
   const std::string& name = h.names(key).base;
-  EXPECT_EQ((*revoked)["details"]["deleted"], Json({"RoleBinding/" + name, "Secret/" + name,
-                                                    "ServiceAccount/" + name, "Role/" + name}))
+  EXPECT_EQ((*revoked)["details"]["deleted"], Json({"RoleBinding/" + name, "ServiceAccount/" + name,
+                                                    "Role/" + name, "Secret/" + name}))
       << revoked->dump();
 }
 
@@ -471,46 +478,192 @@ TEST_F(ReconcilerTest, ATaskGivenTwiceIsRevokedInOneGroupAndReportedWholeToBoth)
   expectCredentialObjects(keys[1], false);
 }
 
-TEST_F(ReconcilerTest, AnObjectHeldByAFinalizerStopsOnlyItsOwnTaskInABatch) {
+TEST_F(ReconcilerTest, AnObjectHeldByAFinalizerHoldsOnlyItselfInItsTaskAndItsBatch) {
   const auto keys = activeTasks({"t1", "t2"});
   const std::string& held = keys[0];
   const std::string& free = keys[1];
-  ASSERT_TRUE(h.fake
-                  .patch(res::kSecrets, {"team-a", h.names(held).secret()},
-                         {{"metadata", {{"finalizers", {"example.com/hold"}}}}})
-                  .ok());
+  const std::string& name = h.names(held).base;
+  ASSERT_TRUE(h.setFinalizers(res::kSecrets, h.names(held).secret(), {"example.com/hold"}).ok());
   const auto results =
       h.revoker.revokeAll({targetOf(h, held, CredentialType::kServiceAccountToken),
                            targetOf(h, free, CredentialType::kServiceAccountToken)},
                           h.now());
-  ASSERT_FALSE(results[0].ok());
-  EXPECT_NE(results[0].status().message().find("Secret team-a/" + h.names(held).secret() +
-                                               " is still present after its deletion"),
-            std::string::npos)
-      << results[0].status().message();
-  EXPECT_FALSE(h.exists(res::kRoleBindings, "team-a", h.names(held).base));
-  EXPECT_TRUE(h.exists(res::kServiceAccounts, "team-a", h.names(held).base));
-  EXPECT_TRUE(h.exists(res::kRoles, "team-a", h.names(held).base));
+  ASSERT_TRUE(results[0].ok()) << results[0].status().toString();
+  EXPECT_FALSE(results[0]->complete());
+  ASSERT_EQ(results[0]->held.size(), 1u);
+  EXPECT_EQ(results[0]->held[0].describe(),
+            "Secret team-a/" + name + " (finalizers: example.com/hold)");
+  // Every deletion was asked for, the held Secret's too (the API server marked it).
+  EXPECT_EQ(results[0]->deleted,
+            (std::vector<std::string>{"RoleBinding/" + name, "Secret/" + name,
+                                      "ServiceAccount/" + name, "Role/" + name}));
+  EXPECT_TRUE(h.exists(res::kSecrets, "team-a", name));
+  EXPECT_FALSE(h.exists(res::kRoleBindings, "team-a", name));
+  EXPECT_FALSE(h.exists(res::kServiceAccounts, "team-a", name));
+  EXPECT_FALSE(h.exists(res::kRoles, "team-a", name));
   ASSERT_TRUE(results[1].ok()) << results[1].status().toString();
+  EXPECT_TRUE(results[1]->complete());
   EXPECT_EQ(results[1]->deletedByThisPass, results[1]->deleted);
   expectCredentialObjects(free, false);
-  // The finalizer goes and the Secret with it; the next pass deletes the rest and reports the
-  // whole revocation, the RoleBinding and the Secret of the first pass included.
-  ASSERT_TRUE(h.fake
-                  .patch(res::kSecrets, {"team-a", h.names(held).secret()},
-                         {{"metadata", {{"finalizers", Json::array()}}}})
-                  .ok());
+  // The finalizer goes and the Secret with it; the next pass finds nothing left and reports the
+  // whole revocation, what the first pass deleted included.
+  ASSERT_TRUE(h.setFinalizers(res::kSecrets, h.names(held).secret(), Json::array()).ok());
   ASSERT_FALSE(h.exists(res::kSecrets, "team-a", h.names(held).secret()));
   const auto again =
       h.revoker.revokeAll({targetOf(h, held, CredentialType::kServiceAccountToken)}, h.now());
   ASSERT_TRUE(again[0].ok()) << again[0].status().toString();
-  const std::string& name = h.names(held).base;
+  EXPECT_TRUE(again[0]->complete());
   EXPECT_EQ(again[0]->deleted,
             (std::vector<std::string>{"RoleBinding/" + name, "Secret/" + name,
                                       "ServiceAccount/" + name, "Role/" + name}));
-  EXPECT_EQ(again[0]->deletedByThisPass,
-            (std::vector<std::string>{"ServiceAccount/" + name, "Role/" + name}));
+  EXPECT_TRUE(again[0]->deletedByThisPass.empty());
   expectCredentialObjects(held, false);
+}
+
+// The CRL entries in the CRL ConfigMap, by serial.
+std::map<std::string, Json> crlEntries(const kube::FakeApiClient& fake) {
+  std::map<std::string, Json> out;
+  const auto crl = fake.object(res::kConfigMaps, {"tasklease-system", "tasklease-crl"});
+  if (!crl) return out;
+  const Json state = Json::parse(crl->at("data").at("revoked.json").get<std::string>());
+  for (const Json& e : state["entries"]) out[e["serial"]] = e;
+  return out;
+}
+
+// The messages of the Events with this reason.
+std::vector<std::string> eventMessages(const kube::FakeApiClient& fake, const std::string& reason) {
+  std::vector<std::string> out;
+  for (const Json& e : fake.objects(res::kEvents)) {
+    if (e.value("reason", std::string()) == reason) out.push_back(e.value("message", ""));
+  }
+  return out;
+}
+
+// A finalizer on one of a task's objects (an attacker's, or a stuck controller's) holds only
+// that object: the task leaves Active at once, the serial reaches the CRL and every other object
+// goes in the same pass; the held object is named in status, in an Event and in the error the
+// pass is retried with; once the finalizer goes, the revocation finishes.
+class HeldRevocationTest : public ReconcilerTest,
+                           public ::testing::WithParamInterface<const kube::ResourceRef*> {};
+
+TEST_P(HeldRevocationTest, AFinalizerHoldsOnlyItsObjectAndTheTaskLeavesActiveAtOnce) {
+  const kube::ResourceRef& heldKind = *GetParam();
+  Json spec = OperatorHarness::taskSpec();
+  spec["credential"] = {{"type", "X509SVID"}};
+  spec["ttl"] = "5m";
+  const std::string key = activeTask("t1", spec);
+  const std::string name = h.names(key).base;
+  const std::string serial = stringAt(h.task(key), {"status", "credential", "serial"});
+  const auto hold = [&](Json finalizers) {
+    ASSERT_TRUE(h.setFinalizers(heldKind, name, std::move(finalizers)).ok());
+  };
+  hold({"example.com/hold"});
+  setCompleted(key);
+
+  auto first = h.reconciler->reconcile(key);
+  ASSERT_FALSE(first.ok());
+  const std::string described =
+      heldKind.kind + " team-a/" + name + " (finalizers: example.com/hold)";
+  EXPECT_NE(first.status().message().find(described), std::string::npos)
+      << first.status().message();
+  const Json task = h.task(key);
+  EXPECT_EQ(h.phase(key), "Revoking");
+  EXPECT_EQ(stringAt(task, {"status", "revocation", "outcome"}), "Succeeded");
+  EXPECT_EQ(stringAt(task, {"status", "revocation", "reason"}), "Completed");
+  EXPECT_EQ(task["status"]["revocation"]["held"],
+            Json::parse(R"([{"kind":")" + heldKind.kind + R"(","name":")" + name +
+                        R"(","finalizers":["example.com/hold"]}])"));
+  EXPECT_EQ(conditionStatus(task, kConditionRevoked), "False/RevocationBlocked");
+  const Json* revokedCondition = findCondition(task["status"], kConditionRevoked);
+  ASSERT_NE(revokedCondition, nullptr);
+  EXPECT_NE((*revokedCondition)["message"].get<std::string>().find(described), std::string::npos);
+  const auto warnings = eventMessages(h.fake, "RevocationBlocked");
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find(described), std::string::npos) << warnings[0];
+  // The serial is on the CRL, complete, and everything but the held object is gone.
+  const auto entries = crlEntries(h.fake);
+  ASSERT_EQ(entries.count(serial), 1u);
+  EXPECT_EQ(entries.at(serial)["issuer"], h.cas.current()->current.summary().fingerprint);
+  for (const auto* kind :
+       {&res::kRoleBindings, &res::kSecrets, &res::kServiceAccounts, &res::kRoles}) {
+    EXPECT_EQ(h.exists(*kind, "team-a", name), kind == &heldKind) << kind->kind;
+  }
+  EXPECT_TRUE(stringAt(task, {"status", "credential", "revokedAt"}).empty());
+  EXPECT_FALSE(contains(h.evidenceKinds(), "revoked"));
+
+  hold(Json::array());
+  ASSERT_TRUE(h.reconcileUntilStable(key).ok());
+  EXPECT_EQ(h.phase(key), "Succeeded");
+  expectCredentialObjects(key, false);
+  EXPECT_EQ(conditionStatus(h.task(key), kConditionRevoked), "True/Revoked");
+  EXPECT_EQ(h.task(key)["status"]["revocation"]["held"], Json::array());
+  EXPECT_TRUE(contains(h.evidenceKinds(), "revoked"));
+}
+
+INSTANTIATE_TEST_SUITE_P(Kinds, HeldRevocationTest,
+                         ::testing::Values(&res::kRoleBindings, &res::kSecrets,
+                                           &res::kServiceAccounts, &res::kRoles),
+                         [](const auto& param) { return param.param->kind; });
+
+TEST_F(ReconcilerTest, ADeletedTaskWhoseServiceAccountIsHeldLeavesActiveAndWaitsForIt) {
+  const std::string key = activeTask();
+  const std::string name = h.names(key).base;
+  const auto hold = [&](Json finalizers) {
+    ASSERT_TRUE(h.setFinalizers(res::kServiceAccounts, name, std::move(finalizers)).ok());
+  };
+  hold({"example.com/hold"});
+  ASSERT_TRUE(h.fake.remove(kAgentTasks, kube::ObjectKey::parse(key)).ok());
+  EXPECT_FALSE(h.reconciler->reconcile(key).ok());
+  EXPECT_EQ(h.phase(key), "Revoking");
+  EXPECT_EQ(stringAt(h.task(key), {"status", "revocation", "reason"}), "TaskDeleted");
+  EXPECT_EQ(conditionStatus(h.task(key), kConditionRevoked), "False/RevocationBlocked");
+  EXPECT_TRUE(hasFinalizer(h.task(key), kFinalizer));  // the task waits for its revocation
+  EXPECT_TRUE(h.exists(res::kServiceAccounts, "team-a", name));
+  EXPECT_FALSE(h.exists(res::kRoleBindings, "team-a", name));
+  EXPECT_FALSE(h.exists(res::kSecrets, "team-a", name));
+  EXPECT_FALSE(h.exists(res::kRoles, "team-a", name));
+  hold(Json::array());
+  ASSERT_TRUE(h.reconcileUntilStable(key).ok());
+  EXPECT_FALSE(h.fake.object(kAgentTasks, kube::ObjectKey::parse(key)).has_value());
+  expectCredentialObjects(key, false);
+}
+
+// Pins what a failed CRL write must not cost: the certificate's Secret (what the CRL entry is
+// read from) stays for the next pass, whose entry then names the issuer, not only the serial.
+TEST_F(ReconcilerTest, WhenTheCrlCannotBeWrittenTheSecretIsKeptAndTheLaterEntryIsComplete) {
+  Json spec = OperatorHarness::taskSpec();
+  spec["credential"] = {{"type", "X509SVID"}};
+  spec["ttl"] = "5m";
+  const std::string key = activeTask("t1", spec);
+  const std::string serial = stringAt(h.task(key), {"status", "credential", "serial"});
+  auto crlDown = std::make_shared<bool>(true);
+  for (const char* verb : {"create", "update"}) {
+    h.fake.prependReactor(
+        verb, "configmaps",
+        [crlDown](const kube::FakeApiClient::Action& a) -> std::optional<StatusOr<Json>> {
+          if (!*crlDown || a.key.name != "tasklease-crl") return std::nullopt;
+          return StatusOr<Json>(unavailable("etcdserver: request timed out"));
+        });
+  }
+  setCompleted(key);
+  auto failed = h.reconcileUntilStable(key);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_NE(failed.status().message().find("request timed out"), std::string::npos)
+      << failed.status().message();
+  EXPECT_EQ(h.phase(key), "Revoking");
+  EXPECT_TRUE(h.exists(res::kSecrets, "team-a", h.names(key).secret()));
+  EXPECT_EQ(crlEntries(h.fake).count(serial), 0u);
+  *crlDown = false;
+  ASSERT_TRUE(h.reconcileUntilStable(key).ok());
+  EXPECT_EQ(h.phase(key), "Succeeded");
+  expectCredentialObjects(key, false);
+  const auto entries = crlEntries(h.fake);
+  ASSERT_EQ(entries.count(serial), 1u);
+  const Json& entry = entries.at(serial);
+  EXPECT_EQ(entry["issuer"], h.cas.current()->current.summary().fingerprint) << entry.dump();
+  EXPECT_FALSE(entry["issuer"].get<std::string>().empty());
+  EXPECT_EQ(entry["task"], "team-a/t1");
+  EXPECT_EQ(entry["notAfter"], stringAt(h.task(key), {"status", "credential", "expiresAt"}));
 }
 
 TEST_F(ReconcilerTest, TheSerialsOfAnX509BatchGoOnTheCrlInOneWrite) {
@@ -832,16 +985,96 @@ TEST_F(ReconcilerTest, AFailedJobFailsTheTaskAndRevokes) {
   expectCredentialObjects(key, false);
 }
 
+TEST_F(ReconcilerTest, AHostTakeoverWorkloadIsDeniedNamingTheFieldsAndNothingRuns) {
+  h.addPolicy("allow-refactor", Json::object());
+  Json spec = OperatorHarness::taskSpec();
+  spec["workload"] = {{"template", Json::parse(R"({"spec": {
+      "hostPID": true, "hostNetwork": true,
+      "containers": [{"name": "x", "image": "busybox", "securityContext": {"privileged": true},
+                      "volumeMounts": [{"name": "root", "mountPath": "/host"}]}],
+      "volumes": [{"name": "root", "hostPath": {"path": "/"}}]}})")}};
+  const std::string key = h.createTask("t1", spec);
+  ASSERT_TRUE(h.reconcileUntilStable(key).ok());
+  EXPECT_EQ(h.phase(key), "Denied");
+  const std::string reason = stringAt(h.task(key), {"status", "policy", "reason"});
+  for (const char* field : {"spec.workload.template.spec.hostPID: true",
+                            "spec.workload.template.spec.hostNetwork: true",
+                            "spec.workload.template.spec.containers[0].securityContext.privileged",
+                            "spec.workload.template.spec.volumes[0].hostPath"}) {
+    EXPECT_NE(reason.find(field), std::string::npos) << field << "\n" << reason;
+  }
+  ASSERT_EQ(h.evidenceKinds(), std::vector<std::string>{"denied"});
+  EXPECT_EQ((*h.evidence)[0]["details"]["reason"], reason);
+  EXPECT_FALSE(h.exists(res::kJobs, "team-a", h.names(key).job()));
+  expectCredentialObjects(key, false);
+}
+
+TEST_F(ReconcilerTest, AnAllowedWorkloadsBoundIsInTheAuthorizedRecord) {
+  const std::string key = activeWorkloadTask();
+  EXPECT_EQ((*h.evidence)[0]["kind"], "authorized");
+  EXPECT_EQ((*h.evidence)[0]["details"]["workload"],
+            Json({{"podSecurity", "baseline"}, {"allowedCapabilities", Json::array()}}));
+  EXPECT_NE(stringAt(h.task(key), {"status", "policy", "reason"})
+                .find("workload within Pod Security baseline"),
+            std::string::npos);
+}
+
+// The webhook learns that a task is Active from a watch event, a moment after the status write:
+// the pass that issues does not create the Job, the next one (brought by that event) does.
+TEST_F(ReconcilerTest, ThePassThatIssuesLeavesTheJobToTheNextPass) {
+  h.addPolicy("allow-refactor", Json::object());
+  Json spec = OperatorHarness::taskSpec();
+  spec["workload"] = {
+      {"template", {{"spec", {{"containers", {{{"name", "agent"}, {"image", "a:1"}}}}}}}}};
+  const std::string key = h.createTask("t1", spec);
+  for (int pass = 0; pass < 10 && h.phase(key) != "Active"; ++pass) {
+    ASSERT_TRUE(h.reconciler->reconcile(key).ok());
+  }
+  ASSERT_EQ(h.phase(key), "Active");
+  EXPECT_EQ(indexOf(h.writeLog(), "create jobs"), -1);
+  ASSERT_TRUE(h.reconciler->reconcile(key).ok());
+  EXPECT_GE(indexOf(h.writeLog(), "create jobs"), 0);
+}
+
+namespace {
+Status webhookRefusal() {
+  Status refusal(StatusCode::kPermissionDenied,
+                 "admission webhook \"validate.tasklease.io\" denied the request: TL008");
+  refusal.withHttpCode(403).withReason("Forbidden");
+  return refusal;
+}
+}  // namespace
+
+TEST_F(ReconcilerTest, AJobRefusedJustAfterIssuanceIsTriedAgainShortlyWithoutAWarning) {
+  h.addPolicy("allow-refactor", Json::object());
+  Json spec = OperatorHarness::taskSpec();
+  spec["workload"] = {
+      {"template", {{"spec", {{"containers", {{{"name", "agent"}, {"image", "a:1"}}}}}}}}};
+  const std::string key = h.createTask("t1", spec);
+  h.fake.failNext("create", "jobs", webhookRefusal());
+  auto first = h.reconcileUntilStable(key);
+  ASSERT_TRUE(first.ok()) << first.status().toString();
+  ASSERT_TRUE(first->requeueAfter.has_value());
+  EXPECT_LE(*first->requeueAfter, std::chrono::seconds(1));
+  EXPECT_EQ(h.phase(key), "Active");
+  EXPECT_FALSE(contains(h.eventReasons(), "WorkloadRefused"));
+  EXPECT_FALSE(h.exists(res::kJobs, "team-a", h.names(key).job()));
+  ASSERT_TRUE(h.reconcileUntilStable(key).ok());
+  EXPECT_TRUE(h.exists(res::kJobs, "team-a", h.names(key).job()));
+}
+
 TEST_F(ReconcilerTest, AJobRefusedByAdmissionIsRetriedNotTakenAsFailure) {
   h.addPolicy("allow-refactor", Json::object());
   Json spec = OperatorHarness::taskSpec();
   spec["workload"] = {
       {"template", {{"spec", {{"containers", {{{"name", "agent"}, {"image", "a:1"}}}}}}}}};
   const std::string key = h.createTask("t1", spec);
-  Status refusal(StatusCode::kPermissionDenied,
-                 "admission webhook \"validate.tasklease.io\" denied the request: TL008");
-  refusal.withHttpCode(403).withReason("Forbidden");
-  h.fake.failNext("create", "jobs", refusal);
+  for (int pass = 0; pass < 10 && h.phase(key) != "Active"; ++pass) {
+    ASSERT_TRUE(h.reconciler->reconcile(key).ok());
+  }
+  // Long after issuance a refusal is no longer the webhook catching up: a Warning, an error.
+  h.advance(std::chrono::seconds(11));
+  h.fake.failNext("create", "jobs", webhookRefusal());
   auto first = h.reconcileUntilStable(key);
   ASSERT_FALSE(first.ok());
   EXPECT_EQ(h.phase(key), "Active");
@@ -873,7 +1106,10 @@ TEST_F(ReconcilerTest, AnX509TaskGetsAnSvidWhoseSerialGoesOnTheCrlAtRevocation) 
   ASSERT_TRUE(pem.has_value());
   auto info = inspectCertificate(*pem);
   ASSERT_TRUE(info.ok());
-  EXPECT_EQ(info->uris, std::vector<std::string>{"spiffe://example.org/ns/team-a/task/t1"});
+  const std::string spiffeId =
+      "spiffe://example.org/ns/team-a/task/t1/uid/" + kube::uidOf(h.task(key));
+  EXPECT_EQ(info->uris, std::vector<std::string>{spiffeId});
+  EXPECT_EQ(stringAt(h.task(key), {"status", "credential", "spiffeID"}), spiffeId);
   EXPECT_EQ(formatRfc3339(info->notAfter), stringAt(h.task(key), {"status", "expiresAt"}));
   EXPECT_NE(h.cas.current()->issuerOf(*pem), nullptr);
   EXPECT_EQ(secretValue(secret, "ca.crt"), h.cas.current()->bundlePem());
@@ -889,6 +1125,41 @@ TEST_F(ReconcilerTest, AnX509TaskGetsAnSvidWhoseSerialGoesOnTheCrlAtRevocation) 
   EXPECT_EQ(state["entries"][0]["serial"], info->serialHex);
   EXPECT_EQ(state["entries"][0]["task"], "team-a/t1");
   expectCredentialObjects(key, false);
+}
+
+TEST_F(ReconcilerTest, ATaskCreatedUnderADeletedTasksNameGetsAnotherSpiffeId) {
+  Json spec = OperatorHarness::taskSpec();
+  spec["credential"] = {{"type", "X509SVID"}};
+  spec["ttl"] = "5m";
+  const auto uriOf = [&](const std::string& key) {
+    const Json secret = *h.fake.object(res::kSecrets, {"team-a", h.names(key).secret()});
+    auto info = inspectCertificate(*secretValue(secret, "tls.crt"));
+    EXPECT_TRUE(info.ok());
+    return info.ok() && info->uris.size() == 1 ? info->uris[0] : std::string();
+  };
+  const std::string key = activeTask("t1", spec);
+  const std::string first = uriOf(key);
+  const std::string firstUid = kube::uidOf(h.task(key));
+  ASSERT_TRUE(h.fake.remove(kAgentTasks, kube::ObjectKey::parse(key)).ok());
+  ASSERT_TRUE(h.reconcileUntilStable(key).ok());
+  ASSERT_FALSE(h.fake.object(kAgentTasks, kube::ObjectKey::parse(key)).has_value());
+
+  // Someone else asks for a task of the same name: a different delegation, a different identity.
+  ASSERT_EQ(h.createTask("t1", spec), key);
+  ASSERT_TRUE(h.reconcileUntilStable(key).ok());
+  ASSERT_EQ(h.phase(key), "Active");
+  const std::string second = uriOf(key);
+  const std::string secondUid = kube::uidOf(h.task(key));
+  ASSERT_NE(firstUid, secondUid);
+  EXPECT_NE(first, second);
+  EXPECT_EQ(first, "spiffe://example.org/ns/team-a/task/t1/uid/" + firstUid);
+  EXPECT_EQ(second, "spiffe://example.org/ns/team-a/task/t1/uid/" + secondUid);
+  // The issued record names it too, for whoever reads the evidence.
+  std::vector<std::string> recorded;
+  for (const Json& r : *h.evidence) {
+    if (r.value("kind", std::string()) == "issued") recorded.push_back(r["details"]["spiffeID"]);
+  }
+  EXPECT_EQ(recorded, (std::vector<std::string>{first, second}));
 }
 
 TEST_F(ReconcilerTest, WhatIsLeftOfAGoneTaskIsSwept) {
@@ -932,40 +1203,37 @@ TEST_F(ReconcilerTest, TheSweepCountsOnlyWhatItDeletedWhenItFinishesAnUnfinished
   const std::string name = h.names(key).base;
   const std::string secret = h.names(key).secret();
   const auto hold = [&](Json finalizers) {
-    ASSERT_TRUE(h.fake
-                    .patch(res::kSecrets, {"team-a", secret},
-                           {{"metadata", {{"finalizers", std::move(finalizers)}}}})
-                    .ok());
+    ASSERT_TRUE(h.setFinalizers(res::kSecrets, secret, std::move(finalizers)).ok());
   };
-  // A revocation deletes the RoleBinding, and the Secret is held by a finalizer.
+  // A revocation deletes the RoleBinding and the ServiceAccount, the Secret is held by a
+  // finalizer, and the API server fails the Roles' deletion.
   hold({"example.com/hold"});
+  h.fake.failNext("deletecollection", "roles", unavailable("the API server is away"));
   const auto first =
       h.revoker.revokeAll({targetOf(h, key, CredentialType::kServiceAccountToken)}, h.now());
   ASSERT_FALSE(first[0].ok());
   ASSERT_FALSE(h.exists(res::kRoleBindings, "team-a", name));
+  ASSERT_FALSE(h.exists(res::kServiceAccounts, "team-a", name));
   // The Secret goes, and so does the task, before any revocation pass finishes (the garbage
-  // collector has not reached the task's ServiceAccount and Role yet: as here, without owners).
+  // collector has not reached the task's Role yet: as here, without owners).
   hold(Json::array());
-  for (const auto* kind : {&res::kServiceAccounts, &res::kRoles}) {
-    ASSERT_TRUE(
-        h.fake.patch(*kind, {"team-a", name}, {{"metadata", {{"ownerReferences", nullptr}}}}).ok());
-  }
+  ASSERT_TRUE(
+      h.fake.patch(res::kRoles, {"team-a", name}, {{"metadata", {{"ownerReferences", nullptr}}}})
+          .ok());
   ASSERT_TRUE(h.fake
                   .patch(kAgentTasks, kube::ObjectKey::parse(key),
                          {{"metadata", {{"finalizers", Json::array()}}}})
                   .ok());
   ASSERT_TRUE(h.fake.remove(kAgentTasks, kube::ObjectKey::parse(key), kube::DeleteOptions{}).ok());
   ASSERT_FALSE(h.fake.object(kAgentTasks, kube::ObjectKey::parse(key)).has_value());
-  ASSERT_TRUE(h.exists(res::kServiceAccounts, "team-a", name));
   ASSERT_TRUE(h.exists(res::kRoles, "team-a", name));
 
   auto report = h.sweeper.sweepAll();
   ASSERT_TRUE(report.ok()) << report.status().toString();
   EXPECT_TRUE(report->errors.empty());
   ASSERT_EQ(report->revokedTasks.size(), 1u);
-  // Only what the sweep deleted itself: the RoleBinding and the Secret were the first pass's.
-  EXPECT_EQ(report->deleted, (std::vector<std::string>{"ServiceAccount/" + name, "Role/" + name}));
-  EXPECT_FALSE(h.exists(res::kServiceAccounts, "team-a", name));
+  // Only what the sweep deleted itself: the rest was the first pass's.
+  EXPECT_EQ(report->deleted, (std::vector<std::string>{"Role/" + name}));
   EXPECT_FALSE(h.exists(res::kRoles, "team-a", name));
 }
 
@@ -1034,6 +1302,30 @@ TEST_F(ReconcilerTest, AStampFromAnotherKeyIsDeniedByAStrictPolicyWithTheReason)
   EXPECT_NE(reason.find("is not verified"), std::string::npos) << reason;
   EXPECT_NE(reason.find("unknown-key"), std::string::npos) << reason;
   EXPECT_EQ((*h.evidence)[0]["details"]["verified"], false);
+}
+
+TEST_F(ReconcilerTest, AStampRewrittenToAddSystemMastersToTheSameUsernameIsNotVerified) {
+  h.addPolicy("strict", {{"requireVerifiedDelegation", true}});
+  auto key = SigningKey::generate();
+  ASSERT_TRUE(key.ok());
+  ASSERT_TRUE(h.stamps.keys.add(key->publicPem()).ok());
+  const Json spec = OperatorHarness::taskSpec();
+  Json stamp = webhookStamp(*key, "t1", spec);
+  // Alice's own stamp, with her name and uid, and a group she was not in when she asked.
+  stamp[kRequestedByAnnotation] =
+      requestedByValue({"alice", "uid-alice", {"dev", "system:masters"}});
+  const std::string key1 = h.createTask("t1", spec, stamp);
+  ASSERT_TRUE(h.reconcileUntilStable(key1).ok());
+  const Json task = h.task(key1);
+  EXPECT_EQ(h.phase(key1), "Denied");
+  EXPECT_EQ(task["status"]["delegation"]["verified"], false);
+  const std::string reason = stringAt(task, {"status", "policy", "reason"});
+  EXPECT_NE(reason.find("bad-signature"), std::string::npos) << reason;
+  EXPECT_EQ((*h.evidence)[0]["kind"], "delegated");
+  EXPECT_EQ((*h.evidence)[0]["details"]["verified"], false);
+  EXPECT_EQ((*h.evidence)[0]["details"]["reason"].get<std::string>().rfind("bad-signature", 0), 0u)
+      << (*h.evidence)[0].dump();
+  EXPECT_TRUE(h.api.tokens().empty());
 }
 
 TEST_F(ReconcilerTest, UnreadableStampKeysLeaveTheTaskUndecidedUntilTheyCanBeRead) {

@@ -268,7 +268,8 @@ TEST_F(StampTest, ARequestWithoutAUserIsRefused) {
 
 // ---- the reviewer ----
 
-// Answers from a table of "verb resource name" the user holds; checks not in `unanswered`.
+// Answers from a table of what the user holds: "verb resource" (every name) or
+// "verb resource/name"; checks in `unanswered` ("verb resource") get no answer.
 class FakeAccessReviewer final : public AccessReviewer {
  public:
   std::vector<AccessAnswer> review(const UserInfo& user, const std::string& ns,
@@ -284,7 +285,9 @@ class FakeAccessReviewer final : public AccessReviewer {
       if (unanswered.count(key) > 0) {
         out.push_back({false, false, "context deadline exceeded"});
       } else {
-        out.push_back({true, held.count(key) > 0, ""});
+        const bool named = !c.resourceName.empty() && held.count(key + "/" + c.resourceName) > 0;
+        out.push_back({true, held.count(key) > 0 || named, ""});
+        checked.push_back(c);
       }
     }
     return out;
@@ -293,6 +296,7 @@ class FakeAccessReviewer final : public AccessReviewer {
   std::set<std::string> unanswered;
   std::optional<size_t> truncateAfter;
   size_t asked = 0;
+  std::vector<PermissionCheck> checked;
   std::string lastUser, lastNs;
 };
 
@@ -442,6 +446,179 @@ TEST_F(AgentTaskReviewerTest, OtherKindsAndTheStatusSubresourceAreNotItsBusiness
   p.kind = "Pod";
   EXPECT_EQ(reviewer_->mutate(p, testNow()).decision, Decision::kSkipped);
   EXPECT_TRUE(reviewer_->mutate(p, testNow()).response.patch.empty());
+}
+
+// ---- the workload: what the requester must hold, and the rules its template meets ----
+
+Json agentContainer() {
+  return {{"name", "agent"}, {"image", "registry.example/agent:1"}};
+}
+
+Json workloadSpec(const Json& podSpec, const Json& rules = kUpdateConfigMaps) {
+  Json spec = taskSpec(rules);
+  spec["workload"] = {{"template", {{"spec", podSpec}}}};
+  return spec;
+}
+
+const Json kAgentPod = {{"containers", {agentContainer()}}};
+
+TEST_F(AgentTaskReviewerTest, AWorkloadNeedsARequesterWhoMayCreateJobs) {
+  access_.held = {"get configmaps", "update configmaps"};
+  const AdmissionRequest req = stampedCreate(workloadSpec(kAgentPod));
+  ReviewOutcome v = reviewer_->validate(req, testNow());
+  EXPECT_FALSE(v.response.allowed);
+  EXPECT_EQ(v.response.code, 403);
+  EXPECT_THAT(v.response.message,
+              HasSubstr("create on jobs (apiGroup \"batch\") (the Job that runs spec.workload)"));
+  ASSERT_EQ(v.evidence.size(), 1u);
+  EXPECT_EQ(v.evidence[0].details["reason"], "permissions");
+  access_.held.insert("create jobs");
+  v = reviewer_->validate(req, testNow());
+  EXPECT_TRUE(v.response.allowed) << v.response.message;
+}
+
+TEST_F(AgentTaskReviewerTest, APrivilegedHostTemplateFromAUserWhoMayNotCreateJobsIsRefused) {
+  // The attack: a user who may create AgentTasks, not pods or Jobs, asked for a privileged pod
+  // in the host's namespaces with the node's root filesystem mounted.
+  Json container = agentContainer();
+  container["securityContext"] = {{"privileged", true}};
+  container["volumeMounts"] = {{{"name", "host"}, {"mountPath", "/host"}}};
+  const Json podSpec = {{"hostPID", true},
+                        {"hostNetwork", true},
+                        {"containers", {container}},
+                        {"volumes", {{{"name", "host"}, {"hostPath", {{"path", "/"}}}}}}};
+  access_.held = {"get configmaps", "update configmaps"};
+  const ReviewOutcome v = reviewer_->validate(stampedCreate(workloadSpec(podSpec)), testNow());
+  EXPECT_FALSE(v.response.allowed);
+  EXPECT_THAT(v.response.message, HasSubstr("create on jobs"));
+}
+
+TEST_F(AgentTaskReviewerTest, EverySecretAndConfigMapTheTemplateReadsMustBeReadable) {
+  Json container = agentContainer();
+  container["env"] = {
+      {{"name", "FLAGS"}, {"valueFrom", {{"configMapKeyRef", {{"name", "flags"}, {"key", "k"}}}}}}};
+  container["envFrom"] = {{{"configMapRef", {{"name", "settings"}}}}};
+  const Json podSpec = {
+      {"containers", {container}},
+      {"imagePullSecrets", {{{"name", "regcred"}}}},
+      {"volumes",
+       {{{"name", "billing"}, {"configMap", {{"name", "billing"}}}},
+        {{"name", "bundle"},
+         {"projected", {{"sources", {{{"configMap", {{"name", "bundle"}}}}}}}}}}}};
+  access_.held = {"get configmaps/billing", "update configmaps", "create jobs",
+                  "get configmaps/flags", "get configmaps/bundle"};
+  const ReviewOutcome v = reviewer_->validate(
+      stampedCreate(workloadSpec(podSpec, Json::array({rule({""}, {"configmaps"}, {"update"})}))),
+      testNow());
+  EXPECT_FALSE(v.response.allowed);
+  EXPECT_THAT(v.response.message, HasSubstr("asks for 2 permissions"));
+  EXPECT_THAT(v.response.message,
+              HasSubstr("get on configmaps (apiGroup \"\", resourceName \"settings\") (read by "
+                        "spec.workload.template.spec.containers[0].envFrom[0])"));
+  EXPECT_THAT(v.response.message,
+              HasSubstr("get on secrets (apiGroup \"\", resourceName \"regcred\") (read by "
+                        "spec.workload.template.spec.imagePullSecrets[0])"));
+  // One review each, as the requester.
+  std::vector<std::string> asked;
+  for (const auto& c : access_.checked) asked.push_back(describePermission(c));
+  EXPECT_THAT(asked,
+              ::testing::UnorderedElementsAre(
+                  "update on configmaps (apiGroup \"\")", "create on jobs (apiGroup \"batch\")",
+                  "get on configmaps (apiGroup \"\", resourceName \"billing\")",
+                  "get on configmaps (apiGroup \"\", resourceName \"bundle\")",
+                  "get on configmaps (apiGroup \"\", resourceName \"flags\")",
+                  "get on configmaps (apiGroup \"\", resourceName \"settings\")",
+                  "get on secrets (apiGroup \"\", resourceName \"regcred\")"));
+}
+
+TEST_F(AgentTaskReviewerTest, TheTemplateIsJudgedByThePodRulesWhateverTheNamespacesMode) {
+  // The reviewer is never told a namespace's mode: a template is refused as in enforce.
+  Json container = agentContainer();
+  container["env"] = {envSecretRef("DB_PASSWORD", "db"),
+                      envValue("GH", std::string("ghp_") + "8f3KzQ1vLw9XbT2mN7pR4sY6uA0cE5dGhJ2k")};
+  const Json podSpec = {{"containers", {container}},
+                        {"volumes", {{{"name", "cm"}, {"secret", {{"secretName", "db"}}}}}}};
+  access_.held = {"get configmaps", "update configmaps", "create jobs", "get secrets"};
+  const ReviewOutcome v = reviewer_->validate(stampedCreate(workloadSpec(podSpec)), testNow());
+  EXPECT_FALSE(v.response.allowed);
+  EXPECT_EQ(v.response.code, 403);
+  EXPECT_THAT(v.response.message, HasSubstr("its workload template violates 3 rules"));
+  EXPECT_THAT(v.response.message,
+              HasSubstr("[TL001] spec.workload.template.spec.containers[0].env[0]"));
+  EXPECT_THAT(v.response.message, HasSubstr("[TL003] spec.workload.template.spec.volumes[0]"));
+  EXPECT_THAT(v.response.message,
+              HasSubstr("[TL004] spec.workload.template.spec.containers[0].env[1]"));
+  EXPECT_THAT(v.response.message, Not(HasSubstr("8f3KzQ1v")));
+  EXPECT_EQ(access_.asked, 0u);
+  ASSERT_EQ(v.evidence.size(), 1u);
+  EXPECT_EQ(v.evidence[0].kind, EvidenceKind::kRejected);
+  EXPECT_EQ(v.evidence[0].details["reason"], "workload");
+}
+
+TEST_F(AgentTaskReviewerTest, TheDelegatedRecordSaysWhatWasCheckedForTheWorkload) {
+  Json podSpec = kAgentPod;
+  podSpec["volumes"] = {{{"name", "cfg"}, {"configMap", {{"name", "billing-config"}}}}};
+  access_.held = {"get configmaps", "update configmaps", "create jobs"};
+  const ReviewOutcome v = reviewer_->validate(stampedCreate(workloadSpec(podSpec)), testNow());
+  ASSERT_TRUE(v.response.allowed) << v.response.message;
+  ASSERT_EQ(v.evidence.size(), 1u);
+  const Json& w = v.evidence[0].details["workload"];
+  EXPECT_EQ(w["rules"], Json({"TL001", "TL002", "TL003", "TL004", "TL007"}));
+  EXPECT_EQ(w["rulesSetByTheOperator"], Json({"TL005", "TL006", "TL008"}));
+  EXPECT_EQ(
+      w["permissions"],
+      Json({{{"permission", "create on jobs (apiGroup \"batch\")"},
+             {"why", "the Job that runs spec.workload"}},
+            {{"permission", "get on configmaps (apiGroup \"\", resourceName \"billing-config\")"},
+             {"why", "read by spec.workload.template.spec.volumes[0]"}}}));
+  EXPECT_EQ(v.evidence[0].details["permissionsChecked"], 4);
+  // A task without a workload says nothing about one.
+  const ReviewOutcome plain =
+      reviewer_->validate(stampedCreate(taskSpec(kUpdateConfigMaps)), testNow());
+  ASSERT_EQ(plain.evidence.size(), 1u);
+  EXPECT_FALSE(plain.evidence[0].details.contains("workload"));
+}
+
+TEST_F(AgentTaskReviewerTest, TheCredentialVolumeTheOperatorReplacesIsNeitherJudgedNorChecked) {
+  Json podSpec = kAgentPod;
+  podSpec["volumes"] = {{{"name", "tasklease-credential"}, {"secret", {{"secretName", "other"}}}}};
+  access_.held = {"get configmaps", "update configmaps", "create jobs"};
+  const ReviewOutcome v = reviewer_->validate(stampedCreate(workloadSpec(podSpec)), testNow());
+  EXPECT_TRUE(v.response.allowed) << v.response.message;
+  for (const auto& c : access_.checked) EXPECT_NE(c.resource, "secrets");
+}
+
+TEST(AgentTaskSpecTest, AWorkloadTheOperatorCannotRenderIsRefused) {
+  Json spec = taskSpec();
+  spec["workload"] = {{"template", {{"spec", {{"containers", Json::array()}}}}}};
+  EXPECT_TRUE(mentions(agentTaskSpecProblems(spec),
+                       "spec.workload.template.spec.containers: required, at least one"));
+  spec["workload"] = {{"template", "pod"}};
+  EXPECT_TRUE(mentions(agentTaskSpecProblems(spec), "spec.workload.template: required"));
+  spec["workload"] = {{"template", {{"spec", {{"containers", {{{"name", "a"}}}}}}}}};
+  EXPECT_TRUE(agentTaskSpecProblems(spec).empty());
+}
+
+TEST(PermissionPlanTest, AWorkloadAddsCreateJobsAndAGetForEachObjectItReads) {
+  Json spec = taskSpec(Json::array({rule({""}, {"secrets"}, {"get"}, {"token"})}));
+  Json container = {{"name", "a"},
+                    {"env",
+                     {{{"name", "T"}, {"valueFrom", {{"secretKeyRef", {{"name", "token"}}}}}},
+                      {{"name", "C"}, {"valueFrom", {{"configMapKeyRef", {{"name", "c"}}}}}}}}};
+  spec["workload"] = {
+      {"template",
+       {{"spec",
+         {{"containers", {container}},
+          {"volumes",
+           {{{"name", "s"},
+             {"csi", {{"driver", "d"}, {"nodePublishSecretRef", {{"name", "vault"}}}}}},
+            {{"name", "again"}, {"configMap", {{"name", "c"}}}}}}}}}}};
+  const auto checks = planPermissionChecks(spec);
+  ASSERT_EQ(checks.size(), 4u);
+  EXPECT_EQ(checks[0], (PermissionCheck{"get", "", "secrets", "", "token"}));  // scope and env
+  EXPECT_EQ(checks[1], (PermissionCheck{"create", "batch", "jobs", "", ""}));
+  EXPECT_EQ(checks[2], (PermissionCheck{"get", "", "secrets", "", "vault"}));
+  EXPECT_EQ(checks[3], (PermissionCheck{"get", "", "configmaps", "", "c"}));
 }
 
 // ---- SubjectAccessReviews ----

@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "common/delegation_stamp.h"
 #include "common/json.h"
 #include "common/rfc3339.h"
 #include "webhook/cluster_state.h"
@@ -41,11 +42,22 @@ inline Json taskServiceAccount(const std::string& name, const std::string& task)
   return sa;
 }
 
+// The user every test request comes from, who also delegated every fixture task.
+inline Requester alice() {
+  return {"alice", "u-1", {"devs"}};
+}
+
+// AgentTask `name` (uid "uid-<name>"), delegated by alice(), its credential ServiceAccount
+// "tl-<name>" (the operator's Job for it has the same name).
 inline Json agentTask(const std::string& name, const std::string& phase,
                       const std::string& expiresAt = "2026-03-01T13:00:00Z") {
   return {{"apiVersion", "tasklease.io/v1alpha1"},
           {"kind", "AgentTask"},
-          {"metadata", {{"name", name}, {"namespace", "team-a"}, {"uid", "uid-" + name}}},
+          {"metadata",
+           {{"name", name},
+            {"namespace", "team-a"},
+            {"uid", "uid-" + name},
+            {"annotations", {{kRequestedByAnnotation, requestedByValue(alice())}}}}},
           {"status",
            {{"phase", phase},
             {"credential",

@@ -140,5 +140,67 @@ TEST(IdentityExceptionTest, PodSelectorExpressionsDecideWhichPodsAreCovered) {
   EXPECT_FALSE(e->covers(RuleId::kTL001, "any", Json::object(), testNow()));
 }
 
+// ---- what an exception may select ----
+
+TEST(IdentityExceptionTest, SelectorsThatOnlySayWhatPodsLackAreRefused) {
+  const std::vector<Json> overBroad = {
+      Json::object(),
+      {{"matchExpressions", {{{"key", "canary"}, {"operator", "DoesNotExist"}}}}},
+      {{"matchExpressions", {{{"key", "app"}, {"operator", "NotIn"}, {"values", {"db"}}}}}},
+      {{"matchExpressions", {{{"key", "app"}, {"operator", "Exists"}}}}},
+      {{"matchExpressions",
+        {{{"key", "a"}, {"operator", "DoesNotExist"}},
+         {{"key", "b"}, {"operator", "NotIn"}, {"values", {"x"}}}}}}};
+  for (const Json& selector : overBroad) {
+    Json spec = validSpec();
+    spec.erase("serviceAccountNames");
+    spec["podSelector"] = selector;
+    const auto p = validateIdentityException(exceptionObject(spec), testNow(), testNow());
+    ASSERT_THAT(fields(p), ::testing::ElementsAre("spec")) << selector.dump();
+    EXPECT_THAT(p[0].message, HasSubstr("name the workloads it covers")) << selector.dump();
+  }
+}
+
+TEST(IdentityExceptionTest, ALabelValueOrTheNamesOfServiceAccountsNameTheWorkloads) {
+  const std::vector<Json> naming = {
+      {{"matchLabels", {{"app", "billing"}}}},
+      {{"matchExpressions",
+        {{{"key", "app"}, {"operator", "In"}, {"values", {"billing"}}},
+         {{"key", "canary"}, {"operator", "DoesNotExist"}}}}}};
+  for (const Json& selector : naming) {
+    Json spec = validSpec();
+    spec.erase("serviceAccountNames");
+    spec["podSelector"] = selector;
+    EXPECT_TRUE(validateIdentityException(exceptionObject(spec), testNow(), testNow()).empty())
+        << selector.dump();
+  }
+  // "default" is every pod that names no ServiceAccount: it names nothing on its own ...
+  Json spec = validSpec();
+  spec["serviceAccountNames"] = {"default"};
+  EXPECT_THAT(fields(validateIdentityException(exceptionObject(spec), testNow(), testNow())),
+              ::testing::ElementsAre("spec"));
+  // ... but may be narrowed by labels.
+  spec["podSelector"] = {{"matchLabels", {{"app", "billing"}}}};
+  EXPECT_TRUE(validateIdentityException(exceptionObject(spec), testNow(), testNow()).empty());
+  // A ServiceAccount name with a wildcard is not a name.
+  spec = validSpec();
+  spec["serviceAccountNames"] = {"billing", "team-*"};
+  EXPECT_THAT(fields(validateIdentityException(exceptionObject(spec), testNow(), testNow())),
+              ::testing::ElementsAre("spec.serviceAccountNames[1]"));
+}
+
+TEST(IdentityExceptionTest, AStoredExceptionThatNamesNoWorkloadsCoversNothing) {
+  // Created before the webhook refused such selectors: reading it for matching refuses it.
+  Json spec = validSpec();
+  spec.erase("serviceAccountNames");
+  spec["podSelector"] = {{"matchExpressions", {{{"key", "nope"}, {"operator", "DoesNotExist"}}}}};
+  auto e = parseIdentityException(exceptionObject(spec));
+  ASSERT_FALSE(e.ok());
+  EXPECT_THAT(e.status().message(), HasSubstr("name the workloads it covers"));
+  spec = validSpec();
+  spec["serviceAccountNames"] = {"default"};
+  EXPECT_FALSE(parseIdentityException(exceptionObject(spec)).ok());
+}
+
 }  // namespace
 }  // namespace tasklease::webhook

@@ -518,5 +518,136 @@ TEST_F(ReviewTest, IdentityExceptionMetadataOnlyUpdateIsAllowedAfterExpiry) {
   EXPECT_EQ(review(request(updated, "UPDATE", old)).decision, Decision::kDenied);
 }
 
+TEST_F(ReviewTest, AWorkloadUpdateOfOnlyTheDeprecatedServiceAccountFieldIsJudgedAgain) {
+  state_.add(serviceAccount("deploy-sa", "Deployment/web"));
+  Json spec = cleanSpec();
+  spec.erase("serviceAccountName");
+  spec["serviceAccount"] = "deploy-sa";
+  const Json before = workload("Deployment", spec);
+  ASSERT_EQ(review(request(before)).decision, Decision::kAllowed);
+  Json after = before;
+  after["spec"]["template"]["spec"]["serviceAccount"] = "default";
+  const auto out = review(request(after, "UPDATE", before));
+  EXPECT_EQ(out.decision, Decision::kDenied);
+  EXPECT_THAT(out.response.message, HasSubstr("[TL005] spec.template.spec.serviceAccount:"));
+}
+
+TEST_F(ReviewTest, WarnModeAdmitsAWorkloadAndRecordsWhatItViolates) {
+  // A second, independent test of warn mode: another kind, another rule.
+  state_ = standardState("warn");
+  state_.add(serviceAccount("deploy-sa", "Deployment/web"));
+  Json spec = cleanSpec();
+  spec["serviceAccountName"] = "deploy-sa";
+  spec["volumes"] = {{{"name", "db"}, {"secret", {{"secretName", "db"}}}}};
+  const auto out = review(request(workload("Deployment", spec)));
+  EXPECT_EQ(out.decision, Decision::kWarned);
+  EXPECT_TRUE(out.response.allowed);
+  EXPECT_EQ(out.response.code, 200);
+  ASSERT_THAT(out.response.warnings, SizeIs(1));
+  EXPECT_THAT(out.response.warnings[0], HasSubstr("[TL003] spec.template.spec.volumes[0]"));
+  EXPECT_TRUE(out.response.auditAnnotations.empty());
+  ASSERT_THAT(out.evidence, SizeIs(1));
+  EXPECT_EQ(out.evidence[0].kind, EvidenceKind::kAdmitted);
+  EXPECT_EQ(out.evidence[0].details["mode"], "warn");
+  EXPECT_EQ(out.evidence[0].details["violations"][0]["rule"], "TL003");
+}
+
+TEST_F(ReviewTest, AuditModeAdmitsAWorkloadWithOnlyAnAuditAnnotation) {
+  // A second, independent test of audit mode: a CronJob with no ServiceAccount.
+  state_ = standardState("audit");
+  Json spec = cleanSpec();
+  spec.erase("serviceAccountName");
+  const auto out = review(request(workload("CronJob", spec)));
+  EXPECT_EQ(out.decision, Decision::kAudited);
+  EXPECT_TRUE(out.response.allowed);
+  EXPECT_TRUE(out.response.message.empty());
+  EXPECT_THAT(out.response.warnings, IsEmpty());
+  EXPECT_EQ(out.response.auditAnnotations.at("violations"),
+            "TL005@spec.jobTemplate.spec.template.spec.serviceAccountName");
+  ASSERT_THAT(out.evidence, SizeIs(1));
+  EXPECT_EQ(out.evidence[0].kind, EvidenceKind::kAdmitted);
+  EXPECT_EQ(out.evidence[0].details["mode"], "audit");
+}
+
+TEST_F(ReviewTest, AnExceptionMayLastThirtyDaysFromItsCreationAndNotOneSecondMore) {
+  // A second, independent test of the 30-day limit, through the admission of a CREATE.
+  const std::string limit = formatRfc3339(testNow() + std::chrono::hours(24 * 30));
+  EXPECT_EQ(review(request(exceptionObj(limit))).decision, Decision::kAllowed);
+  const auto out = review(request(exceptionObj(
+      formatRfc3339(testNow() + std::chrono::hours(24 * 30) + std::chrono::seconds(1)))));
+  EXPECT_EQ(out.decision, Decision::kDenied);
+  EXPECT_EQ(out.response.code, 422);
+  EXPECT_THAT(out.response.message, HasSubstr("more than 30 days after the exception's creation"));
+}
+
+TEST_F(ReviewTest, AStoredExceptionCoveringAWholeNamespaceAllowsNothingAndSaysSo) {
+  Json broad = exceptionObj("2026-03-05T00:00:00Z");
+  broad["metadata"]["name"] = "everything";
+  broad["spec"].erase("serviceAccountNames");
+  broad["spec"]["rules"] = {"TL001", "TL006"};
+  broad["spec"]["podSelector"] = {
+      {"matchExpressions", {{{"key", "no-such-label"}, {"operator", "DoesNotExist"}}}}};
+  state_.add(broad);
+  const auto out = review(request(pod(badPodSpec())));
+  EXPECT_EQ(out.decision, Decision::kDenied);
+  EXPECT_THAT(out.exceptedRules, IsEmpty());
+  ASSERT_THAT(out.response.warnings, SizeIs(1));
+  EXPECT_THAT(out.response.warnings[0], HasSubstr("IdentityException team-a/everything"));
+  EXPECT_THAT(out.response.warnings[0], HasSubstr("allows nothing"));
+  ASSERT_THAT(out.evidence, SizeIs(1));
+  EXPECT_EQ(out.evidence[0].kind, EvidenceKind::kRejected);
+  EXPECT_EQ(out.evidence[0].details["ignoredExceptions"][0]["exception"], "everything");
+}
+
+Json taskPodAs(const std::string& name) {
+  Json spec = cleanSpec();
+  spec["serviceAccountName"] = "tl-build";
+  spec["volumes"] = {{{"name", "cred"}, {"secret", {{"secretName", "tl-build-credential"}}}}};
+  return pod(spec, {{"tasklease.io/task", "build"}}, name);
+}
+
+TEST_F(ReviewTest, APodUnderAnotherUsersTaskIsRefusedThePodsOfItsJobAreNot) {
+  auto r = request(taskPodAs("borrowed"));
+  r.userInfo = {"bob", "u-2", {"devs"}, {}};
+  auto out = review(r);
+  EXPECT_EQ(out.decision, Decision::kDenied);
+  EXPECT_THAT(out.response.message, HasSubstr("[TL008] spec.serviceAccountName"));
+  EXPECT_THAT(out.response.message, HasSubstr("by \"bob\""));
+  ASSERT_THAT(out.evidence, SizeIs(1));
+  EXPECT_EQ(out.evidence[0].kind, EvidenceKind::kRejected);
+  EXPECT_EQ(out.evidence[0].task.name, "build");
+
+  Json fromJob = taskPodAs("tl-build-x7k2p");
+  fromJob["metadata"]["ownerReferences"] = {{{"apiVersion", "batch/v1"},
+                                             {"kind", "Job"},
+                                             {"name", "tl-build"},
+                                             {"uid", "job-uid"},
+                                             {"controller", true}}};
+  r = request(fromJob);
+  r.userInfo = {
+      "system:serviceaccount:kube-system:job-controller",
+      "jc-uid",
+      {"system:serviceaccounts", "system:serviceaccounts:kube-system", "system:authenticated"},
+      {}};
+  out = review(r);
+  EXPECT_EQ(out.decision, Decision::kAllowed) << out.response.message;
+  ASSERT_THAT(out.evidence, SizeIs(1));
+  EXPECT_EQ(out.evidence[0].kind, EvidenceKind::kAdmitted);
+}
+
+TEST_F(ReviewTest, OnlyTheDelegatorMayAddEphemeralContainersToATasksPod) {
+  Json old = taskPodAs("agent");
+  Json updated = old;
+  updated["spec"]["ephemeralContainers"] = {container("debug")};
+  auto r = request(updated, "UPDATE", old);
+  r.subResource = "ephemeralcontainers";
+  r.userInfo = {"bob", "u-2", {"devs"}, {}};
+  const auto out = review(r);
+  EXPECT_EQ(out.decision, Decision::kDenied);
+  EXPECT_THAT(out.response.message, HasSubstr("[TL008] spec.ephemeralContainers"));
+  r.userInfo = {"alice", "u-1", {"devs"}, {}};
+  EXPECT_EQ(review(r).decision, Decision::kAllowed);
+}
+
 }  // namespace
 }  // namespace tasklease::webhook

@@ -190,6 +190,31 @@ TEST(SecretDetectorsTest, HighEntropyValuesUnderSecretLikeNames) {
   });
 }
 
+TEST(SecretDetectorsTest, HighEntropyThresholdsAreInclusiveAtTheirValues) {
+  // A second, independent test of the thresholds, at their edges. 16 characters, 12 distinct
+  // (4 of them twice): exactly 3.5 bits per character, flagged; 11 distinct (5 twice): 3.375,
+  // not flagged.
+  const std::string at = "Q7wZ3kP9xR2mQ7wZ";
+  const std::string below = "Q7wZ3kP9xR2Q7wZ3";
+  ASSERT_DOUBLE_EQ(shannonEntropy(at), 3.5);
+  ASSERT_DOUBLE_EQ(shannonEntropy(below), 3.375);
+  EXPECT_EQ(entropyThresholds().minBitsPerChar, 3.5);
+  auto hit = detectLiteralSecret("API_TOKEN", at);
+  ASSERT_TRUE(hit.has_value());
+  EXPECT_EQ(hit->detector, "high-entropy-secret");
+  EXPECT_FALSE(detectLiteralSecret("API_TOKEN", below).has_value());
+  // Hex: 32 digits of 8 values, 4 each, is exactly 3.0 bits: flagged; 31 of them are too short.
+  const std::string hex = "0123456789abcdef0123456789abcdef";
+  const std::string hex8 = "01234567012345670123456701234567";
+  ASSERT_DOUBLE_EQ(shannonEntropy(hex8), 3.0);
+  EXPECT_TRUE(detectLiteralSecret("API_TOKEN", hex8).has_value());
+  EXPECT_FALSE(detectLiteralSecret("API_TOKEN", hex8.substr(1)).has_value());
+  EXPECT_TRUE(detectLiteralSecret("API_TOKEN", hex).has_value());
+  // 15 characters of high entropy are below the minimum length.
+  EXPECT_FALSE(detectLiteralSecret("API_TOKEN", "Q7wZ3kP9xR2mAbC").has_value());
+  EXPECT_TRUE(detectLiteralSecret("API_TOKEN", "Q7wZ3kP9xR2mAbCd").has_value());
+}
+
 TEST(SecretDetectorsTest, Base64WrappedValuesAreDecodedOnceAndRechecked) {
   auto pem =
       base64Encode("-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBg\n-----END PRIVATE KEY-----\n");
