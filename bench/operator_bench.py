@@ -82,12 +82,18 @@ def task_body(name):
 
 
 class Api:
-    """A small asyncio client for kubesim: kept-alive connections, JSON in and out."""
+    """A small asyncio client for kubesim or kube-apiserver: kept-alive connections, JSON in and
+    out; authenticated by a bearer token or a client certificate (cert: (cert file, key file))."""
 
-    def __init__(self, url, token, ca_file, agent, connections=32):
+    def __init__(self, url, token, ca_file, agent, connections=32, cert=None, real=None):
+        """real: the RealServer this talks to (None: kubesim)."""
         ctx = ssl.create_default_context(cafile=ca_file)
-        self.url, self.agent = url, agent
-        self.headers = {"Authorization": f"Bearer {token}", "User-Agent": f"{agent}/bench"}
+        if cert:
+            ctx.load_cert_chain(*cert)
+        self.url, self.agent, self.real = url, agent, real
+        self.headers = {"User-Agent": f"{agent}/bench"}
+        if token:
+            self.headers["Authorization"] = f"Bearer {token}"
         self.session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(ssl=ctx, limit=connections),
             timeout=aiohttp.ClientTimeout(total=120))
@@ -109,6 +115,19 @@ class Api:
                     raise RuntimeError(f"{method} {path}: {r.status} {payload[:300]!r}")
                 return r.status, json.loads(payload) if payload else None
         raise RuntimeError(f"{method} {path}: retries exhausted")
+
+    @classmethod
+    def admin_of(cls, cp, agent, connections, real=None):
+        """The cluster-admin of a real control plane (e2e/realcluster.py: a client certificate
+        in system:masters)."""
+        return cls(cp.server, None, cp.pki.path("ca.crt"), agent, connections,
+                   cert=(cp.pki.path("admin.crt"), cp.pki.path("admin.key")), real=real)
+
+    async def text(self, path):
+        async with self.session.get(self.url + path, headers=self.headers) as r:
+            if r.status != 200:
+                raise RuntimeError(f"GET {path}: {r.status}")
+            return await r.text()
 
     async def close(self):
         await self.session.close()
@@ -207,12 +226,19 @@ def summary(label, starts, ends):
 
 
 async def stats(api):
+    """What the server has counted so far: kubesim's requests per User-Agent (/kubesim/stats),
+    or on kube-apiserver a RealServer snapshot (its metrics and the processes' CPU)."""
+    if api.real is not None:
+        return await api.real.snapshot()
     _, s = await api.call("GET", "/kubesim/stats")
     return s
 
 
 def calls_of(before, after, agent):
-    """{method: calls} made by one client between two stats snapshots."""
+    """{method (kubesim) or verb (kube-apiserver): calls} made by one client between two stats
+    snapshots."""
+    if isinstance(after, RealSnapshot):
+        return after.calls(before, agent)
     a = after["requestsByAgent"].get(agent, {})
     b = before["requestsByAgent"].get(agent, {})
     return {m: a.get(m, 0) - b.get(m, 0) for m in a if a.get(m, 0) - b.get(m, 0)}
@@ -222,6 +248,125 @@ def per_task(calls, n):
     total = sum(calls.values()) / n
     detail = " ".join(f"{m} {c / n:.1f}" for m, c in sorted(calls.items()))
     return f"{total:.1f} ({detail})"
+
+
+def profile_of(before, after, agent, n):
+    """On kube-apiserver: how long the server spent on one client's calls, and the CPU the
+    control plane's processes spent per task, between two snapshots ("" on kubesim)."""
+    if not isinstance(after, RealSnapshot):
+        return ""
+    return "\n" + " " * 24 + after.profile(before, agent, n)
+
+
+# kube-apiserver counts requests per FlowSchema (API Priority and Fairness), not per client: the
+# bench gives each of its clients one FlowSchema per verb, so the counts are the client's calls.
+VERBS = ("get", "list", "watch", "create", "update", "patch", "delete", "deletecollection")
+DISPATCHED = "apiserver_flowcontrol_dispatched_requests_total"
+EXECUTION = "apiserver_flowcontrol_request_execution_seconds"
+WAIT = "apiserver_flowcontrol_request_wait_duration_seconds"
+
+
+def flow_schema(agent, verb):
+    return f"tlbench-{agent}-{verb}"
+
+
+class RealSnapshot:
+    def __init__(self, metrics, cpu, detail=False):
+        self.metrics, self.cpu, self.detail = metrics, cpu, detail
+
+    def calls(self, before, agent):
+        out = {}
+        for verb in VERBS + ("other",):
+            n = self.metrics.minus(before.metrics, DISPATCHED, flow_schema=flow_schema(agent, verb))
+            if n:
+                out[verb] = int(n)
+        return out
+
+    def _sum(self, before, family, agent, verb=None):
+        return sum(self.metrics.minus(before.metrics, family, flow_schema=flow_schema(agent, v))
+                   for v in VERBS + ("other",) if v != "watch" and (verb is None or v == verb))
+
+    def profile(self, before, agent, n):
+        """Mean execution and queueing per call (watches left out: their execution is their
+        start), and CPU per task of each process."""
+        count = self._sum(before, EXECUTION + "_count", agent)
+        exe = self._sum(before, EXECUTION + "_sum", agent)
+        wait = self._sum(before, WAIT + "_sum", agent)
+        per_verb = []
+        for verb in ("create", "update", "patch", "deletecollection", "list", "get"):
+            c = self._sum(before, EXECUTION + "_count", agent, verb)
+            if c:
+                per_verb.append(f"{verb} {self._sum(before, EXECUTION + '_sum', agent, verb) / c * 1000:.1f}")
+        cpu = " ".join(f"{p} {(self.cpu[p] - before.cpu.get(p, 0.0)) / n * 1000:.1f}"
+                       for p in self.cpu)
+        out = (f"kube-apiserver: {exe / count * 1000 if count else 0:.2f} ms executing per call "
+               f"({', '.join(per_verb)}), {wait / count * 1000 if count else 0:.2f} ms queued; "
+               f"CPU ms per task: {cpu}")
+        if self.detail:
+            out += "\n" + " " * 24 + "every client's requests per task: " + self.requests(before, n)
+            out += "\n" + " " * 24 + "kube-apiserver's etcd operations per task: " + \
+                self.storage(before, n)
+        return out
+
+    def storage(self, before, n):
+        """The API server's requests to etcd in the phase by operation and resource, per task (a
+        deletecollection is one request to the API server and a get and a delete per object)."""
+        totals = {}
+        for m, sign in ((self.metrics, 1), (before.metrics, -1)):
+            for labels, v in m.samples.get("etcd_request_duration_seconds_count", ()):
+                key = f"{labels.get('operation')} {labels.get('resource')}"
+                totals[key] = totals.get(key, 0.0) + sign * v
+        rows = sorted(((c, k) for k, c in totals.items()), reverse=True)
+        return ", ".join(f"{k} {c / n:.2f}" for c, k in rows if c / n >= 0.05)
+
+    def requests(self, before, n):
+        """Every client's requests in the phase by verb, resource and code, per task (the driver's
+        and the controllers' included: kube-apiserver counts them so)."""
+        def by_kind(m):
+            out = {}
+            for labels, v in m.samples.get("apiserver_request_total", ()):
+                res = labels.get("resource", "") + (f"/{labels['subresource']}"
+                                                    if labels.get("subresource") else "")
+                key = f"{labels.get('verb')} {res} {labels.get('code')}"
+                out[key] = out.get(key, 0.0) + v
+            return out
+        now, then = by_kind(self.metrics), by_kind(before.metrics)
+        rows = sorted(((now[k] - then.get(k, 0.0), k) for k in now), reverse=True)
+        return ", ".join(f"{k} {c / n:.2f}" for c, k in rows if c / n >= 0.05)
+
+
+class RealServer:
+    """kube-apiserver (e2e/realcluster.py) as the bench sees it: snapshots of its metrics and of
+    the CPU time of its processes (and the operator's, once it runs)."""
+
+    def __init__(self, cp, detail=False):
+        self.cp, self.detail = cp, detail
+        self.pids = {name: pid for name, pid in cp.recorded().items()}
+        self.api = None
+
+    async def snapshot(self):
+        from real_control_plane import Metrics, cpu_seconds
+        return RealSnapshot(Metrics(await self.api.text("/metrics")),
+                            {name: cpu_seconds(pid) for name, pid in self.pids.items()}, self.detail)
+
+    async def count_per_client(self, clients):
+        """One FlowSchema per client (agent name -> FlowSchema subject) and verb, in the
+        priority level the operator's ServiceAccount gets by default (workload-low)."""
+        for agent, subject in clients.items():
+            for verb in VERBS + ("other",):
+                rule = {"subjects": [subject]}
+                if verb == "other":
+                    rule["nonResourceRules"] = [{"verbs": ["*"], "nonResourceURLs": ["*"]}]
+                else:
+                    rule["resourceRules"] = [{"verbs": [verb], "apiGroups": ["*"],
+                                              "resources": ["*"], "namespaces": ["*"],
+                                              "clusterScope": True}]
+                await self.api.call("POST", "/apis/flowcontrol.apiserver.k8s.io/v1/flowschemas", {
+                    "apiVersion": "flowcontrol.apiserver.k8s.io/v1", "kind": "FlowSchema",
+                    "metadata": {"name": flow_schema(agent, verb)},
+                    "spec": {"priorityLevelConfiguration": {"name": "workload-low"},
+                             "matchingPrecedence": 500, "distinguisherMethod": {"type": "ByUser"},
+                             "rules": [rule]}})
 
 
 async def operator_scenario(driver, ns, names, rate, admin_token, agent):
@@ -250,8 +395,8 @@ async def operator_scenario(driver, ns, names, rate, admin_token, agent):
     await watch.stop()
     return (summary("creation -> Active", created, watch.active),
             summary("completed -> revoked", completed, watch.revoked),
-            per_task(calls_of(s0, s1, agent), len(names)),
-            per_task(calls_of(s1, s2, agent), len(names)))
+            per_task(calls_of(s0, s1, agent), len(names)) + profile_of(s0, s1, agent, len(names)),
+            per_task(calls_of(s1, s2, agent), len(names)) + profile_of(s1, s2, agent, len(names)))
 
 
 async def floor_scenario(driver, floor, ns, names, rate, workers):
@@ -417,20 +562,20 @@ async def floor_scenario(driver, floor, ns, names, rate, workers):
     s2 = await stats(driver)
     return (summary("creation -> Active", created, active),
             summary("completed -> revoked", completed, revoked),
-            per_task(calls_of(s0, s1, "tasklease-floor"), len(names)),
-            per_task(calls_of(s1, s2, "tasklease-floor"), len(names)))
+            per_task(calls_of(s0, s1, "tasklease-floor"), len(names)) +
+            profile_of(s0, s1, "tasklease-floor", len(names)),
+            per_task(calls_of(s1, s2, "tasklease-floor"), len(names)) +
+            profile_of(s1, s2, "tasklease-floor", len(names)))
 
 
 def proc_figures(pid):
+    from real_control_plane import cpu_seconds
     rss_kb = 0
     with open(f"/proc/{pid}/status") as f:
         for line in f:
             if line.startswith("VmHWM:"):
                 rss_kb = int(line.split()[1])
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    cpu = (int(fields[11]) + int(fields[12])) / ticks
-    return rss_kb / 1024.0, cpu
+    return rss_kb / 1024.0, cpu_seconds(pid)
 
 
 def print_pair(title, op, fl, calls_op, calls_fl):
@@ -445,15 +590,59 @@ def print_pair(title, op, fl, calls_op, calls_fl):
     print(f"                        floor    {calls_fl}")
 
 
-async def main_async(args):
+async def run_scenarios(args, server, driver, floor, operator_kubeconfig, workdir):
+    """Both scenarios, each by the operator and then by the floor; returns their figures."""
     from binaries import Binary, http_ok
+    from harness import free_port
+
+    await driver.call("POST", f"/apis/{GROUP}/{VERSION}/agentpolicies", {
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "AgentPolicy",
+        "metadata": {"name": "bench"},
+        "spec": {"match": {"namespaces": ["bench-op"]}, "requireVerifiedDelegation": False,
+                 "allow": {"maxTTL": "1h", "credentialTypes": ["ServiceAccountToken"],
+                           "rules": RULES}}})
+    port = free_port()
+    op = Binary.start("tasklease-operator", [
+        "--kubeconfig", operator_kubeconfig, "--namespace", "tasklease-system",
+        "--watch-namespace", "bench-op", "--metrics-port", str(port),
+        "--evidence-file", os.path.join(workdir, "evidence.jsonl"),
+        "--evidence-stdout=false", "--workers", str(args.workers),
+        "--kube-api-qps", "5000", "--kube-api-burst", "5000", "--log-level", "warn"],
+        log_dir=workdir, ready=lambda: http_ok(f"http://127.0.0.1:{port}/readyz"))
+    results = []
+    try:
+        if driver.real is not None:
+            driver.real.pids["operator"] = op.proc.pid
+        print(f"tasklease-operator --workers {args.workers} --kube-api-qps 5000, as its chart's "
+              f"ServiceAccount and RBAC, against {server} on {os.cpu_count()} cores; the floor "
+              f"uses {args.workers} workers")
+        for label, n, rate in (("burst", args.tasks, 0), ("paced", args.paced, args.rate)):
+            names_op = [f"{label}-{i:04d}" for i in range(n)]
+            started = time.monotonic()
+            op_issue, op_revoke, op_calls_i, op_calls_r = await operator_scenario(
+                driver, "bench-op", names_op, rate, None, "tasklease-operator")
+            fl_issue, fl_revoke, fl_calls_i, fl_calls_r = await floor_scenario(
+                driver, floor, "bench-floor", names_op, rate, args.workers)
+            what = f"{n} tasks at once" if not rate else f"{n} tasks at {rate:g}/s"
+            print(f"\n{label}: {what} ({time.monotonic() - started:.0f} s for both)")
+            print_pair("creation -> Active", op_issue, fl_issue, op_calls_i, fl_calls_i)
+            print_pair("completed -> fully revoked", op_revoke, fl_revoke, op_calls_r, fl_calls_r)
+            results.append((server, what, op_issue, op_revoke, fl_issue, fl_revoke))
+        rss, cpu = proc_figures(op.proc.pid)
+        print(f"\noperator: peak RSS {rss:.1f} MiB, CPU {cpu:.1f} s over the whole run")
+    finally:
+        op.stop()
+    return results
+
+
+async def on_kubesim(args):
     from components import install_crds
     from install import apply_operator_rbac
-    from harness import Cluster, free_port
+    from harness import Cluster
 
     cluster = Cluster.start(*(["--profile", os.path.abspath(args.profile_kubesim)]
                               if args.profile_kubesim else []))
-    op = None
+    driver = floor = None
     try:
         install_crds(cluster)
         ca_file = os.path.join(cluster.cert_dir, "ca.crt")
@@ -469,42 +658,88 @@ async def main_async(args):
                               {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
         workdir = tempfile.mkdtemp(prefix="operator-bench-")
         operator_kubeconfig, _ = apply_operator_rbac(cluster, workdir)
-        await driver.call("POST", f"/apis/{GROUP}/{VERSION}/agentpolicies", {
-            "apiVersion": f"{GROUP}/{VERSION}", "kind": "AgentPolicy",
-            "metadata": {"name": "bench"},
-            "spec": {"match": {"namespaces": ["bench-op"]}, "requireVerifiedDelegation": False,
-                     "allow": {"maxTTL": "1h", "credentialTypes": ["ServiceAccountToken"],
-                               "rules": RULES}}})
-        port = free_port()
-        op = Binary.start("tasklease-operator", [
-            "--kubeconfig", operator_kubeconfig, "--namespace", "tasklease-system",
-            "--watch-namespace", "bench-op", "--metrics-port", str(port),
-            "--evidence-file", os.path.join(workdir, "evidence.jsonl"),
-            "--evidence-stdout=false", "--workers", str(args.workers),
-            "--kube-api-qps", "5000", "--kube-api-burst", "5000", "--log-level", "warn"],
-            log_dir=workdir, ready=lambda: http_ok(f"http://127.0.0.1:{port}/readyz"))
-        print(f"tasklease-operator --workers {args.workers} --kube-api-qps 5000, as its chart's "
-              f"ServiceAccount and RBAC, against kubesim (one Python process) on "
-              f"{os.cpu_count()} cores; the floor uses {args.workers} workers")
-        for label, n, rate in (("burst", args.tasks, 0), ("paced", args.paced, args.rate)):
-            names_op = [f"{label}-{i:04d}" for i in range(n)]
-            started = time.monotonic()
-            op_issue, op_revoke, op_calls_i, op_calls_r = await operator_scenario(
-                driver, "bench-op", names_op, rate, cluster.admin_token, "tasklease-operator")
-            fl_issue, fl_revoke, fl_calls_i, fl_calls_r = await floor_scenario(
-                driver, floor, "bench-floor", names_op, rate, args.workers)
-            what = f"{n} tasks at once" if not rate else f"{n} tasks at {rate:g}/s"
-            print(f"\n{label}: {what} ({time.monotonic() - started:.0f} s for both)")
-            print_pair("creation -> Active", op_issue, fl_issue, op_calls_i, fl_calls_i)
-            print_pair("completed -> fully revoked", op_revoke, fl_revoke, op_calls_r, fl_calls_r)
-        rss, cpu = proc_figures(op.proc.pid)
-        print(f"\noperator: peak RSS {rss:.1f} MiB, CPU {cpu:.1f} s over the whole run")
-        await driver.close()
-        await floor.close()
+        return await run_scenarios(args, "kubesim (one Python process)", driver, floor,
+                                   operator_kubeconfig, workdir)
     finally:
-        if op is not None:
-            op.stop()
+        for api in (driver, floor):
+            if api is not None:
+                await api.close()
         cluster.stop()
+
+
+async def on_real(args):
+    """The same against kube-apiserver (e2e/realcluster.py). The driver is the cluster's admin
+    (system:masters: exempt from API Priority and Fairness, as kubesim's fairness leaves a
+    client's burst to itself); the floor a user of its own (a client certificate) bound to
+    cluster-admin; the operator its chart's ServiceAccount."""
+    import realcluster
+    from components import install_crds
+    from install import apply_operator_rbac
+    from real_control_plane import started
+
+    with started("operator-bench-") as (cp, cluster, workdir):
+        driver = floor = None
+        try:
+            install_crds(cluster)
+            server = RealServer(cp, args.detail)
+            driver = Api.admin_of(cp, "tasklease-bench", 64, real=server)
+            server.api = driver
+            cert_pem, key_pem = cp.pki.client_pair("tasklease-floor")
+            floor_cert = (os.path.join(workdir, "floor.crt"), os.path.join(workdir, "floor.key"))
+            for path, pem in zip(floor_cert, (cert_pem, key_pem)):
+                with open(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600), "wb") as f:
+                    f.write(pem)
+            await driver.call("POST", "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", {
+                "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+                "metadata": {"name": "tasklease-floor"},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                            "name": "cluster-admin"},
+                "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
+                              "name": "tasklease-floor"}]})
+            floor = Api(cp.server, None, cp.pki.path("ca.crt"), "tasklease-floor", args.workers,
+                        cert=floor_cert, real=server)
+            for ns in ("tasklease-system", "bench-op", "bench-floor"):
+                await driver.call("POST", "/api/v1/namespaces", {
+                    "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+            operator_kubeconfig, objects = apply_operator_rbac(cluster, workdir)
+            sa = next(o["metadata"] for o in objects if o["kind"] == "ServiceAccount")
+            await server.count_per_client({
+                "tasklease-operator": {"kind": "ServiceAccount", "serviceAccount": {
+                    "namespace": sa.get("namespace", "tasklease-system"), "name": sa["name"]}},
+                "tasklease-floor": {"kind": "User", "user": {"name": "tasklease-floor"}}})
+            return await run_scenarios(
+                args, f"kube-apiserver {realcluster.k8s_version()} (etcd, controllers, KWOK)",
+                driver, floor, operator_kubeconfig, workdir)
+        finally:
+            for api in (driver, floor):
+                if api is not None:
+                    await api.close()
+
+
+def print_summary(results):
+    print("\nside by side (p50 / p99, seconds):")
+    print(f"  {'server':16} {'scenario':22} {'op: -> Active':>15} {'op: -> revoked':>15} "
+          f"{'floor: -> Active':>17} {'floor: -> revoked':>18}")
+    for server, what, op_i, op_r, fl_i, fl_r in results:
+        cells = [f"{x['p50']:.3f} / {x['p99']:.3f}" for x in (op_i, op_r, fl_i, fl_r)]
+        print(f"  {server.split()[0]:16} {what:22} {cells[0]:>15} {cells[1]:>15} "
+              f"{cells[2]:>17} {cells[3]:>18}")
+
+
+async def main_async(args):
+    import realcluster
+
+    results = []
+    if args.server in ("kubesim", "both"):
+        results += await on_kubesim(args)
+    if args.server in ("real", "both"):
+        if realcluster.built():
+            print()
+            results += await on_real(args)
+        else:
+            print(f"\nkube-apiserver: skipped, the control plane {realcluster.k8s_version()} "
+                  f"(KWOK {realcluster.kwok_version()}) is not built: `make deps` builds it")
+    print_summary(results)
 
 
 def main():
@@ -514,6 +749,10 @@ def main():
     ap.add_argument("--paced", type=int, default=200)
     ap.add_argument("--rate", type=float, default=20.0)
     ap.add_argument("--workers", type=int, default=16)
+    ap.add_argument("--server", choices=("kubesim", "real", "both"), default="both",
+                    help="kubesim, the real control plane (when built), or both in turn")
+    ap.add_argument("--detail", action="store_true",
+                    help="on kube-apiserver: every request of each phase by verb, resource, code")
     ap.add_argument("--profile-kubesim", metavar="FILE",
                     help="profile kubesim with cProfile, statistics to FILE (python3 -m pstats)")
     args = ap.parse_args()
