@@ -83,6 +83,23 @@ class ReconcilerTest : public ::testing::Test {
     return activeTask("t1", spec);
   }
 
+  // A task with a workload Job, under the policy "allow-refactor", not reconciled yet.
+  std::string newWorkloadTask() {
+    h.addPolicy("allow-refactor", Json::object());
+    Json spec = OperatorHarness::taskSpec();
+    spec["workload"] = {
+        {"template", {{"spec", {{"containers", {{{"name", "agent"}, {"image", "a:1"}}}}}}}}};
+    return h.createTask("t1", spec);
+  }
+
+  // One pass at a time until the task is Active: the last pass is the one that issued.
+  void passUntilActive(const std::string& key) {
+    for (int pass = 0; pass < 10 && h.phase(key) != "Active"; ++pass) {
+      ASSERT_TRUE(h.reconciler->reconcile(key).ok());
+    }
+    ASSERT_EQ(h.phase(key), "Active");
+  }
+
   // The task's Job ends with this condition ("Complete" or "Failed").
   void endJob(const std::string& key, const std::string& condition) {
     Json job = *h.fake.object(res::kJobs, {"team-a", h.names(key).job()});
@@ -1033,15 +1050,8 @@ TEST_F(ReconcilerTest, AnAllowedWorkloadsBoundIsInTheAuthorizedRecord) {
 // The webhook learns that a task is Active from a watch event, a moment after the status write:
 // the pass that issues does not create the Job, the next one (brought by that event) does.
 TEST_F(ReconcilerTest, ThePassThatIssuesLeavesTheJobToTheNextPass) {
-  h.addPolicy("allow-refactor", Json::object());
-  Json spec = OperatorHarness::taskSpec();
-  spec["workload"] = {
-      {"template", {{"spec", {{"containers", {{{"name", "agent"}, {"image", "a:1"}}}}}}}}};
-  const std::string key = h.createTask("t1", spec);
-  for (int pass = 0; pass < 10 && h.phase(key) != "Active"; ++pass) {
-    ASSERT_TRUE(h.reconciler->reconcile(key).ok());
-  }
-  ASSERT_EQ(h.phase(key), "Active");
+  const std::string key = newWorkloadTask();
+  passUntilActive(key);
   EXPECT_EQ(indexOf(h.writeLog(), "create jobs"), -1);
   ASSERT_TRUE(h.reconciler->reconcile(key).ok());
   EXPECT_GE(indexOf(h.writeLog(), "create jobs"), 0);
@@ -1057,11 +1067,7 @@ Status webhookRefusal() {
 }  // namespace
 
 TEST_F(ReconcilerTest, AJobRefusedJustAfterIssuanceIsTriedAgainShortlyWithoutAWarning) {
-  h.addPolicy("allow-refactor", Json::object());
-  Json spec = OperatorHarness::taskSpec();
-  spec["workload"] = {
-      {"template", {{"spec", {{"containers", {{{"name", "agent"}, {"image", "a:1"}}}}}}}}};
-  const std::string key = h.createTask("t1", spec);
+  const std::string key = newWorkloadTask();
   h.fake.failNext("create", "jobs", webhookRefusal());
   auto first = h.reconcileUntilStable(key);
   ASSERT_TRUE(first.ok()) << first.status().toString();
@@ -1075,14 +1081,8 @@ TEST_F(ReconcilerTest, AJobRefusedJustAfterIssuanceIsTriedAgainShortlyWithoutAWa
 }
 
 TEST_F(ReconcilerTest, AJobRefusedByAdmissionIsRetriedNotTakenAsFailure) {
-  h.addPolicy("allow-refactor", Json::object());
-  Json spec = OperatorHarness::taskSpec();
-  spec["workload"] = {
-      {"template", {{"spec", {{"containers", {{{"name", "agent"}, {"image", "a:1"}}}}}}}}};
-  const std::string key = h.createTask("t1", spec);
-  for (int pass = 0; pass < 10 && h.phase(key) != "Active"; ++pass) {
-    ASSERT_TRUE(h.reconciler->reconcile(key).ok());
-  }
+  const std::string key = newWorkloadTask();
+  passUntilActive(key);
   // Long after issuance a refusal is no longer the webhook catching up: a Warning, an error.
   h.advance(std::chrono::seconds(11));
   h.fake.failNext("create", "jobs", webhookRefusal());
