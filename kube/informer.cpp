@@ -1,6 +1,7 @@
 #include "kube/informer.h"
 
 #include <random>
+#include <utility>
 
 #include "common/log.h"
 #include "kube/clock.h"
@@ -246,6 +247,7 @@ void Informer::run(const std::stop_token& stop) {
   Backoff backoff(options_.backoff);
   std::mt19937 rng(std::random_device{}());
   bool needList = true;
+  bool listedJustNow = false;  // the watch about to start is the first after a fresh list
   const std::string what = "informer " + resource_.groupResource();
   while (!stop.stop_requested()) {
     if (needList) {
@@ -274,6 +276,7 @@ void Informer::run(const std::stop_token& stop) {
       }
       syncedCv_.notify_all();
       needList = false;
+      listedJustNow = true;
     }
 
     WatchOptions wo;
@@ -309,12 +312,15 @@ void Informer::run(const std::stop_token& stop) {
     const bool healthy =
         events > 0 || std::chrono::steady_clock::now() - watchStarted >= kHealthyWatch;
     if (healthy) backoff.reset();
+    const bool afterList = std::exchange(listedJustNow, false);
     if (watched.isGone()) {
-      // Our resourceVersion is older than the server keeps: start over from a fresh list
-      // (after a pause if this keeps happening at once).
+      // Our resourceVersion is older than the server keeps: start over from a fresh list, at
+      // once (the server answered, and every moment without the list is a moment blind;
+      // failures before, which grew the backoff, must not delay it), unless the version of a
+      // list just made is already too old: then after a pause, as that may keep happening.
       logInfo(what + ": watch expired, relisting", {{"resourceVersion", wo.resourceVersion}});
       needList = true;
-      if (!healthy) sleepFor(backoff.next(), stop);
+      if (!healthy && afterList) sleepFor(backoff.next(), stop);
       continue;
     }
     if (healthy) {

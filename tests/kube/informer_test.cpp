@@ -158,6 +158,38 @@ TEST_F(InformerTest, RelistAfterExpiryReportsOnlyTheDifferences) {
   informer.stop();
 }
 
+TEST_F(InformerTest, AnExpiredWatchIsRelistedAtOnceWhateverTheBackoff) {
+  // Backoff pauses of an hour: only a relist without a pause can happen within the test. After
+  // a healthy stream the next watch expires at once (the server compacted while the informer
+  // was away, or its watches failed for a while): the informer lists again without waiting.
+  InformerOptions opts;
+  opts.backoff = {std::chrono::hours(1), 2.0, 0.0, std::chrono::hours(1)};
+  Informer informer(fake_, resources::kConfigMaps, opts);
+  Recorder rec;
+  informer.addEventHandler(rec.handler());
+  std::atomic<int> watches{0};
+  fake_.prependReactor("watch", "configmaps",
+                       [&](const FakeApiClient::Action&) -> std::optional<StatusOr<Json>> {
+                         // The first watch is served (and closed below); the second expires.
+                         if (++watches != 2) return std::nullopt;
+                         Status gone(StatusCode::kGone, "too old resource version");
+                         gone.withReason("Expired").withHttpCode(410);
+                         return StatusOr<Json>(gone);
+                       });
+  informer.start();
+  ASSERT_TRUE(informer.waitForSync(std::chrono::seconds(5)));
+  ASSERT_TRUE(fake_.create(resources::kConfigMaps, configMap("a", "x", "1")).ok());
+  ASSERT_TRUE(rec.waitFor(1));  // the first stream delivered an event: it was healthy
+  fake_.closeWatches();
+  for (int i = 0; i < 500 && informer.listCount() < 2; ++i) {
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  EXPECT_EQ(informer.listCount(), 2);
+  ASSERT_TRUE(fake_.create(resources::kConfigMaps, configMap("a", "y", "1")).ok());
+  EXPECT_TRUE(rec.waitFor(2));  // and it watches again from the new list
+  informer.stop();
+}
+
 TEST_F(InformerTest, CacheIndexesByNamespaceAndLabel) {
   ASSERT_TRUE(
       fake_
