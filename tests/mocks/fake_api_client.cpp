@@ -262,7 +262,7 @@ StatusOr<Json> FakeApiClient::createLocked(const ResourceRef& resource, Json obj
   object["apiVersion"] = resource.apiVersion();
   object.erase("status");
   meta["uid"] = "fake-uid-" + std::to_string(++uidCounter_);
-  meta["creationTimestamp"] = formatRfc3339(std::chrono::system_clock::now());
+  meta["creationTimestamp"] = formatRfc3339(clock_());
   meta["generation"] = 1;
   meta.erase("deletionTimestamp");
   meta["resourceVersion"] = nextVersionLocked();
@@ -424,7 +424,7 @@ Status FakeApiClient::deleteLocked(const ResourceRef& resource, const ObjectKey&
   if (hasFinalizers(stored)) {
     if (stored["metadata"].contains("deletionTimestamp")) return {};
     Json marked = stored;
-    marked["metadata"]["deletionTimestamp"] = formatRfc3339(std::chrono::system_clock::now());
+    marked["metadata"]["deletionTimestamp"] = formatRfc3339(clock_());
     marked["metadata"]["resourceVersion"] = nextVersionLocked();
     store[k] = marked;
     emitLocked(resource.groupResource(), WatchEventType::kModified, marked, stored);

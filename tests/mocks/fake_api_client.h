@@ -16,6 +16,7 @@
 //   Reconciler r(fake, ...);
 //   EXPECT_EQ(fake.actions().size(), 3u);
 
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -102,10 +103,19 @@ class FakeApiClient final : public ApiClient {
   void bookmark(const ResourceRef& resource);
   // Events kept for watch resumption (default 1000); older ones are compacted away.
   void setHistoryLimit(size_t events);
+  // The server's clock for creation and deletion timestamps (default: the real clock); a test
+  // with a clock of its own sets it, so that what is counted from a creation (a task's ttl)
+  // agrees with that clock. Set before any call.
+  void setClock(std::function<std::chrono::system_clock::time_point()> clock) {
+    clock_ = std::move(clock);
+  }
   int64_t resourceVersion() const;
   size_t openWatches() const;
 
  private:
+  std::function<std::chrono::system_clock::time_point()> clock_ = [] {
+    return std::chrono::system_clock::now();
+  };
   struct HistoryEvent {
     int64_t rv;
     std::string resource;

@@ -212,6 +212,8 @@ OperatorHarness::OperatorHarness()
       now_(std::chrono::system_clock::now()) {
   initLogging("operator_test", LogLevel::kWarn);
   api.setClock([this] { return now_; });
+  // Creation timestamps on the same clock: a task's ttl is counted from its creation.
+  fake.setClock([this] { return now_; });
   std::vector<EvidenceSinkPtr> sinks;
   sinks.push_back(std::make_unique<MemoryEvidenceSink>(evidence));
   chain = std::move(*EvidenceChain::open(std::move(sinks), nullptr, [this] { return now_; }));
