@@ -218,7 +218,11 @@ def test_hostile_values_are_judged_while_health_and_other_reviews_answer(private
     and a pod reading a Secret is refused; such pods are refused for their ServiceAccount (judged,
     not let through by a timeout)."""
     install_crds(private_cluster)
-    wh = Webhook.start(private_cluster, tempfile.mkdtemp(prefix="webhook-hostile-e2e-"))
+    # A budget long enough for three 1 MB reviews one after the other on the large-review
+    # worker even in CI's unoptimized sanitizer build: this test is about being judged while
+    # others answer; a review that spends its budget is refused instead (review_cost_test).
+    wh = Webhook.start(private_cluster, tempfile.mkdtemp(prefix="webhook-hostile-e2e-"),
+                       ["--review-budget", "30s"])
     try:
         wh.register(name=f"tasklease-hostile-e2e-{os.getpid()}", failure_policy="Ignore")
         ns = enforced_ns(private_cluster)
