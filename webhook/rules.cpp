@@ -139,7 +139,14 @@ void checkContainerList(const PodUnderReview& pod, std::string_view list,
                                                               "args"};
   constexpr std::array<std::string_view, 3> kEnvKeys = {"name", "valueFrom", "value"};
   containers.forEach([&](size_t i, const JsonView& c) {
-    const auto [nameNode, envNode, envFromNode, commandNode, argsNode] = c.members(kContainerKeys);
+    // Named views, not a structured binding: lambdas below use them, which clang before 16
+    // refuses for structured bindings (the fuzz targets are built with clang).
+    const std::array<JsonView, kContainerKeys.size()> containerMembers = c.members(kContainerKeys);
+    const JsonView& nameNode = containerMembers[0];
+    const JsonView& envNode = containerMembers[1];
+    const JsonView& envFromNode = containerMembers[2];
+    const JsonView& commandNode = containerMembers[3];
+    const JsonView& argsNode = containerMembers[4];
     std::string_view cname = nameNode.string();
     if (pod.onlyEphemeralContainers && !isListedSorted(*pod.onlyEphemeralContainers, cname)) {
       return;
@@ -204,7 +211,9 @@ void checkContainerList(const PodUnderReview& pod, std::string_view list,
     // same expansion (against every variable), and the same rule of never showing the value.
     const std::array<std::pair<std::string_view, JsonView>, 2> lines = {
         {{"command", commandNode}, {"args", argsNode}}};
-    for (const auto& [key, node] : lines) {
+    for (const auto& line : lines) {
+      const std::string_view key = line.first;
+      const JsonView& node = line.second;
       std::string_view previousRaw, previousSeen;
       node.forEach([&](size_t k, const JsonView& a) {
         const std::string_view raw = a.string();
